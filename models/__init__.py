@@ -1,0 +1,22 @@
+"""The model registry and the built-in model plugins.
+
+``models.create("vae", arch="conv", latent_dim=16)``; ``models.available()`` lists names,
+third-party plugins included (entry-point group ``aebench.models``).
+"""
+
+from __future__ import annotations
+
+from models import ae, vae, vae_gan  # noqa: F401  (registers the built-in models)
+from models.base import GenerativeAutoencoder, Phase
+from models.registry import available, create, get, register, reload_plugins, unregister
+
+__all__ = [
+    "GenerativeAutoencoder",
+    "Phase",
+    "available",
+    "create",
+    "get",
+    "register",
+    "reload_plugins",
+    "unregister",
+]

@@ -1,0 +1,137 @@
+"""The contract every model fulfils so that one harness can train and measure it.
+
+A model *declares* what it computes — ``encode``, ``decode``, named loss terms, ``sample`` —
+and which parameter groups are updated from which loss term (:class:`Phase`). It never loops
+over data, logs or saves files: that is the harness's job (``bench.trainer``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Phase:
+    """One optimizer's worth of an update step.
+
+    The trainer computes all loss terms in one forward pass, then for each phase the gradient of
+    ``loss_key`` with respect to ``params`` only, and only then steps every optimizer, so phases
+    never see each other's half-updated weights.
+    """
+
+    name: str
+    params: list[nn.Parameter]
+    loss_key: str = "loss"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def recon_nll(logits: torch.Tensor, x: torch.Tensor, kind: str, sigma: float) -> torch.Tensor:
+    """Per-image negative log-likelihood of ``x`` under the decoder's output, in nats.
+
+    ``bce``: Bernoulli with ``sigmoid(logits)`` as means (the usual choice on [0, 1] pixels).
+    ``mse``: Gaussian with mean ``sigmoid(logits)`` and fixed ``sigma``, normalising constant
+    included so that ELBO-based bounds stay true bounds.
+    """
+    if kind == "bce":
+        nll = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        return nll.flatten(1).sum(1)
+    if kind == "mse":
+        sq = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
+        d = x[0].numel()
+        log_norm = d * (
+            torch.log(torch.tensor(sigma)) + 0.5 * torch.log(torch.tensor(2 * torch.pi))
+        )
+        return 0.5 * sq / sigma**2 + log_norm.to(sq)
+    raise ValueError(f"unknown reconstruction term {kind!r}; choose 'bce' or 'mse'")
+
+
+class GenerativeAutoencoder(nn.Module):
+    """Base class: an encoder, a decoder and a way to sample.
+
+    Subclasses set ``self.latent_dim`` and implement :meth:`encode`, :meth:`decode_logits`,
+    :meth:`loss` and :meth:`sample`. ``config`` holds the JSON-serialisable constructor
+    arguments, so ``models.create(name, **config)`` rebuilds the same network on load.
+    """
+
+    latent_dim: int
+    #: True when the model has an approximate posterior q(z|x) (enables KL/ELBO/IW-NLL metrics).
+    has_posterior: bool = False
+    #: True when sampling needs a code distribution fitted after training (see :meth:`fit_prior`).
+    fits_prior: bool = False
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = dict(config)
+
+    # -- what the model computes -------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic codes for images ``x`` (the posterior mean for VAEs)."""
+        raise NotImplementedError
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder output before the sigmoid."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] for codes ``z``."""
+        return torch.sigmoid(self.decode_logits(z))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """``decode(encode(x))``: the deterministic reconstruction."""
+        return self.decode(self.encode(x))
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named scalar loss terms for a batch; must include ``"loss"``."""
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` generated images in [0, 1]."""
+        raise NotImplementedError
+
+    # -- optional capabilities ---------------------------------------------------------------
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z|x); only for models with ``has_posterior``."""
+        raise NotImplementedError(f"{type(self).__name__} has no approximate posterior")
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per image, in nats; only for models with ``has_posterior``."""
+        raise NotImplementedError(f"{type(self).__name__} has no decoder likelihood")
+
+    def fit_prior(self, codes: torch.Tensor) -> None:
+        """Fit the sampling distribution to training codes (called by the harness if
+        ``fits_prior``)."""
+
+    def phases(self) -> list[Phase]:
+        """The update phases; by default one Adam over all parameters on ``"loss"``."""
+        return [Phase("model", list(self.parameters()), "loss")]
+
+    @staticmethod
+    def _device_of(params: Iterable[torch.Tensor]) -> torch.device:
+        for p in params:
+            return p.device
+        return torch.device("cpu")
+
+    @property
+    def device(self) -> torch.device:
+        return self._device_of(self.parameters())
+
+    def gaussian_samples(
+        self,
+        mean: torch.Tensor,
+        chol: torch.Tensor | None,
+        n: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Decode ``n`` draws from N(mean, chol·cholᵀ) (identity when ``chol`` is None)."""
+        where = generator.device if generator is not None else mean.device
+        eps = torch.randn(n, self.latent_dim, generator=generator, device=where).to(mean.device)
+        z = mean + (eps if chol is None else eps @ chol.T)
+        return self.decode(z)

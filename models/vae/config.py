@@ -1,0 +1,18 @@
+"""Options of the Gaussian VAE (and of β-VAE, which is the same model with ``beta=4``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.errors import UsageError
+from models.ae.config import AEConfig
+
+
+@dataclass(frozen=True)
+class VAEConfig(AEConfig):
+    beta: float = 1.0  #: weight on the KL term (Higgins et al. 2017 use beta > 1)
+
+    def validate(self, model: str) -> None:
+        super().validate(model)
+        if self.beta < 0:
+            raise UsageError(f"{model}: beta must be >= 0, got {self.beta!r}")

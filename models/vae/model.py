@@ -1,0 +1,72 @@
+"""Variational autoencoder (Kingma & Welling 2014) and β-VAE (Higgins et al. 2017).
+
+The encoder outputs the mean and log-variance of a diagonal Gaussian q(z|x); codes are drawn
+with the reparameterisation trick and the KL to N(0, I) is computed in closed form. The
+reconstruction term is a Bernoulli (``bce``) or fixed-σ Gaussian (``mse``) log-likelihood,
+summed over pixels; every term is averaged over the batch. ``beta`` weights the KL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.backbones import build_decoder, build_encoder
+from models.base import GenerativeAutoencoder, Phase, recon_nll
+from models.registry import register
+from models.vae.config import VAEConfig
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) ‖ N(0, I)) per row, in nats."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+
+
+@register("vae")
+@register("beta-vae", beta=4.0)
+class VAE(GenerativeAutoencoder):
+    has_posterior = True
+    _name = "vae"
+
+    def __init__(
+        self, encoder: nn.Module | None = None, decoder: nn.Module | None = None, **kwargs: Any
+    ) -> None:
+        cfg = VAEConfig.from_kwargs("vae", kwargs)
+        super().__init__(**cfg.to_json())
+        self.cfg = cfg
+        self.latent_dim = cfg.latent_dim
+        self.encoder = encoder or build_encoder(
+            cfg.arch, cfg.image_shape, 2 * cfg.latent_dim, cfg.width, cfg.hidden
+        )
+        self.decoder = decoder or build_decoder(
+            cfg.arch, cfg.image_shape, cfg.latent_dim, cfg.width, cfg.hidden
+        )
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.posterior(x)[0]
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return -recon_nll(self.decode_logits(z), x, self.cfg.recon, self.cfg.sigma)
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        mu, logvar = self.posterior(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        recon = recon_nll(self.decode_logits(z), x, self.cfg.recon, self.cfg.sigma).mean()
+        kl = gaussian_kl(mu, logvar).mean()
+        return {"loss": recon + self.cfg.beta * kl, "recon": recon, "kl": kl}
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        mean = torch.zeros(self.latent_dim, device=self.device)
+        return self.gaussian_samples(mean, None, n, generator)
+
+    def phases(self) -> list[Phase]:
+        return [Phase("model", list(self.parameters()), "loss", lr=self.cfg.lr)]
