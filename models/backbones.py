@@ -13,6 +13,7 @@ Decoders return *logits*; models turn them into images with a sigmoid.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -39,7 +40,7 @@ def _check(arch: str, image_shape: Sequence[int]) -> ImageShape:
 
 def _mlp(sizes: Sequence[int], act_last: bool = False) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or act_last:
             layers.append(nn.LeakyReLU(0.2))

@@ -134,7 +134,7 @@ def image_folder(data_dir: Path | None = None, image_size: int = 32) -> ImageDat
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     y = torch.tensor(labels, dtype=torch.int64)
     perm = torch.from_numpy(np.random.default_rng(IMAGE_FOLDER_SPLIT_SEED).permutation(len(x)))
-    n_test = max(1, int(round(IMAGE_FOLDER_TEST_SHARE * len(x))))
+    n_test = max(1, round(IMAGE_FOLDER_TEST_SHARE * len(x)))
     test, train = perm[:n_test], perm[n_test:]
     return ImageData(
         f"image-folder:{data_dir.name}",
