@@ -1,0 +1,50 @@
+"""The ``aebench`` command line: a thin argparse layer over the library.
+
+Each sub-command lives in ``bench/commands/<name>.py`` and exposes ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. A :class:`~bench.errors.UsageError` anywhere
+becomes one line on stderr and exit code 2; nothing else is caught here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bench import __version__
+from bench.commands import COMMANDS
+from bench.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line (its default prints usage + message)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aebench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"aebench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in COMMANDS:
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args._run(args) or 0)
+    except UsageError as err:
+        print(f"aebench: error: {err}", file=sys.stderr)
+        return UsageError.exit_code
+    except KeyboardInterrupt:
+        print("aebench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""The CLI's sub-commands, in the order ``aebench --help`` lists them."""
+
+from __future__ import annotations
+
+from bench.commands import listing
+
+COMMANDS = [listing.models_cmd, listing.datasets_cmd]
