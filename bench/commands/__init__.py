@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from bench.commands import listing
+from bench.commands import listing, train
 
-COMMANDS = [listing.models_cmd, listing.datasets_cmd]
+COMMANDS = [listing.models_cmd, listing.datasets_cmd, train]

@@ -6,7 +6,7 @@ optionally plus a pixel term. Three parameter groups, three optimizers — decla
 :class:`~models.base.Phase` objects for the harness:
 
 * encoder:        KL + pixel_weight·L_pixel + feature_weight·L_feature
-* decoder:        γ·(pixel_weight·L_pixel + feature_weight·L_feature) + L_GAN(generator)
+* decoder:        pixel_weight·L_pixel + γ·feature_weight·L_feature + L_GAN(generator)
 * discriminator:  L_GAN(discriminator) on real images vs. reconstructions and prior samples
 
 The generator uses the non-saturating GAN loss (−log D(G(z))) for stable early training.
@@ -74,14 +74,14 @@ class VAEGAN(VAE):
         )
         gen = bce_logits(d_fake, torch.ones_like(d_fake))
 
-        recon = cfg.pixel_weight * pixel + cfg.feature_weight * feature
+        pixel_w = cfg.pixel_weight * pixel
         return {
             "loss": pixel + kl,
             "kl": kl,
             "recon": pixel,
             "feature_recon": feature,
-            "encoder_loss": kl + recon,
-            "decoder_loss": cfg.gamma * recon + gen,
+            "encoder_loss": kl + pixel_w + cfg.feature_weight * feature,
+            "decoder_loss": pixel_w + cfg.gamma * cfg.feature_weight * feature + gen,
             "disc_loss": disc,
             "gen_loss": gen,
         }

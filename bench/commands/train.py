@@ -1,0 +1,88 @@
+"""``aebench train MODEL``: train one model and write its run folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from bench.errors import UsageError
+
+NAME = "train"
+HELP = "Train one model and write model.safetensors, config.json, history.json and PNGs."
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, lists), else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"model option {text!r} is not KEY=VALUE")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.replace("-", "_"), value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="registered model name (see `aebench models`)")
+    p.add_argument("--dataset", default="mnist-5k", help="dataset name (default: mnist-5k)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with torchvision dataset files (default: $AEBENCH_DATA_DIR)",
+    )
+    p.add_argument("--arch", default="mlp", help="backbone: mlp or conv (default: mlp)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latent-dim", type=int, default=16)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option, e.g. -o beta=2 -o recon=mse (repeatable)",
+    )
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import models
+    from bench import data
+    from bench.runio import prepare_out_dir
+    from bench.trainer import TrainConfig
+    from bench.training import RunSpec, train_run
+
+    models.get(args.model)  # unknown names fail before any data is loaded
+    if args.dataset not in data.available():
+        raise UsageError(
+            f"unknown dataset {args.dataset!r}; available datasets: {', '.join(data.available())}"
+        )
+    if args.latent_dim < 1:
+        raise UsageError(f"--latent-dim must be >= 1, got {args.latent_dim}")
+    train = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        quiet=args.quiet,
+    )
+    train.validate()
+    options = dict(parse_option(o) for o in args.option)
+    prepare_out_dir(args.out)
+    spec = RunSpec(
+        model=args.model,
+        dataset=args.dataset,
+        arch=args.arch,
+        latent_dim=args.latent_dim,
+        train=train,
+        model_options=options,
+        data_dir=args.data_dir,
+    )
+    _, out_dir = train_run(spec, args.out)
+    print(f"wrote {out_dir}")
+    return 0

@@ -1,0 +1,133 @@
+"""Saving and loading a trained run: ``model.safetensors`` + ``config.json`` (no pickles).
+
+``config.json`` names the registered model and the keyword arguments that rebuild it, so
+``load_run`` is ``models.create(name, **model_config)`` followed by loading the tensors.
+Loading never executes code from the files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import models
+from bench.errors import UsageError
+from models.base import GenerativeAutoencoder
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+HISTORY = "history.json"
+
+
+def prepare_out_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (and parents) for writing, or raise a one-line :class:`UsageError`."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output path {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create output directory {out}: {err.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"output directory {out} is not writable")
+    return out
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON through a temp file in the same folder + fsync + rename: never half-written."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True, default=_jsonable)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> None:
+    """Atomically write the model's state dict as safetensors."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_run(
+    out_dir: Path,
+    model: GenerativeAutoencoder,
+    config: dict[str, Any],
+    history: list[dict[str, Any]] | None = None,
+) -> None:
+    """Write weights, ``config.json`` (must hold ``model`` and ``model_config``) and history."""
+    if "model" not in config or "model_config" not in config:
+        raise ValueError("run config needs 'model' and 'model_config'")
+    save_weights(out_dir / WEIGHTS, model)
+    write_json_atomic(out_dir / CONFIG, config)
+    if history is not None:
+        write_json_atomic(out_dir / HISTORY, history)
+
+
+def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run's ``config.json``; a :class:`UsageError` if the folder is not a run."""
+    path = Path(run_dir) / CONFIG
+    if not Path(run_dir).is_dir():
+        raise UsageError(f"run directory {run_dir} does not exist")
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{run_dir} is not an aebench run: {CONFIG} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"cannot read {path}: {err}") from None
+    if not isinstance(config, dict) or "model" not in config or "model_config" not in config:
+        raise UsageError(f"{path} is not an aebench run config (needs 'model', 'model_config')")
+    return config
+
+
+def load_run(
+    run_dir: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[GenerativeAutoencoder, dict]:
+    """Rebuild the model of a saved run and load its weights; returns ``(model, config)``."""
+    config = read_config(run_dir)
+    model = models.create(config["model"], **config["model_config"])
+    weights = Path(run_dir) / WEIGHTS
+    try:
+        state = load_file(str(weights), device=str(map_location))
+    except FileNotFoundError:
+        raise UsageError(f"{run_dir} has no {WEIGHTS}") from None
+    except (SafetensorError, OSError) as err:
+        raise UsageError(f"cannot read {weights}: {err}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise UsageError(f"{weights} does not match model {config['model']!r}: {first}") from None
+    model.eval()
+    return model.to(map_location), config
