@@ -17,8 +17,8 @@ import torch
 import models
 from bench import __version__, data
 from bench.images import pair_rows, save_grid
-from bench.runio import HISTORY, prepare_out_dir, save_run, write_json_atomic
-from bench.trainer import TrainConfig, Trainer
+from bench.runio import prepare_out_dir, save_run
+from bench.trainer import TrainConfig, Trainer, seed_everything
 
 N_GRID_SAMPLES = 64
 N_GRID_RECON = 32
@@ -63,6 +63,7 @@ def train_run(spec: RunSpec, out: str | Path) -> tuple[models.GenerativeAutoenco
         "image_shape": list(dataset.image_shape),
         **spec.model_options,
     }
+    seed_everything(spec.train.seed)  # the seed fixes the initial weights too
     model = models.create(spec.model, **model_config)
     trainer = Trainer(model, dataset, spec.train, model_name=spec.model)
     started = time.time()
@@ -97,19 +98,3 @@ def write_images(
     )
     gen = torch.Generator(device=device).manual_seed(seed)
     save_grid(model.sample(N_GRID_SAMPLES, generator=gen), out_dir / "samples.png", nrow=8)
-
-
-def read_history(run_dir: Path) -> list[dict[str, Any]]:
-    import json
-
-    return json.loads((run_dir / HISTORY).read_text())
-
-
-__all__ = [
-    "RunSpec",
-    "environment",
-    "read_history",
-    "train_run",
-    "write_images",
-    "write_json_atomic",
-]

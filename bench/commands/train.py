@@ -48,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-eval", action="store_true", help="skip `aebench eval` on the finished run")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ optionally plus a pixel term. Three parameter groups, three optimizers — decla
 :class:`~models.base.Phase` objects for the harness:
 
 * encoder:        KL + pixel_weight·L_pixel + feature_weight·L_feature
-* decoder:        pixel_weight·L_pixel + γ·feature_weight·L_feature + L_GAN(generator)
+* decoder:        pixel_weight·L_pixel + γ·feature_weight·L_feature + adv_weight·L_GAN(gen.)
 * discriminator:  L_GAN(discriminator) on real images vs. reconstructions and prior samples
 
 The generator uses the non-saturating GAN loss (−log D(G(z))) for stable early training.
@@ -81,7 +81,7 @@ class VAEGAN(VAE):
             "recon": pixel,
             "feature_recon": feature,
             "encoder_loss": kl + pixel_w + cfg.feature_weight * feature,
-            "decoder_loss": pixel_w + cfg.gamma * cfg.feature_weight * feature + gen,
+            "decoder_loss": pixel_w + cfg.gamma * cfg.feature_weight * feature + cfg.adv_weight * gen,
             "disc_loss": disc,
             "gen_loss": gen,
         }

@@ -1,0 +1,110 @@
+"""The command line as a user meets it: files written, names listed, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+
+
+def test_models_and_datasets_are_listed_one_per_line():
+    out = run_cli("models")
+    assert out.returncode == 0
+    assert {"ae", "vae", "beta-vae", "vae-gan"} <= set(out.stdout.splitlines())
+    out = run_cli("datasets")
+    assert {"mnist-5k", "mnist", "fashion-mnist", "cifar10", "image-folder"} <= set(
+        out.stdout.splitlines()
+    )
+
+
+def test_train_writes_the_run_folder(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(
+        "train",
+        "vae",
+        "--dataset",
+        "mnist-5k",
+        "--arch",
+        "conv",
+        "--epochs",
+        "1",
+        "--seed",
+        "1",
+        "--latent-dim",
+        "8",
+        "--out",
+        str(out),
+        "--quiet",
+        "--no-eval",
+    )
+    assert result.returncode == 0, result.stderr
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "history.json",
+        "reconstructions.png",
+        "samples.png",
+    ):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "vae" and config["model_config"]["latent_dim"] == 8
+    assert config["environment"]["threads"] >= 1 and config["seed"] == 1
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and {"loss", "recon", "kl"} <= set(history[0]["test"])
+    with Image.open(out / "samples.png") as im:
+        assert im.size == (8 * 30 + 2, 8 * 30 + 2)  # 8×8 grid of 28 px with 2 px padding
+    with Image.open(out / "reconstructions.png") as im:
+        assert im.size == (16 * 30 + 2, 4 * 30 + 2)
+
+
+def _bad_inputs(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    base = ["--epochs", "1", "--quiet", "--out"]
+    return {
+        "unknown model": ["train", "nope", *base, str(tmp_path / "o1")],
+        "unknown dataset": ["train", "vae", "--dataset", "svhn", *base, str(tmp_path / "o2")],
+        "epochs < 1": ["train", "vae", "--epochs", "0", "--out", str(tmp_path / "o3")],
+        "latent-dim < 1": ["train", "vae", "--latent-dim", "0", *base, str(tmp_path / "o4")],
+        "data dir is a file": [
+            "train",
+            "vae",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(a_file),
+            *base,
+            str(tmp_path / "o5"),
+        ],
+        "out is a file": ["train", "vae", *base, str(a_file)],
+        "epochs not a number": ["train", "vae", "--epochs", "many", "--out", str(tmp_path / "o6")],
+        "unknown arch": ["train", "vae", "--arch", "resnet", *base, str(tmp_path / "o7")],
+        "unknown command": ["frobnicate"],
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown model",
+        "unknown dataset",
+        "epochs < 1",
+        "latent-dim < 1",
+        "data dir is a file",
+        "out is a file",
+        "epochs not a number",
+        "unknown arch",
+        "unknown command",
+    ],
+)
+def test_bad_input_exits_2_with_one_line(case, tmp_path):
+    args = _bad_inputs(tmp_path)[case]
+    result = run_cli(*args)
+    assert result.returncode == 2, (case, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aebench: error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "a_file").read_text() == "x"  # nothing already there was damaged

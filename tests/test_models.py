@@ -1,0 +1,94 @@
+"""Every built-in model on both backbones: shapes, finite loss terms, learning, KL, sampling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import models
+from bench.trainer import TrainConfig, Trainer
+from models.vae.model import gaussian_kl
+
+BUILTIN = ["ae", "vae", "beta-vae", "vae-gan"]
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_shapes_and_finite_terms(name, arch, shape):
+    torch.manual_seed(0)
+    m = models.create(name, arch=arch, image_shape=shape, latent_dim=5)
+    x = torch.rand(4, *shape)
+    terms = m.loss(x)
+    assert "loss" in terms
+    for key, value in terms.items():
+        assert value.ndim == 0 and torch.isfinite(value), key
+    assert m.encode(x).shape == (4, 5)
+    assert m.reconstruct(x).shape == x.shape
+    s = m.sample(3, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (3, *shape) and s.min() >= 0 and s.max() <= 1
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_test_loss_after_three_epochs_is_lower_than_after_one(name, mnist5k):
+    m = models.create(name, arch="mlp")
+    history = Trainer(m, mnist5k, TrainConfig(epochs=3, seed=0, quiet=True), name).fit()
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    for h in history:
+        assert all(math.isfinite(v) for v in h["train"].values())
+        assert all(math.isfinite(v) for v in h["test"].values())
+    assert history[2]["test"]["loss"] < history[0]["test"]["loss"]
+
+
+def test_vae_closed_form_kl_matches_monte_carlo():
+    torch.manual_seed(0)
+    mu = torch.randn(3, 4)
+    logvar = torch.randn(3, 4) * 0.5
+    std = (0.5 * logvar).exp()
+    q = torch.distributions.Normal(mu, std)
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    z = q.sample((200_000,))
+    mc = (q.log_prob(z) - p.log_prob(z)).sum(-1).mean(0)
+    closed = gaussian_kl(mu, logvar)
+    torch.testing.assert_close(closed, mc, rtol=0.02, atol=0.02)
+
+
+def test_vae_kl_term_is_the_closed_form_of_its_posterior():
+    torch.manual_seed(1)
+    m = models.create("vae", latent_dim=6)
+    x = torch.rand(8, 1, 28, 28)
+    mu, logvar = m.posterior(x)
+    torch.testing.assert_close(m.loss(x)["kl"], gaussian_kl(mu, logvar).mean())
+
+
+def test_beta_weights_the_kl_term():
+    x = torch.rand(8, 1, 28, 28)
+    a, b = models.create("vae"), models.create("beta-vae")
+    b.load_state_dict(a.state_dict())
+    torch.manual_seed(0)
+    ta = a.loss(x)
+    torch.manual_seed(0)
+    tb = b.loss(x)
+    torch.testing.assert_close(tb["loss"] - tb["recon"], 4.0 * (ta["loss"] - ta["recon"]))
+
+
+def test_ae_samples_follow_the_fitted_code_gaussian():
+    torch.manual_seed(0)
+    m = models.create("ae", latent_dim=3)
+    a = torch.tensor([[2.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.5, 0.3]])
+    codes = torch.randn(20_000, 3) @ a.T + torch.tensor([1.0, -2.0, 0.5])
+    m.fit_prior(codes)
+    torch.testing.assert_close(m.code_mean, torch.tensor([1.0, -2.0, 0.5]), atol=0.05, rtol=0)
+    cov = m.code_chol @ m.code_chol.T
+    torch.testing.assert_close(cov, a @ a.T, atol=0.08, rtol=0)
+
+
+def test_vae_gan_declares_three_disjoint_phases():
+    m = models.create("vae-gan")
+    phases = m.phases()
+    assert [p.name for p in phases] == ["encoder", "decoder", "discriminator"]
+    ids = [{id(p) for p in ph.params} for ph in phases]
+    assert not (ids[0] & ids[1]) and not (ids[1] & ids[2]) and not (ids[0] & ids[2])
+    assert set().union(*ids) == {id(p) for p in m.parameters()}
