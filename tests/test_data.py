@@ -36,7 +36,7 @@ def test_fashion_mnist_loads_through_the_environment_variable(data_dir, monkeypa
 
 
 def test_unknown_dataset_lists_the_known_ones():
-    with pytest.raises(UsageError, match="unknown dataset 'svhn'.*mnist-5k"):
+    with pytest.raises(UsageError, match=r"unknown dataset 'svhn'.*mnist-5k"):
         data.load("svhn")
 
 
@@ -55,7 +55,7 @@ def test_image_folder_loads_resizes_and_labels_by_subfolder(tmp_path):
 def test_image_folder_with_an_unreadable_image_names_the_file(tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "ok.png")
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(UsageError, match="broken.png"):
+    with pytest.raises(UsageError, match=r"broken\.png"):
         data.load("image-folder", tmp_path, image_size=8)
 
 
