@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from bench.commands import listing, train
+from bench.commands import listing, run, train
 
-COMMANDS = [listing.models_cmd, listing.datasets_cmd, train]
+COMMANDS = [listing.models_cmd, listing.datasets_cmd, train, run]

