@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from bench.commands import listing, run, train
+from bench.commands import export, listing, run, runs, train
 
-COMMANDS = [listing.models_cmd, listing.datasets_cmd, train, run]
+COMMANDS = [listing.models_cmd, listing.datasets_cmd, train, run, runs.runs_cmd, export.export_cmd]
