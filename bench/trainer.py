@@ -11,22 +11,37 @@ device and read once per epoch, so the hot loop never waits on the host.
 
 from __future__ import annotations
 
+import ast
 import math
+import os
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bench.checkpoint import load_checkpoint, save_checkpoint
 from bench.data import ImageData
 from bench.errors import UsageError
 from models.base import GenerativeAutoencoder, Phase
 
 EVAL_BATCH = 500
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM/SIGINT arrived; a checkpoint was written and the run can be resumed."""
+
+    def __init__(self, signum: int, checkpoint: Path | None) -> None:
+        super().__init__(f"interrupted by signal {signum}; checkpoint written to {checkpoint}")
+        self.signum = signum
+        self.checkpoint = checkpoint
 
 
 class DivergenceError(RuntimeError):
@@ -101,8 +116,10 @@ class Trainer:
         data: ImageData,
         config: TrainConfig,
         model_name: str | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         config.validate()
+        self.checkpoint_path = Path(checkpoint) if checkpoint is not None else None
         self.config = config
         self.device = resolve_device(config.device)
         self.model_name = model_name or type(model).__name__
@@ -114,6 +131,10 @@ class Trainer:
         self.optimizers = [_make_optimizer(p, self.device) for p in self.phases]
         self.history: list[dict[str, Any]] = []
         self.step = 0
+        self.epochs_done = 0
+        # position inside an interrupted epoch: (epoch, next batch start, partial sums, seen)
+        self._resume_pos: tuple[int, int, dict[str, torch.Tensor], int] | None = None
+        self._stop_signal: int | None = None
 
     # -- one update ------------------------------------------------------------------------
     def _update(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -157,17 +178,28 @@ class Trainer:
         return values
 
     def train_epoch(self, epoch: int, bar: tqdm | None = None) -> dict[str, float]:
-        """One pass over a seeded permutation of the training split; mean of each term."""
+        """One pass over a seeded permutation of the training split; mean of each term.
+
+        The permutation depends only on (seed, epoch), so an epoch interrupted at batch k and
+        resumed from a checkpoint sees exactly the batches it would have seen.
+        """
         self.model.train()
         x_all = self.data.train_x
         n, bs = x_all.shape[0], self.config.batch_size
         gen = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         perm = torch.randperm(n, generator=gen).to(self.device)
         sums: dict[str, torch.Tensor] = {}
-        seen = 0
-        for start in range(0, n, bs):
+        seen, first = 0, 0
+        if self._resume_pos is not None and self._resume_pos[0] == epoch:
+            _, first, sums, seen = self._resume_pos
+            sums = {k: v.to(self.device) for k, v in sums.items()}
+        self._resume_pos = None
+        for start in range(first, n, bs):
             if self.config.max_steps is not None and self.step >= self.config.max_steps:
                 break
+            if self._stop_signal is not None:
+                self.save_checkpoint(in_epoch=(epoch, start, sums, seen))
+                raise TrainingInterrupted(self._stop_signal, self.checkpoint_path)
             idx = perm[start : start + bs]
             x = ImageData.batch(x_all, idx)
             terms = self._update(x)
@@ -209,42 +241,177 @@ class Trainer:
             ]
         )
 
-    def fit(self) -> list[dict[str, Any]]:
-        """Train for the budget, fit the sampling prior if the model needs one, return history."""
+    # -- checkpoints -----------------------------------------------------------------------
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "model_config": self.model.config,
+            "train": self.config.to_json(),
+            "n_train": int(self.data.train_x.shape[0]),
+        }
+
+    def save_checkpoint(
+        self, in_epoch: tuple[int, int, dict[str, torch.Tensor], int] | None = None
+    ) -> None:
+        """Write everything needed to continue bit-identically: weights, optimizer states, RNG
+        states (Python, NumPy, torch CPU and CUDA), position, history."""
+        if self.checkpoint_path is None:
+            return
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        groups = []
+        for i, opt in enumerate(self.optimizers):
+            sd = opt.state_dict()
+            groups.append(sd["param_groups"])
+            for pid, st in sd["state"].items():
+                for name, value in st.items():
+                    tensors[f"optim.{i}.{pid}.{name}"] = torch.as_tensor(value)
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            for j, state in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng.cuda.{j}"] = state
+        np_state = np.random.get_state()
+        meta: dict[str, Any] = {
+            **self._identity(),
+            "epochs_done": self.epochs_done,
+            "step": self.step,
+            "history": self.history,
+            "optim_groups": groups,
+            "py_random": repr(random.getstate()),
+            "np_random": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
+            "in_epoch": None,
+        }
+        if in_epoch is not None:
+            epoch, start, sums, seen = in_epoch
+            meta["in_epoch"] = {"epoch": epoch, "start": start, "seen": seen, "terms": sorted(sums)}
+            for k, v in sums.items():
+                tensors[f"sums.{k}"] = v
+        save_checkpoint(self.checkpoint_path, tensors, meta)
+
+    def load_checkpoint(self) -> bool:
+        """Restore from :attr:`checkpoint_path` if it exists; False when there is none."""
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return False
+        tensors, meta = load_checkpoint(self.checkpoint_path)
+        mine = self._identity()
+        for key in ("model_name", "model_config", "n_train"):
+            if meta.get(key) != mine[key]:
+                raise UsageError(
+                    f"checkpoint {self.checkpoint_path} belongs to another run ({key} differs: "
+                    f"{meta.get(key)!r} vs {mine[key]!r})"
+                )
+        state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            self.model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise UsageError(
+                f"checkpoint {self.checkpoint_path} does not fit the model: "
+                f"{str(err).splitlines()[0]}"
+            ) from None
+        for i, opt in enumerate(self.optimizers):
+            per_param: dict[int, dict[str, torch.Tensor]] = {}
+            prefix = f"optim.{i}."
+            for k, v in tensors.items():
+                if k.startswith(prefix):
+                    pid, name = k[len(prefix) :].split(".", 1)
+                    per_param.setdefault(int(pid), {})[name] = v
+            opt.load_state_dict({"state": per_param, "param_groups": meta["optim_groups"][i]})
+        torch.set_rng_state(tensors["rng.torch"])
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(
+                [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+            )
+        random.setstate(ast.literal_eval(meta["py_random"]))
+        kind, keys, *rest = meta["np_random"]
+        np.random.set_state(
+            (kind, np.asarray(keys, dtype=np.uint32), int(rest[0]), int(rest[1]), float(rest[2]))
+        )
+        self.history = meta["history"]
+        self.step = int(meta["step"])
+        self.epochs_done = int(meta["epochs_done"])
+        if meta["in_epoch"] is not None:
+            e = meta["in_epoch"]
+            sums = {k: tensors[f"sums.{k}"] for k in e["terms"]}
+            self._resume_pos = (int(e["epoch"]), int(e["start"]), sums, int(e["seen"]))
+        return True
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stop_signal = signum
+
+    def fit(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Train for the budget, fit the sampling prior if the model needs one, return history.
+
+        With a checkpoint path, a checkpoint is written after every epoch and when SIGTERM or
+        SIGINT arrives (then :class:`TrainingInterrupted` is raised); ``resume=True`` continues
+        from the last checkpoint, ending bit-identical to an uninterrupted run on CPU.
+        """
         cfg = self.config
         seed_everything(cfg.seed)
+        if not (resume and self.load_checkpoint()):
+            self.history, self.step, self.epochs_done = [], 0, 0
         steps_per_epoch = math.ceil(self.data.train_x.shape[0] / cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
         quiet = cfg.quiet or not sys.stderr.isatty()
         started = time.perf_counter()
-        with tqdm(
-            total=total, disable=quiet, desc=self.model_name, unit="step", leave=False
-        ) as bar:
-            for epoch in range(1, cfg.epochs + 1):
-                t0 = time.perf_counter()
-                train = self.train_epoch(epoch, bar)
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                seconds = time.perf_counter() - t0
-                test = self.evaluate_loss(epoch)
-                self.history.append(
-                    {
-                        "epoch": epoch,
-                        "step": self.step,
-                        "train": train,
-                        "test": test,
-                        "seconds": seconds,
-                    }
-                )
-                bar.set_postfix(train=f"{train['loss']:.2f}", test=f"{test['loss']:.2f}")
-                if cfg.max_steps is not None and self.step >= cfg.max_steps:
-                    break
-                if cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds:
-                    break
+        handlers = self._install_signal_handlers()
+        try:
+            with tqdm(
+                total=total,
+                initial=min(self.step, total),
+                disable=quiet,
+                desc=self.model_name,
+                unit="step",
+                leave=False,
+            ) as bar:
+                for epoch in range(self.epochs_done + 1, cfg.epochs + 1):
+                    if self._budget_spent(started):
+                        break
+                    t0 = time.perf_counter()
+                    train = self.train_epoch(epoch, bar)
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    seconds = time.perf_counter() - t0
+                    test = self.evaluate_loss(epoch)
+                    self.history.append(
+                        {
+                            "epoch": epoch,
+                            "step": self.step,
+                            "train": train,
+                            "test": test,
+                            "seconds": seconds,
+                        }
+                    )
+                    self.epochs_done = epoch
+                    self.save_checkpoint()
+                    bar.set_postfix(train=f"{train['loss']:.2f}", test=f"{test['loss']:.2f}")
+        finally:
+            self._restore_signal_handlers(handlers)
         if self.model.fits_prior:
             with torch.inference_mode():
                 self.model.fit_prior(self.encode_split(self.data.train_x))
         self.model.eval()
         return self.history
+
+    def _budget_spent(self, started: float) -> bool:
+        cfg = self.config
+        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+            return True
+        return cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if (
+            self.checkpoint_path is None
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            return {}
+        self._stop_signal = None
+        old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old[sig] = signal.signal(sig, self._on_signal)
+        return old
+
+    @staticmethod
+    def _restore_signal_handlers(old: dict[int, Any]) -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

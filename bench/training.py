@@ -53,8 +53,17 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def train_run(spec: RunSpec, out: str | Path) -> tuple[models.GenerativeAutoencoder, Path]:
-    """Train ``spec`` and write the run folder (weights, config, history, image grids)."""
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def train_run(
+    spec: RunSpec, out: str | Path, resume: bool = False
+) -> tuple[models.GenerativeAutoencoder, Path]:
+    """Train ``spec`` and write the run folder (weights, config, history, image grids).
+
+    A checkpoint is kept in the folder while training (every epoch, and on SIGTERM/SIGINT);
+    ``resume=True`` continues from it. It is removed once the finished run is written.
+    """
     out_dir = prepare_out_dir(out)
     dataset = data.load(spec.dataset, spec.data_dir)
     model_config = {
@@ -65,9 +74,10 @@ def train_run(spec: RunSpec, out: str | Path) -> tuple[models.GenerativeAutoenco
     }
     seed_everything(spec.train.seed)  # the seed fixes the initial weights too
     model = models.create(spec.model, **model_config)
-    trainer = Trainer(model, dataset, spec.train, model_name=spec.model)
+    checkpoint = out_dir / CHECKPOINT
+    trainer = Trainer(model, dataset, spec.train, model_name=spec.model, checkpoint=checkpoint)
     started = time.time()
-    history = trainer.fit()
+    history = trainer.fit(resume=resume)
     config = {
         "model": spec.model,
         "model_config": model.config,
@@ -82,6 +92,7 @@ def train_run(spec: RunSpec, out: str | Path) -> tuple[models.GenerativeAutoenco
     }
     save_run(out_dir, model, config, history)
     write_images(model, dataset, out_dir, seed=spec.train.seed)
+    checkpoint.unlink(missing_ok=True)
     return model, out_dir
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from bench.errors import UsageError
@@ -48,6 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint in --out (after a crash or Ctrl-C)",
+    )
     p.add_argument("--no-eval", action="store_true", help="skip `aebench eval` on the finished run")
 
 
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     import models
     from bench import data
     from bench.runio import prepare_out_dir
-    from bench.trainer import TrainConfig
+    from bench.trainer import DivergenceError, TrainConfig, TrainingInterrupted
     from bench.training import RunSpec, train_run
 
     models.get(args.model)  # unknown names fail before any data is loaded
@@ -84,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
         model_options=options,
         data_dir=args.data_dir,
     )
-    _, out_dir = train_run(spec, args.out)
+    try:
+        _, out_dir = train_run(spec, args.out, resume=args.resume)
+    except TrainingInterrupted as err:
+        print(f"aebench: {err}; continue with the same command plus --resume", file=sys.stderr)
+        return 130
+    except DivergenceError as err:
+        print(f"aebench: error: {err}", file=sys.stderr)
+        return 1
     print(f"wrote {out_dir}")
     return 0

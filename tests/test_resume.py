@@ -1,0 +1,147 @@
+"""Exact resume: a run killed with SIGKILL mid-epoch and resumed ends bit-identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+from bench.errors import UsageError
+from tests.conftest import REPO, run_cli
+
+ARGS = [
+    "train",
+    "vae",
+    "--arch",
+    "mlp",
+    "--epochs",
+    "3",
+    "--seed",
+    "4",
+    "--latent-dim",
+    "4",
+    "--batch-size",
+    "32",
+    "--quiet",
+    "--no-eval",
+]
+
+
+def _history_without_time(run_dir):
+    history = json.loads((run_dir / "history.json").read_text())
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+    ref, victim = tmp_path / "ref", tmp_path / "victim"
+    assert run_cli(*ARGS, "--out", str(ref)).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", *ARGS, "--out", str(victim)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = victim / "checkpoint.safetensors"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert checkpoint.exists(), "no checkpoint appeared after the first epoch"
+    time.sleep(random.uniform(0.0, 0.5))  # somewhere inside a later epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (victim / "model.safetensors").exists(), "run finished before it was killed"
+    result = run_cli(*ARGS, "--out", str(victim), "--resume")
+    assert result.returncode == 0, result.stderr
+    a = load_file(str(ref / "model.safetensors"))
+    b = load_file(str(victim / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype and bool((a[key] == b[key]).all()), key
+    assert _history_without_time(ref) == _history_without_time(victim)
+    assert not checkpoint.exists()
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_130_then_resumes(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", *ARGS, "--out", str(out)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoint = out / "checkpoint.safetensors"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("training finished before the signal arrived")  # machine far too fast
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    assert checkpoint.exists()
+    assert run_cli(*ARGS, "--out", str(out), "--resume").returncode == 0
+    assert (out / "model.safetensors").exists()
+
+
+def _checkpoint(tmp_path, arch="mlp"):
+    import models
+    from bench import data
+    from bench.trainer import TrainConfig, Trainer
+
+    d = data.load("mnist-5k")
+    small = data.ImageData(d.name, d.train_x[:256], d.train_y[:256], d.test_x[:64], d.test_y[:64])
+    path = tmp_path / "ck.safetensors"
+    model = models.create("vae", arch=arch, latent_dim=4)
+    Trainer(model, small, TrainConfig(epochs=1, quiet=True), "vae", checkpoint=path).fit()
+    return small, path
+
+
+def test_truncated_checkpoint_is_refused_and_left_alone(tmp_path):
+    import models
+    from bench.trainer import TrainConfig, Trainer
+
+    small, path = _checkpoint(tmp_path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    before = path.read_bytes()
+    trainer = Trainer(
+        models.create("vae", latent_dim=4),
+        small,
+        TrainConfig(epochs=2, quiet=True),
+        "vae",
+        checkpoint=path,
+    )
+    with pytest.raises(UsageError, match="unreadable"):
+        trainer.fit(resume=True)
+    assert path.read_bytes() == before
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    import models
+    from bench.trainer import TrainConfig, Trainer
+
+    small, path = _checkpoint(tmp_path, arch="mlp")
+    before = path.read_bytes()
+    trainer = Trainer(
+        models.create("vae", arch="conv", latent_dim=4),
+        small,
+        TrainConfig(epochs=2, quiet=True),
+        "vae",
+        checkpoint=path,
+    )
+    with pytest.raises(UsageError, match="belongs to another run"):
+        trainer.fit(resume=True)
+    assert path.read_bytes() == before
