@@ -446,6 +446,23 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _registered(module: str, fallback: tuple[str, ...]) -> list[str]:
+    """``fallback`` plus whatever ``bench.metrics.<module>.available()`` registers (plugins).
+
+    The metrics package is imported lazily and optionally, so suites validate even where it is
+    not importable; the built-in names are always accepted.
+    """
+    import importlib
+
+    try:
+        extra = importlib.import_module(f"bench.metrics.{module}").available()
+    except Exception:  # absent or broken metrics package: the built-in names still hold
+        extra = []
+    names = list(fallback)
+    names += sorted(n for n in extra if isinstance(n, str) and n not in names)
+    return names
+
+
 def _config_class(model_cls: type) -> type | None:
     """The ModelConfig dataclass a model validates its options with, if it has one.
 
@@ -625,10 +642,15 @@ class _Validator:
         d = MetricsOptions()
         sampler = table.get("sampler", "default")
         if sampler != "default":
-            sampler = self.choice(sampler, "metrics.sampler", SAMPLERS, "sampler")
+            sampler = self.choice(
+                sampler, "metrics.sampler", _registered("samplers", SAMPLERS), "sampler"
+            )
         return MetricsOptions(
             backbone=self.choice(
-                table.get("backbone", d.backbone), "metrics.backbone", BACKBONES, "feature backbone"
+                table.get("backbone", d.backbone),
+                "metrics.backbone",
+                _registered("features", BACKBONES),
+                "feature backbone",
             ),
             n_samples=self.int_(
                 table.get("n_samples", d.n_samples), "metrics.n_samples", high=10_000_000
@@ -711,10 +733,9 @@ class _Validator:
         if config_cls is not None:
             try:
                 config_cls.from_kwargs(model, {**registered, **clean})
-            except UsageError as err:
-                raise UsageError(f"{self.source}: model {model!r} options: {err}") from None
-            except (TypeError, ValueError) as err:
-                raise UsageError(f"{self.source}: model {model!r} options: {err}") from None
+            except (UsageError, TypeError, ValueError) as err:
+                tables = sorted({w.rsplit(".", 1)[0] for w in where.values()}) or [model]
+                raise self.fail(" / ".join(tables), str(err)) from None
             defaults = {**{n: f.default for n, f in fields.items()}, **registered}  # type: ignore[union-attr]
             clean = {k: v for k, v in clean.items() if _freeze(defaults.get(k)) != _freeze(v)}
         return _freeze_options(clean)
