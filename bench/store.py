@@ -238,7 +238,8 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> int:
     try:
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
-            raise UsageError(f"store {path} is corrupt ({problems[0]}); refusing to touch it")
+            detail = " ".join(str(problems[0]).split())[:120]
+            raise UsageError(f"store {path} is corrupt ({detail}); refusing to touch it")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         for table, needed in _REQUIRED_COLUMNS.items():
             if table not in tables:
@@ -268,9 +269,23 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-    target = _ro_uri(path) if readonly else str(path)
-    conn = sqlite3.connect(target, uri=readonly, timeout=30.0, isolation_level=None)
+def _probe_uri(path: Path) -> str:
+    """A URI for inspecting ``path`` that cannot create or change any file.
+
+    Without a ``-wal`` file no connection has the database open and all its content is in the
+    main file, so ``immutable=1`` reads it exactly and creates no ``-wal``/``-shm`` files beside
+    it (a plain read-only open of a WAL database would). With a ``-wal`` present a writer may
+    be active, so read through it with ``mode=ro``.
+    """
+    if Path(f"{path}-wal").exists():
+        return _ro_uri(path)
+    return path.absolute().as_uri() + "?immutable=1"
+
+
+def _connect(path: Path, readonly: bool, uri: str | None = None) -> sqlite3.Connection:
+    target = uri or (_ro_uri(path) if readonly else str(path))
+    use_uri = uri is not None or readonly
+    conn = sqlite3.connect(target, uri=use_uri, timeout=30.0, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA busy_timeout = 30000")
@@ -359,7 +374,7 @@ class Store:
             _create(path)
         _check_header(path)
         try:
-            probe = _connect(path, readonly=True)
+            probe = _connect(path, readonly=True, uri=_probe_uri(path))
         except sqlite3.Error as err:
             raise UsageError(f"cannot open store {path}: {err}") from None
         try:

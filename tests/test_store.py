@@ -1,0 +1,464 @@
+"""The results store: round trips, one-transaction writes, refusing files it did not make, the
+single-writer lock, crash recovery, migrations, and the runs/export commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bench.store as store_mod
+from bench.errors import UsageError
+from bench.store import Store, environment
+from bench.suite import RunConfig, load_suite
+from tests.conftest import REPO, run_cli
+
+
+@pytest.fixture
+def configs() -> list[RunConfig]:
+    return load_suite("smoke").expand()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "runs" / "aebench.sqlite"
+
+
+def fill(path: Path, configs: list[RunConfig], n_done: int = 2) -> None:
+    with Store.open(path) as store, store.lock():
+        for i, cfg in enumerate(configs[:n_done]):
+            run_id = store.mark_running(cfg, {"device": "cpu", "threads": 2})
+            history = [{"epoch": 1, "step": 10, "train_loss": 2.0 + i}]
+            store.finish(run_id, "done", {"recon_mse": 0.1 * (i + 1), "fid": 3.0}, history)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# -- creation and round trip -------------------------------------------------------------------
+def test_new_store_has_schema_meta_and_wal(db: Path) -> None:
+    store = Store.open(db)
+    store.close()
+    conn = sqlite3.connect(db)
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    assert meta["schema_version"] == str(store_mod.SCHEMA_VERSION)
+    assert meta["created_by"] == "aebench"
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == store_mod.APPLICATION_ID
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"meta", "runs", "metrics"} <= tables
+    conn.close()
+    assert not [p for p in db.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_round_trip(db: Path, configs: list[RunConfig]) -> None:
+    env = environment("cpu")
+    with Store.open(db) as store, store.lock():
+        assert store.add_pending(configs) == len(configs)
+        assert store.add_pending(configs) == 0
+        run_id = store.mark_running(configs[0], env)
+        history = [{"epoch": 1, "step": 5, "train_loss": 1.5}, {"epoch": 2, "train_loss": 1.2}]
+        store.finish(run_id, "done", {"recon_mse": 0.25, "fid": float("nan")}, history)
+        other = store.mark_running(configs[1], env)
+        store.finish(other, "failed", {}, None, error="boom")
+
+        assert store.done_hashes() == {configs[0].config_hash}
+        assert store.done_hashes("smoke") == {configs[0].config_hash}
+        assert store.done_hashes("elsewhere") == set()
+        assert store.metrics(run_id) == {
+            "recon_mse": 0.25,
+            "fid": pytest.approx(math.nan, nan_ok=True),
+        }
+        assert store.metrics(run_id, "epoch-2") == {"train_loss": 1.2}
+        assert store.metrics(run_id, "epoch-1") == {"step": 5.0, "train_loss": 1.5}
+        assert store.count("runs") == len(configs)  # pending rows were reused, not duplicated
+
+        rows = {r["id"]: r for r in store.runs()}
+        done = rows[run_id]
+        assert done["status"] == "done" and done["config_hash"] == configs[0].config_hash
+        assert RunConfig.from_dict(done["config"]) == configs[0]
+        assert done["run_name"] == configs[0].run_name and done["suite"] == "smoke"
+        assert done["torch_version"] == env["torch_version"] and done["threads"] == env["threads"]
+        assert done["git_commit"] == env["git_commit"] and done["host"] == env["host"]
+        assert done["started_at"] and done["ended_at"] and done["artifacts"]
+        assert rows[other]["status"] == "failed" and rows[other]["error"] == "boom"
+        assert [r["id"] for r in store.runs(status="failed")] == [other]
+        assert len(store.runs(status=["pending", "done"])) == len(configs) - 1
+
+        frame = store.metrics_frame(status="done", phase="final")
+    assert list(frame["metric"]) == ["fid", "recon_mse"]
+    assert frame.loc[frame.metric == "recon_mse", "value"].item() == 0.25
+    assert math.isnan(frame.loc[frame.metric == "fid", "value"].item())
+    assert set(frame["model"]) == {configs[0].model} and set(frame["seed"]) == {configs[0].seed}
+
+
+def test_rerun_reuses_the_row_and_done_runs_are_not_restarted(
+    db: Path, configs: list[RunConfig]
+) -> None:
+    with Store.open(db) as store, store.lock():
+        first = store.mark_running(configs[0], {})
+        store.finish(first, "diverged", {"recon_mse": 9.0}, error="nan in kl at epoch 1")
+        again = store.mark_running(configs[0], {})
+        assert again == first and store.metrics(first) == {}
+        assert store.runs()[0]["status"] == "running" and store.runs()[0]["error"] is None
+        store.finish(again, "done", {"recon_mse": 1.0})
+        with pytest.raises(ValueError, match="already done"):
+            store.mark_running(configs[0], {})
+        assert store.count("runs") == 1
+        with pytest.raises(ValueError):
+            store.finish(again, "running", {})
+
+
+def test_writes_need_the_lock_and_readonly_refuses(db: Path, configs: list[RunConfig]) -> None:
+    fill(db, configs, 1)
+    with Store.open(db) as store, pytest.raises(RuntimeError, match="lock"):
+        store.mark_running(configs[1], {})
+    with Store.open(db, readonly=True) as ro:
+        assert len(ro.runs()) == 1
+        with pytest.raises(UsageError, match="read-only"), ro.lock():
+            pass
+
+
+def test_missing_store_when_not_creating(db: Path) -> None:
+    with pytest.raises(UsageError, match="no results store"):
+        Store.open(db, create=False)
+    with pytest.raises(UsageError, match="no results store"):
+        Store.open(db, readonly=True)
+    assert not db.exists()
+
+
+def test_default_path_honours_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AEBENCH_STORE", raising=False)
+    assert store_mod.default_store_path() == Path("runs/aebench.sqlite")
+    monkeypatch.setenv("AEBENCH_STORE", "/x/y.sqlite")
+    assert store_mod.default_store_path() == Path("/x/y.sqlite")
+
+
+def test_environment_fields() -> None:
+    env = environment("cpu")
+    assert set(env) >= {"git_commit", "aebench_version", "torch_version", "python_version",
+                        "device", "threads", "host", "pid"}  # fmt: skip
+    assert env["device"] == "cpu" and env["threads"] >= 1 and env["pid"] == os.getpid()
+    assert env["git_commit"] is None or len(env["git_commit"]) == 40
+
+
+# -- one transaction per run ----------------------------------------------------------------
+def test_finish_failing_midway_writes_nothing(
+    db: Path, configs: list[RunConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = store_mod._metric_rows
+
+    def broken(*args, **kwargs):
+        for i, row in enumerate(original(*args, **kwargs)):
+            if i == 2:
+                raise OSError("disk full (simulated)")
+            yield row
+
+    with Store.open(db) as store, store.lock():
+        run_id = store.mark_running(configs[0], {})
+        monkeypatch.setattr(store_mod, "_metric_rows", broken)
+        with pytest.raises(OSError, match="disk full"):
+            store.finish(run_id, "done", {"a": 1.0, "b": 2.0, "c": 3.0}, [{"epoch": 1, "l": 1}])
+        assert store.count("metrics") == 0
+        assert store.runs()[0]["status"] == "running" and store.runs()[0]["ended_at"] is None
+        monkeypatch.setattr(store_mod, "_metric_rows", original)
+        store.finish(run_id, "done", {"a": 1.0})  # the store is still usable
+        assert store.metrics(run_id) == {"a": 1.0}
+
+
+def test_a_bad_metric_value_rolls_back_the_whole_run(db: Path, configs: list[RunConfig]) -> None:
+    with Store.open(db) as store, store.lock():
+        run_id = store.mark_running(configs[0], {})
+        with pytest.raises((TypeError, ValueError)):
+            store.finish(run_id, "done", {"ok": 1.0, "bad": "not a number"})
+        assert store.count("metrics") == 0 and store.done_hashes() == set()
+
+
+# -- refusing files that are not healthy aebench stores ----------------------------------------
+def make_foreign(path: Path, wal: bool = False) -> None:
+    conn = sqlite3.connect(path)
+    if wal:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE runs (id INTEGER, config TEXT)")
+    conn.execute("INSERT INTO runs VALUES (1, 'precious')")
+    conn.commit()
+    conn.close()
+
+
+def make_big_store(path: Path, configs: list[RunConfig]) -> None:
+    with Store.open(path) as store, store.lock():
+        for k in range(60):
+            cfg = configs[k % len(configs)]
+            cfg = RunConfig.from_dict({**cfg.to_dict(), "seed": 100 + k, "config_hash": None})
+            run_id = store.mark_running(cfg, {"host": "h" * 200})
+            store.finish(run_id, "done", {f"m{j}": float(j) for j in range(40)})
+
+
+def truncate(path: Path, configs: list[RunConfig]) -> None:
+    make_big_store(path, configs)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def corrupt(path: Path, configs: list[RunConfig]) -> None:
+    make_big_store(path, configs)
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    for offset in range(page, len(data), page):  # scribble over every page but the first
+        data[offset + 8 : offset + 200] = os.urandom(192)
+    path.write_bytes(bytes(data))
+
+
+def newer(path: Path, configs: list[RunConfig]) -> None:
+    fill(path, configs, 1)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+BAD_FILES = {
+    "foreign-sqlite": lambda p, c: make_foreign(p),
+    "foreign-sqlite-wal": lambda p, c: make_foreign(p, wal=True),
+    "text-file": lambda p, c: p.write_text("name,value\nfid,3.0\n"),
+    "empty-file": lambda p, c: p.write_bytes(b""),
+    "sqlite-magic-only": lambda p, c: p.write_bytes(b"SQLite format 3\x00" + b"\x00" * 20),
+    "truncated-store": truncate,
+    "corrupt-store": corrupt,
+    "newer-schema": newer,
+}
+
+
+@pytest.mark.parametrize("readonly", [False, True], ids=["write", "read"])
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_bad_files_are_refused_and_left_byte_identical(
+    tmp_path: Path, configs: list[RunConfig], kind: str, readonly: bool
+) -> None:
+    folder = tmp_path / "d"
+    folder.mkdir()
+    path = folder / "results.sqlite"
+    BAD_FILES[kind](path, configs)
+    for leftover in folder.glob("results.sqlite-*"):
+        leftover.unlink()  # a closed WAL database needs neither; their absence is the test
+    for lock in folder.glob("*.lock"):
+        lock.unlink()
+    before = snapshot(folder)
+    with pytest.raises(UsageError) as info:
+        Store.open(path, readonly=readonly)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    if kind == "newer-schema":
+        assert "newer aebench" in message
+    assert snapshot(folder) == before  # byte-identical, and no -wal/-shm/lock files appeared
+
+
+def test_cli_refuses_a_foreign_store_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    make_foreign(path)
+    before = path.read_bytes()
+    out = run_cli("runs", "--store", str(path), timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "not an aebench store" in out.stderr and path.read_bytes() == before
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="directory"):
+        Store.open(tmp_path)
+
+
+# -- one writer --------------------------------------------------------------------------------
+HOLD_LOCK = textwrap.dedent(
+    """
+    import sys, time
+    from bench.store import Store
+    store = Store.open(sys.argv[1])
+    with store.lock():
+        print("locked", flush=True)
+        sys.stdin.readline()
+    """
+)
+
+
+def hold_lock(db: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_writer_is_refused_while_first_holds_the_lock(
+    db: Path, configs: list[RunConfig]
+) -> None:
+    fill(db, configs, 1)
+    proc = hold_lock(db)
+    try:
+        with Store.open(db) as store:
+            with pytest.raises(UsageError, match=rf"in use by pid {proc.pid}"), store.lock():
+                pass
+            assert len(store.runs()) == 1  # reading is fine meanwhile
+        out = run_cli("run", "smoke", "--store", str(db), "--quiet", timeout=300)
+        assert out.returncode == 2, out.stderr
+        assert "in use" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.write("\n")
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    with Store.open(db) as store:
+        assert store.count("runs") == 1 and store.count("metrics") == 4  # nothing lost
+        with store.lock():  # free again once the holder has gone
+            pass
+
+
+def test_lock_is_exclusive_within_one_process_too(db: Path) -> None:
+    a, b = Store.open(db), Store.open(db)
+    with a.lock():
+        with pytest.raises(UsageError, match="in use"), b.lock():
+            pass
+        with pytest.raises(RuntimeError, match="reentrant"), a.lock():
+            pass
+    with b.lock():
+        pass
+    a.close()
+    b.close()
+
+
+# -- crash recovery --------------------------------------------------------------------------------
+KILLED_MID_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from bench.store import Store, environment
+    from bench.suite import load_suite
+    cfgs = load_suite("smoke").expand()
+    store = Store.open(sys.argv[1])
+    with store.lock():
+        rid = store.mark_running(cfgs[0], environment("cpu"))
+        store.finish(rid, "done", {"recon_mse": 0.5})
+        store.mark_running(cfgs[1], environment("cpu"))
+        os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_run_left_running_by_a_killed_process_is_rerun_without_duplicates(
+    db: Path, configs: list[RunConfig]
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_RUN, str(db)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == -9
+    with Store.open(db) as store, store.lock():  # the dead process's lock is gone with it
+        statuses = [r["status"] for r in store.runs()]
+        assert statuses == ["done", "running"]
+        assert store.recover_stale() == 1
+        stale = store.runs()[1]
+        assert stale["status"] == "interrupted" and "ended without finishing" in stale["error"]
+        assert store.done_hashes() == {configs[0].config_hash}
+        run_id = store.mark_running(configs[1], {})
+        assert run_id == stale["id"]
+        store.finish(run_id, "done", {"recon_mse": 0.7})
+        assert store.count("runs") == 2
+        assert store.done_hashes() == {c.config_hash for c in configs[:2]}
+        assert store.metrics(store.runs()[0]["id"]) == {"recon_mse": 0.5}  # untouched
+
+
+# -- migrations --------------------------------------------------------------------------------
+def test_migration_hook_upgrades_an_old_store(
+    db: Path, configs: list[RunConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(db, configs, 1)
+
+    def add_notes(conn: sqlite3.Connection) -> None:
+        conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(store_mod.MIGRATIONS, 1, add_notes)
+    with pytest.raises(UsageError, match="upgrade"):
+        Store.open(db, readonly=True)  # readers never migrate
+    with Store.open(db) as store:
+        assert store.schema_version == 2
+        assert "notes" in store.runs()[0] and store.count("metrics") == 4
+
+
+def test_failed_migration_leaves_the_old_version(
+    db: Path, configs: list[RunConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(db, configs, 1)
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
+        raise RuntimeError("migration bug")
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(store_mod.MIGRATIONS, 1, broken)
+    with pytest.raises(RuntimeError, match="migration bug"):
+        Store.open(db)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    with Store.open(db) as store:
+        assert store.schema_version == 1 and "notes" not in store.runs()[0]
+
+
+# -- the runs and export commands ------------------------------------------------------------
+def test_runs_command_lists_runs(db: Path, configs: list[RunConfig]) -> None:
+    fill(db, configs, 2)
+    out = run_cli("runs", "--store", str(db), timeout=120)
+    assert out.returncode == 0, out.stderr
+    for cfg in configs[:2]:
+        assert cfg.run_name in out.stdout
+    assert "2 done" in out.stdout
+    out = run_cli("runs", "--store", str(db), "--status", "failed", timeout=120)
+    assert out.returncode == 0 and "no runs match" in out.stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_parses_back(tmp_path: Path, db: Path, configs: list[RunConfig], fmt: str) -> None:
+    fill(db, configs, 2)
+    target = tmp_path / f"metrics.{fmt}"
+    out = run_cli("export", "--store", str(db), "--format", fmt, "--out", str(target), timeout=120)
+    assert out.returncode == 0, out.stderr
+    frame = pd.read_csv(target) if fmt == "csv" else pd.DataFrame(json.loads(target.read_text()))
+    final = frame[frame.phase == "final"]
+    assert len(frame) == 2 * 2 + 2 * 2  # two final metrics + two history values per run
+    got = dict(zip(final.run_name + "/" + final.metric, final.value, strict=True))
+    assert got == {
+        f"{configs[0].run_name}/recon_mse": pytest.approx(0.1),
+        f"{configs[0].run_name}/fid": 3.0,
+        f"{configs[1].run_name}/recon_mse": pytest.approx(0.2),
+        f"{configs[1].run_name}/fid": 3.0,
+    }
+    assert set(frame.columns) >= {"run_id", "suite", "model", "dataset", "arch", "seed", "metric"}
+
+
+def test_export_errors_are_one_line(tmp_path: Path, db: Path, configs: list[RunConfig]) -> None:
+    fill(db, configs, 1)
+    out = run_cli("export", "--store", str(db), "--out", str(tmp_path), "--format", "csv")
+    assert out.returncode == 2 and "directory" in out.stderr
+    out = run_cli("export", "--store", str(db), "--out", str(tmp_path / "m.xyz"))
+    assert out.returncode == 2 and "--format" in out.stderr
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        out = run_cli("export", "--store", str(db), "--out", str(tmp_path / "m.parquet"))
+        assert out.returncode == 2 and "pip install pyarrow" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "m.parquet").exists()
