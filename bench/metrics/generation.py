@@ -1,0 +1,161 @@
+"""Distribution metrics between real and generated images, all in one feature space.
+
+Features are extracted once per image set (:func:`bench.metrics.features.extract`) and every
+metric of a call reads the same tensors, so FID, KID, precision/recall and density/coverage
+can never disagree about what they compared:
+
+* ``fid`` / ``kid_mean`` / ``kid_std`` — torchmetrics' FID and KID, fed the precomputed features
+  through a pass-through ``feature`` module (their statistics run in float64);
+* ``precision`` / ``recall`` — Kynkäänniemi et al. 2019: a fake is "precise" if it falls inside
+  the k-NN ball of some real feature, a real is "recalled" if it falls inside some fake's ball;
+* ``density`` / ``coverage`` — Naeem et al. 2020: density counts how many real balls contain each
+  fake (divided by k, so ≈ 1 for matching distributions), coverage the share of real points
+  whose own ball contains at least one fake.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+K_NEAREST = 5
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+
+
+class _Precomputed(nn.Module):
+    """The identity, posing as torchmetrics' feature extractor: ``update`` receives features."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _check(real: torch.Tensor, fake: torch.Tensor) -> None:
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature shapes differ: {tuple(real.shape)} vs {tuple(fake.shape)}")
+    if real.shape[0] < 2 or fake.shape[0] < 2:
+        raise ValueError("need at least two real and two generated feature vectors")
+
+
+def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (float64 throughout)."""
+    _check(real, fake)
+    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    metric.update(real.double().cpu(), real=True)
+    metric.update(fake.double().cpu(), real=False)
+    return float(metric.compute())
+
+
+def kid(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    subsets: int = KID_SUBSETS,
+    subset_size: int = KID_SUBSET_SIZE,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Kernel Inception Distance (cubic polynomial MMD²): mean and std over random subsets.
+
+    ``subset_size`` is capped at half the smaller set, so that subsets differ and the std
+    means something (with subsets as large as the sets, every subset is the whole set and the
+    std is 0); subsets are drawn under a fixed ``seed`` (in a
+    forked RNG, leaving the caller's stream untouched) so repeated evaluations agree.
+    """
+    _check(real, fake)
+    size = min(subset_size, max(2, min(real.shape[0], fake.shape[0]) // 2))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        metric = KernelInceptionDistance(
+            feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size
+        )
+    metric.update(real.double().cpu(), real=True)
+    metric.update(fake.double().cpu(), real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def _rowwise(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    chunk: int = 2048,
+) -> torch.Tensor:
+    """``fn`` applied to the distance matrix ``cdist(a, b)`` a block of rows at a time, so
+    10k × 10k comparisons never hold the whole matrix in float64."""
+    return torch.cat([fn(torch.cdist(a[s : s + chunk], b)) for s in range(0, a.shape[0], chunk)])
+
+
+def knn_radii(features: torch.Tensor, k: int = K_NEAREST, chunk: int = 2048) -> torch.Tensor:
+    """Distance from each point to its k-th nearest neighbour in the same set (self excluded)."""
+    if features.shape[0] <= k:
+        raise ValueError(f"need more than k={k} points for k-NN radii, got {features.shape[0]}")
+    f = features.double()
+    return _rowwise(f, f, lambda d: d.topk(k + 1, dim=1, largest=False).values[:, k], chunk)
+
+
+def _ball_counts(
+    points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 2048
+) -> torch.Tensor:
+    """For each point, how many balls (centre, radius) contain it."""
+    return _rowwise(
+        points.double(), centres.double(), lambda d: (d <= radii[None, :]).sum(1), chunk
+    )
+
+
+def precision_recall(
+    real: torch.Tensor, fake: torch.Tensor, k: int = K_NEAREST
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls."""
+    _check(real, fake)
+    r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
+    precision = (_ball_counts(fake, real, r_real) > 0).double().mean()
+    recall = (_ball_counts(real, fake, r_fake) > 0).double().mean()
+    return float(precision), float(recall)
+
+
+def density_coverage(
+    real: torch.Tensor, fake: torch.Tensor, k: int = K_NEAREST
+) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020), both built on the real k-NN balls only."""
+    _check(real, fake)
+    r_real = knn_radii(real, k)
+    density = _ball_counts(fake, real, r_real).double().sum() / (k * fake.shape[0])
+    f = fake.double()
+    nearest_fake = _rowwise(real.double(), f, lambda d: d.min(1).values)
+    coverage = (nearest_fake <= r_real).double().mean()
+    return float(density), float(coverage)
+
+
+def generation_metrics(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    k: int = K_NEAREST,
+    kid_subsets: int = KID_SUBSETS,
+    kid_subset_size: int = KID_SUBSET_SIZE,
+    seed: int = 0,
+    suffix: str = "",
+) -> dict[str, float]:
+    """All generation metrics of one (real, fake) feature pair, keys ending in ``suffix``."""
+    kid_mean, kid_std = kid(real, fake, kid_subsets, kid_subset_size, seed)
+    precision, recall = precision_recall(real, fake, k)
+    density, coverage = density_coverage(real, fake, k)
+    values = {
+        "fid": fid(real, fake),
+        "kid_mean": kid_mean,
+        "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
+        "density": density,
+        "coverage": coverage,
+    }
+    return {f"{name}{suffix}": v for name, v in values.items()}
