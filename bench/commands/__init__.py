@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
-from bench.commands import export, listing, run, runs, train
+from bench.commands import export, listing, report, run, runs, speed, train
 
-COMMANDS = [listing.models_cmd, listing.datasets_cmd, train, run, runs.runs_cmd, export.export_cmd]
+COMMANDS = [
+    listing.models_cmd,
+    listing.datasets_cmd,
+    train,
+    run,
+    runs.runs_cmd,
+    export.export_cmd,
+    report,
+    speed,
+]

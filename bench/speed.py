@@ -1,0 +1,306 @@
+"""``aebench speed``: throughput, latency, memory and FLOPs of every model, harness vs. a minimal
+hand-written loop, measured side by side in one process.
+
+Why a reference loop: a harness can hide overhead (host syncs, per-sample Python, extra copies)
+that a plain PyTorch loop would not pay. Each measurement times the harness's own update step
+(``Trainer._update`` on an in-memory batch slice) and a textbook loop on the same model, batch
+and data, alternating repeats so that machine noise hits both alike; the ratio is computed from
+those two numbers only.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import models
+from bench.data import ImageData
+from bench.trainer import TrainConfig, Trainer, resolve_device
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """What to measure and how long; defaults finish all models × archs in a few minutes."""
+
+    models: tuple[str, ...] = ("ae", "vae", "beta-vae", "vae-gan")
+    archs: tuple[str, ...] = ("mlp", "conv")
+    batch_sizes: tuple[int, ...] = (64, 256)
+    device: str = "auto"
+    latent_dim: int = 16
+    warmup_steps: int = 5
+    steps: int = 20  #: optimizer steps per timed repeat
+    repeats: int = 5  #: timed repeats per loop; the median is reported
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+
+
+@dataclass
+class SpeedResult:
+    model: str
+    arch: str
+    batch_size: int
+    device: str
+    dtype: str
+    threads: int
+    params: int
+    train_samples_per_s: float
+    reference_samples_per_s: float
+    ratio: float  #: harness / reference, same process, same model and batch
+    encode_samples_per_s: float
+    decode_samples_per_s: float
+    latency_ms_p50: float
+    latency_ms_p95: float
+    peak_mem_mb: float
+    flops_per_sample: float  #: forward + backward of one training step, per image
+    achieved_gflops: float
+    matmul_gflops: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:
+    """The machine's fp32 matrix-multiply rate (GFLOP/s): the ceiling to compare against."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def _synthetic_data(shape: tuple[int, int, int], n: int, device: torch.device) -> ImageData:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, *shape), generator=gen, dtype=torch.uint8)
+    y = torch.zeros(n, dtype=torch.int64)
+    return ImageData("synthetic", x, y, x[: min(n, 512)], y[: min(n, 512)]).to(device)
+
+
+def reference_step(
+    model: models.GenerativeAutoencoder, optimizers: list[torch.optim.Optimizer]
+) -> Callable[[torch.Tensor], None]:
+    """The textbook loop: for each optimizer, forward, backward on its loss term, step."""
+    phases = model.phases()
+
+    def step(x: torch.Tensor) -> None:
+        for phase, opt in zip(phases, optimizers, strict=True):
+            opt.zero_grad()
+            model.loss(x)[phase.loss_key].backward()
+            opt.step()
+
+    return step
+
+
+def _time_loop(
+    step: Callable[[torch.Tensor], Any], batches: list[torch.Tensor], device: torch.device
+) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    for x in batches:
+        step(x)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _flops_per_sample(step: Callable[[torch.Tensor], Any], x: torch.Tensor) -> float:
+    with FlopCounterMode(display=False) as counter:
+        step(x)
+    return counter.get_total_flops() / x.shape[0]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(
+    name: str, arch: str, batch_size: int, opts: SpeedOptions, matmul: float | None = None
+) -> SpeedResult:
+    """Measure one model × arch × batch size; see the module docstring for the method."""
+    device = resolve_device(opts.device)
+    n = batch_size * (opts.steps + 1)
+    data = _synthetic_data(opts.image_shape, n, device)
+    torch.manual_seed(0)
+    model = models.create(
+        name, arch=arch, latent_dim=opts.latent_dim, image_shape=opts.image_shape
+    ).to(device)
+    trainer = Trainer(
+        model,
+        data,
+        TrainConfig(epochs=1, batch_size=batch_size, device=str(device), quiet=True),
+        name,
+    )
+    ref_model = models.create(
+        name, arch=arch, latent_dim=opts.latent_dim, image_shape=opts.image_shape
+    ).to(device)
+    ref_opts = [torch.optim.Adam(p.params, lr=p.lr, betas=p.betas) for p in ref_model.phases()]
+    ref = reference_step(ref_model, ref_opts)
+
+    perm = torch.randperm(n, device=device)
+    index = [perm[i * batch_size : (i + 1) * batch_size] for i in range(opts.steps)]
+    floats = data.train_x.float() / 255  # a hand-written loop typically keeps float tensors
+
+    def harness(idx: torch.Tensor) -> None:
+        # the harness's data path: uint8 slice of a permutation, converted in the fetch
+        trainer._update(ImageData.batch(data.train_x, idx))
+
+    def reference(idx: torch.Tensor) -> None:
+        ref(floats[idx])
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss0 = _rss_mb()
+    model.train()
+    ref_model.train()
+    for idx in index[: opts.warmup_steps]:
+        harness(idx)
+        reference(idx)
+    h_times, r_times = [], []
+    for _ in range(opts.repeats):  # alternate, so machine noise hits both loops alike
+        h_times.append(_time_loop(harness, index, device))
+        r_times.append(_time_loop(reference, index, device))
+    samples = opts.steps * batch_size
+    train_sps = samples / statistics.median(h_times)
+    ref_sps = samples / statistics.median(r_times)
+    flops = _flops_per_sample(trainer._update, ImageData.batch(data.train_x, index[0]))
+
+    enc_sps, dec_sps, p50, p95 = _inference(model, data, device)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak = max(0.0, _rss_mb() - rss0)
+    threads = torch.get_num_threads()
+    matmul = matmul if matmul is not None else matmul_gflops(device)
+    gc.collect()
+    return SpeedResult(
+        model=name,
+        arch=arch,
+        batch_size=batch_size,
+        device=str(device),
+        dtype="float32",
+        threads=threads,
+        params=sum(p.numel() for p in model.parameters()),
+        train_samples_per_s=train_sps,
+        reference_samples_per_s=ref_sps,
+        ratio=train_sps / ref_sps,
+        encode_samples_per_s=enc_sps,
+        decode_samples_per_s=dec_sps,
+        latency_ms_p50=p50,
+        latency_ms_p95=p95,
+        peak_mem_mb=peak,
+        flops_per_sample=flops,
+        achieved_gflops=flops * train_sps / 1e9,
+        matmul_gflops=matmul,
+    )
+
+
+@torch.inference_mode()
+def _inference(
+    model: models.GenerativeAutoencoder,
+    data: ImageData,
+    device: torch.device,
+    batch: int = 256,
+    repeats: int = 20,
+) -> tuple[float, float, float, float]:
+    """Encode and decode samples/s at ``batch``; p50/p95 latency of one reconstruction."""
+    model.eval()
+    x = ImageData.batch(data.train_x, slice(0, batch))
+    z = model.encode(x)
+    for _ in range(3):
+        model.decode(model.encode(x))
+    enc, dec, lat = [], [], []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        model.encode(x)
+        _sync(device)
+        t1 = time.perf_counter()
+        model.decode(z)
+        _sync(device)
+        t2 = time.perf_counter()
+        model.reconstruct(x)
+        _sync(device)
+        t3 = time.perf_counter()
+        enc.append(t1 - t0)
+        dec.append(t2 - t1)
+        lat.append((t3 - t2) * 1000)
+    lat.sort()
+    p95 = lat[min(len(lat) - 1, math.ceil(0.95 * len(lat)) - 1)]
+    return (
+        batch / statistics.median(enc),
+        batch / statistics.median(dec),
+        statistics.median(lat),
+        p95,
+    )
+
+
+def run_speed(opts: SpeedOptions, progress: bool = True) -> list[SpeedResult]:
+    """Measure every combination in ``opts``."""
+    device = resolve_device(opts.device)
+    matmul = matmul_gflops(device)
+    results = []
+    for name in opts.models:
+        models.get(name)
+        for arch in opts.archs:
+            for bs in opts.batch_sizes:
+                if progress:
+                    print(f"  measuring {name} {arch} batch {bs} ...", file=sys.stderr, flush=True)
+                results.append(measure(name, arch, bs, opts, matmul))
+    return results
+
+
+def format_table(results: list[SpeedResult]) -> str:
+    cols = [
+        ("model", "model", "s"),
+        ("arch", "arch", "s"),
+        ("batch", "batch_size", "d"),
+        ("train/s", "train_samples_per_s", ".0f"),
+        ("ref/s", "reference_samples_per_s", ".0f"),
+        ("ratio", "ratio", ".2f"),
+        ("enc/s", "encode_samples_per_s", ".0f"),
+        ("dec/s", "decode_samples_per_s", ".0f"),
+        ("p50 ms", "latency_ms_p50", ".2f"),
+        ("p95 ms", "latency_ms_p95", ".2f"),
+        ("MFLOP/img", "flops_per_sample", ""),
+        ("GFLOP/s", "achieved_gflops", ".1f"),
+        ("% matmul", "", ""),
+        ("mem MB", "peak_mem_mb", ".0f"),
+    ]
+    rows = [[c[0] for c in cols]]
+    for r in results:
+        d = asdict(r)
+        row = []
+        for title, key, fmt in cols:
+            if title == "MFLOP/img":
+                row.append(f"{r.flops_per_sample / 1e6:.2f}")
+            elif title == "% matmul":
+                row.append(f"{100 * r.achieved_gflops / r.matmul_gflops:.0f}%")
+            else:
+                row.append(format(d[key], fmt))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    if results:
+        r = results[0]
+        lines.append(
+            f"device {r.device}, {r.dtype}, {r.threads} threads, matmul "
+            f"{r.matmul_gflops:.0f} GFLOP/s (1024², fp32)"
+        )
+    return "\n".join(lines)

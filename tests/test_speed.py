@@ -1,0 +1,85 @@
+"""`aebench speed` output and the harness's fast data path."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import models
+from bench.data import ImageData
+from bench.trainer import TrainConfig, Trainer
+from tests.conftest import run_cli
+
+
+def test_speed_json_parses_and_ratio_is_computed_from_both_loops():
+    result = run_cli(
+        "speed",
+        "--models",
+        "vae",
+        "--archs",
+        "mlp",
+        "--batch-sizes",
+        "32",
+        "--steps",
+        "2",
+        "--repeats",
+        "2",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["model"] == "vae" and row["batch_size"] == 32
+    assert row["train_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
+    assert abs(row["ratio"] - row["train_samples_per_s"] / row["reference_samples_per_s"]) < 1e-9
+    assert row["flops_per_sample"] > 0 and row["matmul_gflops"] > 0
+    assert row["threads"] >= 1 and row["device"] == "cpu"
+
+
+def test_fast_data_path_yields_the_same_batches_as_a_dataloader(mnist5k):
+    """The harness's batches equal a DataLoader's over the same seeded permutation."""
+    seed, epoch, bs = 3, 2, 100
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(len(mnist5k.train_x), generator=gen)
+    ours = [ImageData.batch(mnist5k.train_x, perm[i : i + bs]) for i in range(0, len(perm), bs)]
+    floats = TensorDataset(mnist5k.train_x.float() / 255)
+    loader = DataLoader(floats, batch_size=bs, sampler=perm.tolist())
+    theirs = [b[0] for b in loader]
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_trainer_uses_that_permutation(mnist5k, monkeypatch):
+    seen = []
+    model = models.create("ae", latent_dim=2)
+    data = ImageData(
+        "t", mnist5k.train_x[:300], mnist5k.train_y[:300], mnist5k.test_x[:50], mnist5k.test_y[:50]
+    )
+    trainer = Trainer(model, data, TrainConfig(epochs=1, batch_size=100, seed=3, quiet=True))
+    original = trainer._update
+    monkeypatch.setattr(trainer, "_update", lambda x: (seen.append(x.clone()), original(x))[1])
+    trainer.fit()
+    perm = torch.randperm(300, generator=torch.Generator().manual_seed(3 * 100_003 + 1))
+    assert len(seen) == 3
+    for i, x in enumerate(seen):
+        assert torch.equal(x, data.train_x[perm[i * 100 : (i + 1) * 100]].float() / 255)
+
+
+def test_custom_encoder_and_decoder_modules_train_through_the_harness(mnist5k):
+    from torch import nn
+
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.Tanh(), nn.Linear(64, 2 * 3))
+    dec = nn.Sequential(nn.Linear(3, 784), nn.Unflatten(1, (1, 28, 28)))
+    model = models.create("vae", encoder=enc, decoder=dec, latent_dim=3)
+    assert model.encoder is enc and model.decoder is dec
+    data = ImageData(
+        "t",
+        mnist5k.train_x[:1000],
+        mnist5k.train_y[:1000],
+        mnist5k.test_x[:200],
+        mnist5k.test_y[:200],
+    )
+    history = Trainer(model, data, TrainConfig(epochs=3, quiet=True)).fit()
+    assert history[-1]["test"]["loss"] < history[0]["test"]["loss"]
