@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.commands import export, listing, report, run, runs, speed, train
+from bench.commands import eval, export, fid, listing, report, run, runs, speed, train
 
 COMMANDS = [
     listing.models_cmd,
@@ -13,4 +13,6 @@ COMMANDS = [
     export.export_cmd,
     report,
     speed,
+    eval,
+    fid,
 ]

@@ -1,0 +1,83 @@
+"""``aebench eval RUN_DIR``: measure a trained run; writes ``RUN_DIR/metrics.json``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "eval"
+HELP = "Evaluate a trained run (reconstruction, latent, FID/KID/P&R, sharpness, speed)."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from bench.metrics import FAMILIES
+
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `aebench train`")
+    p.add_argument(
+        "--n-samples",
+        type=int,
+        default=None,
+        help="generated images and real test images compared (default: 10000; 500 for the "
+        "inception backbone on a CPU)",
+    )
+    p.add_argument("--backbone", default="domain", help="feature space: domain or inception")
+    p.add_argument(
+        "--sampler",
+        default=None,
+        help="prior, gaussian or gmm (default: prior for VAEs, gaussian otherwise)",
+    )
+    p.add_argument("--iw-k", type=int, default=500, help="importance samples for nll_iw")
+    p.add_argument("--iw-n", type=int, default=1000, help="test images for nll_iw")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=FAMILIES,
+        help="leave out a metric family (repeatable)",
+    )
+    p.add_argument("--data-dir", default=None, help="dataset files (default: the run's, or env)")
+    p.add_argument("--cache-dir", default=None, help="feature-net cache (default: env or ~/.cache)")
+    p.add_argument("--inception-weights", default=None, help="torch-fidelity-layout weights file")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench import data
+    from bench.metrics import FAMILIES, MetricOptions, evaluate, format_table
+    from bench.runio import load_run, write_json_atomic
+    from bench.trainer import resolve_device
+
+    options = MetricOptions(
+        n_samples=args.n_samples,
+        backbone=args.backbone,
+        sampler=args.sampler,
+        iw_k=args.iw_k,
+        iw_n=args.iw_n,
+        seed=args.seed,
+        families=tuple(f for f in FAMILIES if f not in args.skip),
+        cache_dir=args.cache_dir,
+        inception_weights=args.inception_weights,
+    )
+    device = resolve_device(args.device)
+    model, config = load_run(args.run_dir, map_location=device)
+    dataset = data.load(config.get("dataset", "mnist-5k"), args.data_dir or config.get("data_dir"))
+    train_batch = (config.get("train") or {}).get("batch_size")
+    if isinstance(train_batch, int) and train_batch > 0:
+        from dataclasses import replace
+
+        options = replace(options, train_batch_size=train_batch)
+    scores = evaluate(model, dataset, options)
+    out = Path(args.run_dir) / "metrics.json"
+    write_json_atomic(out, scores)
+    meta = scores["meta"]
+    print(f"{config.get('model')} on {meta['dataset']}: sampler {meta['sampler']}, ", end="")
+    backbone = meta.get("backbone", {})
+    acc = backbone.get("test_accuracy")
+    acc_text = f" (test accuracy {acc:.3f})" if isinstance(acc, float) else ""
+    print(f"backbone {options.backbone}{acc_text}, n = {meta['n_samples']}")
+    for note in meta["notes"]:
+        print(f"note: {note}")
+    print(format_table(scores))
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,71 @@
+"""``aebench fid REAL FAKE_DIR``: FID/KID/P&R/density/coverage between two image sets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "fid"
+HELP = "FID, KID, precision/recall, density/coverage between image folders or a dataset split."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("real", metavar="REAL_DIR_OR_DATASET", help="image folder or dataset name")
+    p.add_argument("fake", metavar="FAKE_DIR", help="image folder")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="dataset split")
+    p.add_argument(
+        "--backbone",
+        default=None,
+        help="domain (needs a dataset name as REAL) or inception; default: domain for a dataset, "
+        "inception for a folder",
+    )
+    p.add_argument("--n", type=int, default=None, help="use at most this many images per set")
+    p.add_argument("--data-dir", default=None, help="dataset files (default: $AEBENCH_DATA_DIR)")
+    p.add_argument("--cache-dir", default=None, help="feature-net cache")
+    p.add_argument("--inception-weights", default=None, help="torch-fidelity-layout weights file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the scores as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench import data
+    from bench.errors import UsageError
+    from bench.metrics import features, format_table
+    from bench.metrics.compare import compare, folder_shape, read_images
+
+    if args.n is not None and args.n < 7:
+        raise UsageError(f"--n must be at least 7, got {args.n}")
+    dataset = None
+    if Path(args.real).is_dir():
+        backbone = args.backbone or "inception"
+        if backbone == "domain":
+            raise UsageError("the domain backbone needs a dataset name as REAL, not a folder")
+        shape = folder_shape(args.real)
+        real = read_images(args.real, shape, args.n)
+    elif args.real in data.available():
+        backbone = args.backbone or "domain"
+        dataset = data.load(args.real, args.data_dir)
+        real = dataset.test_x if args.split == "test" else dataset.train_x
+        real = real[: args.n] if args.n else real
+        shape = dataset.image_shape
+    else:
+        raise UsageError(
+            f"{args.real} is neither an image folder nor a dataset ({', '.join(data.available())})"
+        )
+    fake = read_images(args.fake, shape, args.n)
+    net = features.build(
+        backbone,
+        dataset,
+        cache=args.cache_dir,
+        **({"weights": args.inception_weights} if backbone == "inception" else {}),
+    )
+    scores = compare(real, fake, net, seed=args.seed)
+    info = getattr(net, "info", {})
+    acc = info.get("test_accuracy")
+    acc_text = f", test accuracy {acc:.3f}" if isinstance(acc, float) else ""
+    print(f"{len(real)} real vs {len(fake)} generated images, backbone {backbone}{acc_text}")
+    print(format_table(scores))
+    if args.json:
+        Path(args.json).write_text(json.dumps({**scores, "backbone": backbone}, indent=2) + "\n")
+    return 0
