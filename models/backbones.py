@@ -127,7 +127,14 @@ class Discriminator(nn.Module):
     """Real-vs-generated classifier whose last hidden layer doubles as a feature space.
 
     ``forward`` returns ``(features, logit)``; VAE-GAN measures reconstruction error on the
-    features (Larsen et al. 2016, "learned similarity").
+    features (Larsen et al. 2016, "learned similarity"). Two optional regularisers keep the
+    discriminator from winning outright against a generator that also minimises a pixel loss:
+
+    * ``dropout`` — dropout between the features and the logit (as in Salimans et al. 2016's
+      semi-supervised GAN discriminator). It sits *after* the returned features, so the
+      feature-space reconstruction is measured on the clean features.
+    * ``spectral_norm`` — spectral normalisation of every weight (Miyato et al. 2018), which
+      bounds the discriminator's Lipschitz constant and hence the size of its gradients.
     """
 
     def __init__(
@@ -136,6 +143,8 @@ class Discriminator(nn.Module):
         image_shape: Sequence[int],
         width: int = 32,
         hidden: Sequence[int] = (512, 256),
+        dropout: float = 0.0,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         c, h, w = _check(arch, image_shape)
@@ -145,13 +154,20 @@ class Discriminator(nn.Module):
         else:
             self.features = ConvTrunk(c, width)
             feat_dim = 2 * width * (h // 4) * (w // 4)
+        self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(feat_dim, 1)
+        if spectral_norm:
+            for module in list(self.modules()):
+                if isinstance(module, nn.Linear | nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(module)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.features(x)
-        return f, self.head(f).squeeze(1)
+        return f, self.head(self.dropout(f)).squeeze(1)
 
 
-def build_discriminator(arch: str, image_shape: Sequence[int], **kwargs: int) -> Discriminator:
+def build_discriminator(
+    arch: str, image_shape: Sequence[int], **kwargs: int | float | bool | Sequence[int]
+) -> Discriminator:
     """The discriminator matching :func:`build_encoder`'s family."""
-    return Discriminator(arch, image_shape, **kwargs)
+    return Discriminator(arch, image_shape, **kwargs)  # type: ignore[arg-type]
