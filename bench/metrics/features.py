@@ -166,6 +166,7 @@ def accuracy(net: DomainNet, images: torch.Tensor, labels: torch.Tensor) -> floa
     return correct / max(images.shape[0], 1)
 
 
+@torch.enable_grad()  # callers may hold no_grad/inference mode; training needs autograd
 def train_domain_net(
     data: ImageData,
     epochs: int | None = None,
