@@ -1,0 +1,100 @@
+"""``aebench report``: the comparison report of one suite (Markdown, HTML, CSV, LaTeX, PNGs).
+
+With ``--baseline`` it also compares against another store or suite and exits with code 1 when
+any metric regressed, so CI can gate on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.store import default_store_path
+
+NAME = "report"
+HELP = "Write a comparison report (md, html, csv, tex, figures) of a suite's runs."
+
+
+def _number(text: str, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not low <= value < high:
+        raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}), got {text!r}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    return _number(text, 1e-12, 1.0)
+
+
+def _tolerance(text: str) -> float:
+    return _number(text, 0.0, 1e6)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The report's options (see ``aebench report --help``)."""
+    parser.add_argument(
+        "--store", default=None, help=f"results store (default: {default_store_path()})"
+    )
+    parser.add_argument(
+        "--suite", default=None, help="suite to report (default: the newest with finished runs)"
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="STORE_OR_SUITE",
+        help="compare against another store file (same suite) or a suite in this store; "
+        "exit code 1 if any metric regressed",
+    )
+    parser.add_argument("--out", required=True, help="folder to write the report into")
+    parser.add_argument(
+        "--alpha", type=_alpha, default=0.05, help="significance level (default 0.05)"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        default=0.05,
+        help="smallest relative change that counts (default 0.05 = 5%%)",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=None,
+        help="metrics the baseline comparison tests (default: the headline metrics)",
+    )
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the report; print what was written and any regressions; 1 if any regressed."""
+    from bench.report import build_report
+
+    result = build_report(
+        args.store,
+        args.out,
+        suite=args.suite,
+        baseline=args.baseline,
+        figures=not args.no_figures,
+        alpha=args.alpha,
+        tolerance=args.tolerance,
+        metrics=args.metrics,
+    )
+    print(
+        f"report of suite {result.data.suite} ({len(result.data.runs)} runs) "
+        f"written to {result.out}"
+    )
+    for fig in result.figures:
+        if fig.problem:
+            print(f"warning: {fig.path.name} not drawn: {fig.problem}")
+    if result.comparison is not None:
+        regs = result.comparison.regressions
+        for _, r in regs.iterrows():
+            key = " · ".join(str(r[k]) for k in result.comparison.keys)
+            print(
+                f"REGRESSION {key} {r['metric']}: {r['baseline_mean']:.4g} -> "
+                f"{r['current_mean']:.4g} (p={r['p_value']:.2g})"
+            )
+        if regs.empty:
+            print(f"no regression against {result.comparison.baseline_name}")
+    return result.exit_code

@@ -1,0 +1,96 @@
+"""Comparison reports from the results store (issue 5).
+
+``build_report(store, out)`` reads the finished runs of one suite and writes into ``out``:
+``report.md``, ``report.html`` (self-contained), ``table.csv``, ``table.tex`` and the figure
+PNGs; with ``baseline=`` also ``comparison.csv`` and a delta table in both reports. The pieces
+are small modules with plain values between them::
+
+    collect.load(store)  ──▶ ReportData ──▶ tables.build_table ──▶ Table ──▶ render.*
+                                   │                                  │
+                                   ├──▶ figures.make_figures ◀────────┘
+                                   └──▶ baseline.compare(current, baseline) ──▶ Comparison
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.report import baseline as _baseline
+from bench.report import collect, render
+from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
+from bench.report.collect import ReportData
+from bench.report.figures import FigureFile, make_figures
+from bench.report.tables import Table, build_table
+from bench.store import Store
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` wrote and found. ``exit_code`` is what CI should return."""
+
+    out: Path
+    data: ReportData
+    table: Table
+    figures: list[FigureFile] = field(default_factory=list)
+    comparison: Comparison | None = None
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return self.comparison is not None and self.comparison.regressed
+
+    @property
+    def exit_code(self) -> int:
+        """1 when the baseline comparison found a regression, else 0."""
+        return 1 if self.regressed else 0
+
+
+def build_report(
+    store: Store | str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    suite: str | None = None,
+    baseline: str | os.PathLike[str] | None = None,
+    *,
+    figures: bool = True,
+    alpha: float = DEFAULT_ALPHA,
+    tolerance: float = DEFAULT_TOLERANCE,
+    metrics: list[str] | None = None,
+) -> ReportResult:
+    """Build the report of ``suite`` (default: the newest suite with finished runs) into ``out``.
+
+    ``store`` is a :class:`Store` or a path (None: the default store). ``baseline`` is another
+    store's path or a suite name in the same store; ``metrics`` limits what the baseline
+    comparison tests (default: the headline metrics). ``figures=False`` skips the PNGs (fast,
+    for CI regression checks). Raises :class:`~bench.errors.UsageError` for a missing store or
+    suite or an unusable ``out``.
+    """
+    from bench.runio import prepare_out_dir
+
+    data = collect.load(store, suite)
+    out_dir = prepare_out_dir(out)
+    table = build_table(data)
+    comparison = None
+    if baseline is not None:
+        base, name = _baseline.load_baseline(baseline, data)
+        comparison = _baseline.compare(data, base, metrics, alpha, tolerance, name)
+    drawn = make_figures(data, table, out_dir) if figures else []
+    files = [f.path for f in drawn]
+    written = {
+        "report.md": render.markdown(data.header, table, drawn, comparison),
+        "report.html": render.html_page(data.header, table, drawn, comparison),
+        "table.tex": render.latex(table, f"aebench suite {data.suite}: mean ± std over seeds."),
+    }
+    for name, text in written.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        files.append(out_dir / name)
+    render.write_csv(table, out_dir / "table.csv")
+    files.append(out_dir / "table.csv")
+    if comparison is not None:
+        render.write_comparison_csv(comparison, out_dir / "comparison.csv")
+        files.append(out_dir / "comparison.csv")
+    return ReportResult(out_dir, data, table, drawn, comparison, files)
+
+
+__all__ = ["ReportResult", "build_report"]

@@ -1,0 +1,185 @@
+"""Compare a report against a baseline: per model and metric, did it get better or worse?
+
+A change is flagged only when it is both *significant* (Welch's t-test over seeds, p < alpha)
+and *material* (|Δ| larger than ``tolerance`` × |baseline mean|): significance alone flags
+negligible shifts once there are many seeds, size alone flags seed noise. A flagged change in a
+metric's worse direction is a regression; CI fails on any (exit code 1).
+
+Edge cases, decided explicitly rather than left to NaNs from scipy:
+
+* fewer than two runs on either side: no variance estimate, so no test (status ``untested``);
+* zero variance on both sides (deterministic metrics): the means either equal (p = 1) or differ
+  for certain (p = 0);
+* a metric with no better direction can be ``changed`` but never regress.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.errors import UsageError
+from bench.report import collect
+from bench.report.collect import ReportData
+from bench.report.columns import HEADLINE, HIGHER, LOWER, info
+from bench.store import Store
+
+DEFAULT_ALPHA = 0.05
+DEFAULT_TOLERANCE = 0.05
+
+REGRESSED, IMPROVED, CHANGED, SAME = "regressed", "improved", "changed", "same"
+UNTESTED, NEW, MISSING = "untested", "new", "missing"
+
+
+@dataclass
+class Comparison:
+    """The delta table: one row per (row key, metric) present on either side."""
+
+    frame: pd.DataFrame
+    keys: list[str]
+    baseline_name: str
+    alpha: float
+    tolerance: float
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.frame[self.frame["status"] == REGRESSED]
+
+    @property
+    def regressed(self) -> bool:
+        return not self.regressions.empty
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Welch t-test p-value, with the degenerate cases decided (see module doc)."""
+    x = np.asarray([v for v in a if math.isfinite(v)], dtype=float)
+    y = np.asarray([v for v in b if math.isfinite(v)], dtype=float)
+    if len(x) < 2 or len(y) < 2:
+        return math.nan
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        return 1.0 if x[0] == y[0] else 0.0
+    return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+
+
+def classify(
+    metric: str, base: float, current: float, p: float, alpha: float, tolerance: float
+) -> str:
+    """The status of one change: regressed / improved / changed / same / untested."""
+    if not math.isfinite(p):
+        return UNTESTED
+    delta = current - base
+    material = abs(delta) > tolerance * abs(base) if base != 0 else delta != 0
+    if p >= alpha or not material:
+        return SAME
+    direction = info(metric).better
+    if direction == LOWER:
+        return REGRESSED if delta > 0 else IMPROVED
+    if direction == HIGHER:
+        return REGRESSED if delta < 0 else IMPROVED
+    return CHANGED
+
+
+def compare(
+    current: ReportData,
+    baseline: ReportData,
+    metrics: Sequence[str] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    tolerance: float = DEFAULT_TOLERANCE,
+    baseline_name: str | None = None,
+) -> Comparison:
+    """Per row key and metric: baseline and current mean ± std, Δ, p and a status.
+
+    ``metrics`` defaults to the headline metrics either side recorded. Rows are matched on the
+    current report's key columns (model label, plus dataset/arch where they vary).
+    """
+    keys = list(current.keys)
+    known = set(current.metrics) | set(baseline.metrics)
+    unknown = [m for m in metrics or () if m not in known]
+    if unknown:
+        raise UsageError(
+            f"metric {unknown[0]!r} is in neither the report nor the baseline; "
+            f"recorded metrics: {', '.join(sorted(known))}"
+        )
+    if metrics is None:
+        have = set(current.metrics) | set(baseline.metrics)
+        metrics = [m for m in HEADLINE if m in have]
+    cur_groups = _values(current.runs, keys)
+    base_groups = _values(baseline.runs, keys)
+    order = list(dict.fromkeys([*cur_groups, *base_groups]))
+    records = []
+    for key in order:
+        for m in metrics:
+            a = base_groups.get(key, {}).get(m, [])
+            b = cur_groups.get(key, {}).get(m, [])
+            base_mean = float(np.mean(a)) if a else math.nan
+            cur_mean = float(np.mean(b)) if b else math.nan
+            if not a and not b:
+                continue
+            if not a:
+                status, p = NEW, math.nan
+            elif not b:
+                status, p = MISSING, math.nan
+            else:
+                p = welch_p(a, b)
+                status = classify(m, base_mean, cur_mean, p, alpha, tolerance)
+            delta = cur_mean - base_mean
+            records.append(
+                {
+                    **dict(zip(keys, key, strict=True)),
+                    "metric": m,
+                    "baseline_mean": base_mean,
+                    "baseline_std": float(np.std(a, ddof=1)) if len(a) > 1 else math.nan,
+                    "baseline_n": len(a),
+                    "current_mean": cur_mean,
+                    "current_std": float(np.std(b, ddof=1)) if len(b) > 1 else math.nan,
+                    "current_n": len(b),
+                    "delta": delta,
+                    "rel_delta": delta / abs(base_mean) if base_mean else math.nan,
+                    "p_value": p,
+                    "status": status,
+                }
+            )
+    columns = [*keys, "metric", "baseline_mean", "baseline_std", "baseline_n", "current_mean",
+               "current_std", "current_n", "delta", "rel_delta", "p_value", "status"]  # fmt: skip
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    return Comparison(frame, keys, baseline_name or baseline.suite, alpha, tolerance)
+
+
+def _values(runs: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, list[float]]]:
+    """``{row key: {metric: [finite values over seeds]}}``."""
+    out: dict[tuple, dict[str, list[float]]] = {}
+    skip = {"run_id", "run_name", "label", "model", "dataset", "arch", "seed", "data_dir",
+            "artifacts"}  # fmt: skip
+    for key, group in runs.groupby(keys, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        out[key] = {
+            m: [float(v) for v in group[m] if v is not None and math.isfinite(float(v))]
+            for m in group.columns
+            if m not in skip
+        }
+    return out
+
+
+def load_baseline(spec: str | os.PathLike[str], current: ReportData) -> tuple[ReportData, str]:
+    """Resolve ``--baseline``: a path to another store, else a suite in the current store.
+
+    In another store the current suite's name is used when it is there (the usual case: the
+    same suite run at an older commit), else that store's newest suite.
+    """
+    path = Path(spec)
+    if path.exists():
+        with Store.open(path, create=False, readonly=True) as other:
+            suites = {r["suite"] for r in other.runs(status="done")}
+            suite = current.suite if current.suite in suites else None
+            return collect.load(other, suite), f"{path} ({collect.pick_suite(other, suite)})"
+    if os.sep in str(spec) or path.suffix in (".sqlite", ".db"):
+        raise UsageError(f"baseline store {spec} does not exist")
+    data = collect.load(current.store_path, str(spec))
+    return data, f"suite {spec}"

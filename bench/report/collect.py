@@ -1,0 +1,242 @@
+"""Read what a report needs out of a results store, into plain DataFrames.
+
+Everything downstream (tables, figures, baseline) works on :class:`ReportData` only, so it can
+be tested without a store and the store is read in exactly one place. Only runs with status
+``done`` are reported: a failed or interrupted run has partial numbers that would bias a mean.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.errors import UsageError
+from bench.store import Store
+
+#: Columns that identify a row of the main table (``dataset``/``arch`` only when they vary).
+KEY_COLUMNS: tuple[str, ...] = ("label", "dataset", "arch")
+_EPOCH_RE = re.compile(r"^epoch-(\d+)$")
+
+
+@dataclass
+class ReportData:
+    """The runs of one suite: one row per run, its final metrics, its history, its setting.
+
+    ``runs`` has columns run_id, run_name, label, model, dataset, arch, seed, artifacts and one
+    column per final metric (NaN where a run did not record it). ``history`` is tidy: run_id,
+    label, dataset, arch, seed, epoch, metric, value. ``keys`` are the columns that tell the
+    table's rows apart (always ``label``; ``dataset``/``arch`` when the suite has several).
+    """
+
+    suite: str
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    metrics: list[str]
+    keys: list[str]
+    header: dict[str, str] = field(default_factory=dict)
+    store_path: Path | None = None
+
+    @property
+    def groups(self) -> list[tuple[Any, ...]]:
+        """Row keys in suite order (the order models first appear)."""
+        seen: dict[tuple[Any, ...], None] = {}
+        for row in self.runs[self.keys].itertuples(index=False):
+            seen.setdefault(tuple(row), None)
+        return list(seen)
+
+    @property
+    def labels(self) -> list[str]:
+        """Model labels in suite order: fixes each model's colour in every figure."""
+        return list(dict.fromkeys(self.runs["label"]))
+
+
+def open_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store, bool]:
+    """A read-only store handle and whether we opened it (so must close it)."""
+    if isinstance(store, Store):
+        return store, False
+    return Store.open(store, create=False, readonly=True), True
+
+
+def pick_suite(store: Store, suite: str | None) -> str:
+    """``suite`` if it has finished runs; else the suite of the newest finished run.
+
+    Mixing suites in one table would compare runs made under different budgets, so a report is
+    always about exactly one suite.
+    """
+    done = store.runs(status="done")
+    suites = list(dict.fromkeys(r["suite"] for r in done))
+    if suite is not None:
+        if suite not in suites:
+            known = ", ".join(suites) or "none"
+            raise UsageError(
+                f"store {store.path} has no finished runs in suite {suite!r} "
+                f"(suites with finished runs: {known})"
+            )
+        return suite
+    if not suites:
+        raise UsageError(f"store {store.path} has no finished runs to report")
+    return str(done[-1]["suite"])
+
+
+def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None) -> ReportData:
+    """Collect the finished runs of ``suite`` (default: the newest suite) from ``store``."""
+    handle, close = open_store(store)
+    try:
+        name = pick_suite(handle, suite)
+        rows = handle.runs(suite=name, status="done")
+        frame = handle.metrics_frame(suite=name, status="done")
+    finally:
+        if close:
+            handle.close()
+    for r in rows:
+        r["artifacts"] = resolve_artifacts(r.get("artifacts"), handle.path)
+    runs = _runs_frame(rows, frame)
+    metrics = sorted(set(frame.loc[frame["phase"] == "final", "metric"]))
+    keys = ["label"] + [k for k in ("dataset", "arch") if runs[k].nunique() > 1]
+    return ReportData(
+        suite=name,
+        runs=runs,
+        history=_history_frame(frame),
+        metrics=metrics,
+        keys=keys,
+        header=_header(name, rows),
+        store_path=handle.path,
+    )
+
+
+def resolve_artifacts(artifacts: str | None, store_path: Path) -> str | None:
+    """A run's artifacts folder as recorded, or, when that is a relative path that does not
+    exist from here, the same folder found beside the store.
+
+    The runner records ``<store folder>/artifacts/...`` as it was spelled when the suite ran
+    (often relative, ``runs/artifacts/...``); a report built from another working directory
+    must still find the models.
+    """
+    if not artifacts:
+        return artifacts
+    path = Path(artifacts)
+    if path.is_absolute() or path.exists():
+        return artifacts
+    parts = path.parts
+    if "artifacts" in parts:
+        beside = store_path.parent.joinpath(*parts[parts.index("artifacts") :])
+        if beside.exists():
+            return str(beside)
+    return artifacts
+
+
+def _runs_frame(rows: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
+    records = []
+    for r in rows:
+        cfg = r["config"] if isinstance(r["config"], dict) else {}
+        records.append(
+            {
+                "run_id": r["id"],
+                "run_name": r["run_name"],
+                "label": str(cfg.get("label") or cfg.get("model") or r["run_name"]),
+                "model": cfg.get("model"),
+                "dataset": cfg.get("dataset"),
+                "arch": cfg.get("arch"),
+                "seed": cfg.get("seed"),
+                "data_dir": cfg.get("data_dir"),
+                "artifacts": r.get("artifacts"),
+            }
+        )
+    runs = pd.DataFrame.from_records(
+        records,
+        columns=["run_id", "run_name", "label", "model", "dataset", "arch", "seed", "data_dir",
+                 "artifacts"],
+    )  # fmt: skip
+    final = frame[frame["phase"] == "final"]
+    if not final.empty:
+        wide = final.pivot_table(index="run_id", columns="metric", values="value", dropna=False)
+        wide.columns.name = None
+        runs = runs.merge(wide, left_on="run_id", right_index=True, how="left")
+    return runs
+
+
+def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    epochs = frame["phase"].str.extract(_EPOCH_RE, expand=False)
+    hist = frame[epochs.notna()].copy()
+    hist["epoch"] = epochs[epochs.notna()].astype(int)
+    hist["label"] = hist["label"].fillna(hist["model"])
+    cols = ["run_id", "label", "dataset", "arch", "seed", "epoch", "metric", "value"]
+    return hist[cols].reset_index(drop=True)
+
+
+def _join(values: Any) -> str:
+    seen = [str(v) for v in dict.fromkeys(values) if v not in (None, "")]
+    return ", ".join(seen) if seen else "unknown"
+
+
+def _artifact_env(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``environment`` block the trainer wrote into a run folder's ``config.json``."""
+    for r in rows:
+        path = Path(r.get("artifacts") or "") / "config.json"
+        try:
+            env = json.loads(path.read_text()).get("environment")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(env, dict):
+            return env
+    return {}
+
+
+def _cpu_name() -> str:
+    """This machine's CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Where and how the numbers were made: the report's first lines."""
+    cfgs = [r["config"] if isinstance(r["config"], dict) else {} for r in rows]
+    budgets = [
+        " ".join(f"{v:g} {k}" for k, v in c["budget"].items())
+        for c in cfgs
+        if isinstance(c.get("budget"), dict)
+    ]
+    seeds = {c.get("seed") for c in cfgs}
+    env = _artifact_env(rows)
+    hosts = {r.get("host") for r in rows}
+    cpu = str(env.get("cpu") or "")
+    if hosts == {socket.gethostname()}:
+        cpu = _cpu_name()  # the runs were made on this machine: name its CPU properly
+    ended = sorted(str(r["ended_at"]) for r in rows if r.get("ended_at"))
+    date = f"{ended[0][:10]} – {ended[-1][:10]}" if ended else "unknown"
+    if ended and ended[0][:10] == ended[-1][:10]:
+        date = ended[0][:10]
+    commits = [str(r["git_commit"])[:12] for r in rows if r.get("git_commit")]
+    return {
+        "Suite": suite,
+        "Datasets": _join(c.get("dataset") for c in cfgs),
+        "Architectures": _join(c.get("arch") for c in cfgs),
+        "Budget": _join(budgets),
+        "Seeds": f"{len(seeds)} ({', '.join(str(s) for s in sorted(seeds, key=str))})",
+        "Runs": str(len(rows)),
+        "Device": _join(r.get("device") for r in rows),
+        "CPU": cpu or "unknown",
+        "GPU": str(env.get("gpu") or "none"),
+        "Threads": _join(r.get("threads") for r in rows),
+        "Hosts": _join(r.get("host") for r in rows),
+        "torch": _join(r.get("torch_version") for r in rows),
+        "aebench": _join(r.get("aebench_version") for r in rows),
+        "Python": _join(r.get("python_version") for r in rows),
+        "Git commit": _join(commits),
+        "Runs finished": date,
+        "Report built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }

@@ -1,0 +1,274 @@
+"""Write the report files: ``report.md``, ``report.html``, ``table.csv``, ``table.tex``.
+
+Each renderer formats the same :class:`~bench.report.tables.Table` cells, so the four files
+never disagree. ``report.html`` embeds its images as base64 ``data:`` URIs and its CSS inline:
+it is one file that opens from disk, from an e-mail or a CI artifact, with nothing beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+from bench.report.baseline import Comparison
+from bench.report.columns import info
+from bench.report.figures import FigureFile
+from bench.report.tables import MISSING, Table, format_mean_std
+
+MAIN_TABLE_ID = "main-table"
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { padding: 0.3em 0.7em; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+thead th { border-bottom: 2px solid #444; }
+table.header td, table.header th { text-align: left; border: none; padding: 0.1em 0.7em; }
+td.regressed { color: #b00020; font-weight: bold; } td.improved { color: #087f23; }
+#main-table td, #baseline-table td { white-space: nowrap; }
+figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: 0.9em; }
+.note { color: #8a6d00; }
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------------
+def _first_column(table: Table) -> str:
+    names = {"label": "Model", "dataset": "Dataset", "arch": "Arch"}
+    return " · ".join(names[k] for k in table.keys)
+
+
+def _num(value: float, digits: int = 4) -> str:
+    if value is None or not math.isfinite(value):
+        return MISSING
+    return f"{value:.{digits}g}"
+
+
+def _pct(value: float) -> str:
+    return MISSING if value is None or not math.isfinite(value) else f"{value:+.1%}"
+
+
+def _comparison_rows(comp: Comparison) -> list[list[str]]:
+    """Flagged rows first (regressions, then improvements), then the rest, in table order."""
+    order = {"regressed": 0, "improved": 1, "changed": 2}
+    frame = comp.frame.assign(_o=comp.frame["status"].map(order).fillna(3))
+    frame = frame.sort_values("_o", kind="stable")
+    rows = []
+    for _, r in frame.iterrows():
+        rows.append(
+            [
+                " · ".join(str(r[k]) for k in comp.keys),
+                info(r["metric"]).header,
+                format_mean_std(r["baseline_mean"], r["baseline_std"]),
+                format_mean_std(r["current_mean"], r["current_std"]),
+                f"{_num(r['delta'], 3)} ({_pct(r['rel_delta'])})"
+                if math.isfinite(r["delta"])
+                else MISSING,
+                _num(r["p_value"], 2),
+                str(r["status"]),
+            ]
+        )
+    return rows
+
+
+_COMPARISON_HEADER = ["Model", "Metric", "Baseline", "Current", "Δ", "p (Welch)", "Status"]
+
+
+def _comparison_summary(comp: Comparison) -> str:
+    counts = comp.frame["status"].value_counts()
+    reg, imp = int(counts.get("regressed", 0)), int(counts.get("improved", 0))
+    verdict = "REGRESSION" if reg else "no regression"
+    return (
+        f"Against {comp.baseline_name}: {verdict} — {reg} regressed, {imp} improved "
+        f"(flagged when p < {comp.alpha:g} and |Δ| > {comp.tolerance:.0%} of the baseline)."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _md_table(header: list[str], rows: list[list[str]], align: str = "---:") -> list[str]:
+    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |"]
+    lines.append("|" + "|".join([":---"] + [align] * (len(header) - 1)) + "|")
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def main_rows(table: Table, bold: tuple[str, str]) -> list[list[str]]:
+    """Body rows of the main table as text, the best cells wrapped in ``bold``."""
+    rows = []
+    for i, name in enumerate(table.row_names()):
+        cells = [name]
+        for m in table.columns:
+            text = table.cell(i, m)
+            cells.append(f"{bold[0]}{text}{bold[1]}" if table.is_best(i, m) else text)
+        cells.append(str(int(table.summary["n_runs"].iloc[i])))
+        rows.append(cells)
+    return rows
+
+
+def markdown(
+    header: dict[str, str],
+    table: Table,
+    figures: list[FigureFile],
+    comparison: Comparison | None = None,
+) -> str:
+    """``report.md``: GitHub-flavoured Markdown, figures linked as files beside it."""
+    lines = [f"# aebench report — suite `{header.get('Suite', '')}`", ""]
+    lines += [f"- **{k}:** {v}" for k, v in header.items()]
+    lines += ["", "## Results", ""]
+    lines += [
+        f"Mean ± std over seeds; best per column in **bold**; ↓/↑: lower/higher is better; "
+        f"{MISSING}: not applicable to that model.",
+        "",
+    ]
+    cols = [_first_column(table)] + [info(m).header for m in table.columns] + ["Seeds"]
+    lines += _md_table(cols, main_rows(table, ("**", "**")))
+    if comparison is not None:
+        lines += ["", "## Baseline comparison", "", _comparison_summary(comparison), ""]
+        lines += _md_table(_COMPARISON_HEADER, _comparison_rows(comparison))
+    lines += ["", "## Figures", ""]
+    for f in figures:
+        lines += [f"### {f.caption}", "", f"![{f.caption}]({f.path.name})", ""]
+        if f.problem:
+            lines += [f"> Not drawn: {f.problem}", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------------
+def _h(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def html_page(
+    header: dict[str, str],
+    table: Table,
+    figures: list[FigureFile],
+    comparison: Comparison | None = None,
+) -> str:
+    """``report.html``: one self-contained page (inline CSS, images as data URIs)."""
+    suite = header.get("Suite", "")
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>aebench report — {_h(suite)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>aebench report — suite <code>{_h(suite)}</code></h1>",
+        '<table class="header"><tbody>',
+    ]
+    out += [f"<tr><th>{_h(k)}</th><td>{_h(v)}</td></tr>" for k, v in header.items()]
+    out += ["</tbody></table>", "<h2>Results</h2>"]
+    out.append(
+        "<p>Mean ± std over seeds; best per column in <strong>bold</strong>; ↓/↑: lower/higher "
+        f"is better; {MISSING}: not applicable to that model.</p>"
+    )
+    out.append(f'<table id="{MAIN_TABLE_ID}"><thead><tr>')
+    out.append(f"<th>{_h(_first_column(table))}</th>")
+    out += [f'<th title="{_h(m)}">{_h(info(m).header)}</th>' for m in table.columns]
+    out.append("<th>Seeds</th></tr></thead><tbody>")
+    for i, name in enumerate(table.row_names()):
+        cells = [f"<td>{_h(name)}</td>"]
+        for m in table.columns:
+            text = _h(table.cell(i, m))
+            cells.append(f"<td><strong>{text}</strong></td>" if table.is_best(i, m) else
+                         f"<td>{text}</td>")  # fmt: skip
+        cells.append(f"<td>{int(table.summary['n_runs'].iloc[i])}</td>")
+        out.append('<tr class="model-row">' + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    if comparison is not None:
+        out += ["<h2>Baseline comparison</h2>", f"<p>{_h(_comparison_summary(comparison))}</p>"]
+        out.append('<table id="baseline-table"><thead><tr>')
+        out += [f"<th>{_h(c)}</th>" for c in _COMPARISON_HEADER]
+        out.append("</tr></thead><tbody>")
+        for row in _comparison_rows(comparison):
+            status = row[-1]
+            cells = [f"<td>{_h(c)}</td>" for c in row[:-1]]
+            cells.append(f'<td class="{_h(status)}">{_h(status)}</td>')
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append("</tbody></table>")
+    out.append("<h2>Figures</h2>")
+    for f in figures:
+        out.append(f'<figure><img src="{_data_uri(f.path)}" alt="{_h(f.caption)}">')
+        out.append(f"<figcaption>{_h(f.caption)}</figcaption>")
+        if f.problem:
+            out.append(f'<p class="note">Not drawn: {_h(f.problem)}</p>')
+        out.append("</figure>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# LaTeX and CSV
+# --------------------------------------------------------------------------------------------
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}  # fmt: skip
+_TEX_SYMBOLS = {"±": r"$\pm$", "↓": r"$\downarrow$", "↑": r"$\uparrow$", MISSING: "--", "·": "/"}
+
+
+def tex_escape(text: str) -> str:
+    """Escape LaTeX specials and turn ±, arrows and the dash into math/text equivalents."""
+    out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
+    for sym, rep in _TEX_SYMBOLS.items():
+        out = out.replace(sym, rep)
+    return out
+
+
+def latex(table: Table, caption: str = "") -> str:
+    """``table.tex``: a booktabs ``tabular`` (wrapped in a ``table`` float) ready to ``\\input``.
+
+    Needs ``\\usepackage{booktabs}`` in the paper's preamble.
+    """
+    spec = "l" + "r" * (len(table.columns) + 1)
+    header = [_first_column(table)] + [info(m).header for m in table.columns] + ["Seeds"]
+    lines = [
+        r"% generated by aebench report; needs \usepackage{booktabs}",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(tex_escape(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
+    for row in main_rows(table, ("\x00", "\x01")):
+        cells = []
+        for cell in row:
+            bold = cell.startswith("\x00")
+            text = tex_escape(cell.strip("\x00\x01"))
+            cells.append(rf"\textbf{{{text}}}" if bold else text)
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{tex_escape(caption)}}}")
+    lines += [r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def write_csv(table: Table, path: Path) -> None:
+    """``table.csv``: every final metric's mean, std and count per row, at full precision."""
+    frame = table.summary.copy()
+    frame.insert(0, "row", table.row_names())
+    frame.to_csv(path, index=False)
+
+
+def write_comparison_csv(comparison: Comparison, path: Path) -> None:
+    comparison.frame.to_csv(path, index=False)
