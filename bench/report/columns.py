@@ -62,6 +62,12 @@ _KNOWN = [
     MetricInfo("test_loss", "Test loss", LOWER),
     MetricInfo("train_loss", "Train loss", LOWER),
 ]
+# generation metrics computed on reconstructions instead of samples (``fid_recon``, ...)
+_KNOWN += [
+    MetricInfo(f"{m.name}_recon", f"{m.label} (recon)", m.better)
+    for m in _KNOWN
+    if m.name in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
+]
 METRICS: dict[str, MetricInfo] = {m.name: m for m in _KNOWN}
 
 #: The main table's columns, in the order the issue lists them.
