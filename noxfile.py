@@ -87,9 +87,68 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
-    """The main job: train and measure every model on the embedded MNIST-5k, print a table."""
+    """The main job: the quick suite (every model on the embedded MNIST-5k) and its report."""
     env = _env(session)
     session.run("aebench", "run", "quick", "--store", STORE, *session.posargs, env=env)
+    session.run(
+        "aebench",
+        "report",
+        "--store",
+        STORE,
+        "--suite",
+        "quick",
+        "--out",
+        "runs/report-quick",
+        env=env,
+    )
+    session.log("report written to runs/report-quick/report.md (and report.html)")
+
+
+@nox.session(venv_backend="none")
+def bench_full(session: nox.Session) -> None:
+    """Any suite: ``nox -s bench_full -- mnist`` (name or TOML path), then its report."""
+    env = _env(session)
+    if not session.posargs:
+        session.error("name a suite: nox -s bench_full -- SUITE")
+    suite, *rest = session.posargs
+    session.run("aebench", "run", suite, "--store", STORE, *rest, env=env)
+    name = Path(suite).stem
+    session.run(
+        "aebench",
+        "report",
+        "--store",
+        STORE,
+        "--suite",
+        name,
+        "--out",
+        f"runs/report-{name}",
+        env=env,
+    )
+
+
+@nox.session(venv_backend="none")
+def report(session: nox.Session) -> None:
+    """Rebuild the published reports in reports/ from the store (runs of this machine)."""
+    env = _env(session)
+    for suite in session.posargs or ["quick", "mnist"]:
+        session.run(
+            "aebench",
+            "report",
+            "--store",
+            STORE,
+            "--suite",
+            suite,
+            "--out",
+            f"reports/{suite}",
+            env=env,
+        )
+
+
+@nox.session(venv_backend="none")
+def slow(session: nox.Session) -> None:
+    """The slow tests only (full-dataset feature nets)."""
+    env = _env(session)
+    session.run("python", "-m", "pytest", "-q", "-m", "slow", *session.posargs, env=env)
 
 
 @nox.session(venv_backend="none")
