@@ -88,10 +88,10 @@ def run_one(
     import torch
 
     from bench import data
-    from bench.metrics.evaluate import evaluate_run
+    from bench.metrics.evaluate import MetricOptions
     from bench.runio import HISTORY
     from bench.trainer import DivergenceError
-    from bench.training import RunSpec, environment, train_run
+    from bench.training import RunSpec, environment, evaluate_run, train_run
 
     if threads:
         torch.set_num_threads(threads)
@@ -110,7 +110,18 @@ def run_one(
         model, run_dir = train_run(spec, out_dir)
         dataset = data.load(cfg.dataset, cfg.data_dir)
         result.environment = environment(model.device)
-        result.scores = evaluate_run(model, dataset, run_dir, cfg.metrics, seed=cfg.seed)
+        m = cfg.metrics
+        options = MetricOptions(
+            n_samples=m.n_samples,
+            backbone=m.backbone,
+            sampler=m.sampler,
+            iw_k=m.iw_k,
+            iw_n=m.iw_n,
+            seed=cfg.seed,
+            train_batch_size=cfg.batch_size,
+        )
+        scores = evaluate_run(model, dataset, run_dir, options)
+        result.scores = {k: v for k, v in scores.items() if k != "meta"}
         history = json.loads((run_dir / HISTORY).read_text())
         result.history = flatten_history(history)
     except DivergenceError as err:

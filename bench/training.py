@@ -109,3 +109,19 @@ def write_images(
     )
     gen = torch.Generator(device=device).manual_seed(seed)
     save_grid(model.sample(N_GRID_SAMPLES, generator=gen), out_dir / "samples.png", nrow=8)
+
+
+METRICS_FILE = "metrics.json"
+
+
+def evaluate_run(
+    model: models.GenerativeAutoencoder, dataset: data.ImageData, run_dir: Path, options: Any = None
+) -> dict[str, Any]:
+    """Measure a trained model (:func:`bench.metrics.evaluate.evaluate`) and write
+    ``metrics.json`` into its run folder; returns the scores (flat floats plus ``meta``)."""
+    from bench.metrics.evaluate import MetricOptions, evaluate
+    from bench.runio import write_json_atomic
+
+    scores = evaluate(model, dataset, options or MetricOptions())
+    write_json_atomic(Path(run_dir) / METRICS_FILE, scores)
+    return scores

@@ -91,12 +91,18 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     try:
-        _, out_dir = train_run(spec, args.out, resume=args.resume)
+        model, out_dir = train_run(spec, args.out, resume=args.resume)
     except TrainingInterrupted as err:
         print(f"aebench: {err}; continue with the same command plus --resume", file=sys.stderr)
         return 130
     except DivergenceError as err:
         print(f"aebench: error: {err}", file=sys.stderr)
         return 1
+    if not args.no_eval:
+        from bench.metrics.evaluate import format_table
+        from bench.training import evaluate_run
+
+        scores = evaluate_run(model, data.load(args.dataset, args.data_dir), out_dir)
+        print(format_table(scores))
     print(f"wrote {out_dir}")
     return 0
