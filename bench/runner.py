@@ -90,7 +90,7 @@ def run_one(
     from bench import data
     from bench.metrics.evaluate import MetricOptions
     from bench.runio import HISTORY
-    from bench.trainer import DivergenceError
+    from bench.trainer import DivergenceError, TrainingInterrupted
     from bench.training import RunSpec, environment, evaluate_run, train_run
 
     if threads:
@@ -107,7 +107,9 @@ def run_one(
     )
     result = RunResult(cfg.config_hash, "done")
     try:
-        model, run_dir = train_run(spec, out_dir)
+        # resume=True: a checkpoint left by an interrupted attempt of this very config (same
+        # hash, same folder) is continued; the trainer refuses one of another run
+        model, run_dir = train_run(spec, out_dir, resume=True)
         dataset = data.load(cfg.dataset, cfg.data_dir)
         result.environment = environment(model.device)
         m = cfg.metrics
@@ -126,6 +128,8 @@ def run_one(
         result.history = flatten_history(history)
     except DivergenceError as err:
         result.status, result.error = "diverged", str(err)
+    except TrainingInterrupted as err:
+        result.status, result.error = "interrupted", str(err)
     except UsageError as err:
         result.status, result.error = "failed", str(err)
     except Exception as err:  # a crash in one run must not stop the suite
@@ -281,22 +285,39 @@ def run_suite(
 
         rows = []
         failed = []
+        interrupted = False
         with tqdm(
             total=len(work), desc=suite.name, unit="run", disable=quiet, file=sys.stderr
         ) as bar:
-            for result in gen():
-                cfg = by_hash[result.config_hash]
-                store.finish(
-                    ids[result.config_hash],
-                    result.status,
-                    result.scores,
-                    result.history,
-                    result.error,
-                )
-                rows.append({"run": cfg.run_name, "status": result.status, **result.scores})
-                if result.status != "done":
-                    failed.append(f"{cfg.run_name}: {result.status}: {result.error}")
-                bar.update(1)
+            try:
+                for result in gen():
+                    cfg = by_hash[result.config_hash]
+                    store.finish(
+                        ids.pop(result.config_hash),
+                        result.status,
+                        result.scores,
+                        result.history,
+                        result.error,
+                    )
+                    if result.status == "interrupted":
+                        interrupted = True
+                        break
+                    rows.append({"run": cfg.run_name, "status": result.status, **result.scores})
+                    if result.status != "done":
+                        failed.append(f"{cfg.run_name}: {result.status}: {result.error}")
+                    bar.update(1)
+            except KeyboardInterrupt:
+                interrupted = True
+            if interrupted:
+                for run_id in ids.values():  # runs in flight or not yet finished
+                    store.finish(run_id, "interrupted", error="interrupted by the user")
+        if interrupted:
+            print(
+                f"suite {suite.name!r} interrupted; finished runs are kept. Resume with the "
+                f"same command (aebench run {suite.name} --store {store.path}).",
+                file=sys.stderr,
+            )
+            return 130
     print(summary_table(rows))
     n_done = sum(r["status"] == "done" for r in rows)
     print(f"{n_done} done, {len(rows) - n_done} failed")

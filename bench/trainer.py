@@ -168,13 +168,16 @@ class Trainer:
 
     # -- epochs ----------------------------------------------------------------------------
     def _check_finite(self, sums: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
+        """Read the accumulated terms (the epoch's one host sync) and stop on NaN/inf, naming the
+        specific term that went bad rather than the total it contaminates."""
         values = {k: float(v) for k, v in sums.items()}
-        for key, value in values.items():
-            if not math.isfinite(value):
-                raise DivergenceError(
-                    f"{self.model_name} diverged: loss term {key!r} is {value} "
-                    f"in epoch {epoch} (by step {self.step})"
-                )
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            key = next((k for k in bad if k != "loss"), bad[0])
+            raise DivergenceError(
+                f"{self.model_name} diverged: loss term {key!r} is {values[key]} "
+                f"in epoch {epoch} (by step {self.step})"
+            )
         return values
 
     def train_epoch(self, epoch: int, bar: tqdm | None = None) -> dict[str, float]:

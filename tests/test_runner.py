@@ -1,0 +1,253 @@
+"""Suites end to end: a fresh run, resume after SIGKILL, failing runs, Ray, divergence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.store import Store
+from tests.conftest import REPO, run_cli
+
+TINY = """
+name = "tiny"
+models = ["ae", "vae"]
+datasets = ["mnist-5k"]
+archs = ["mlp"]
+seeds = [0, 1]
+batch_size = 128
+latent_dim = 4
+device = "cpu"
+
+[budget]
+steps = 6
+
+[metrics]
+n_samples = 100
+iw_k = 4
+iw_n = 16
+"""
+
+
+@pytest.fixture(scope="module")
+def cache_env(tmp_path_factory):
+    """One private feature-net cache for every run in this module."""
+    return {"AEBENCH_CACHE_DIR": str(tmp_path_factory.mktemp("runner-cache"))}
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def _rows(db):
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT id, config_hash, status, ended_at FROM runs ORDER BY id")
+        return runs.fetchall()
+
+
+def test_fresh_run_stores_every_metric_and_a_second_run_does_nothing(tiny, tmp_path, cache_env):
+    db = tmp_path / "s.sqlite"
+    first = run_cli("run", str(tiny), "--store", str(db), "--quiet", env=cache_env)
+    assert first.returncode == 0, first.stderr
+    with Store.open(db, readonly=True) as store:
+        runs = store.runs(suite="tiny")
+        assert len(runs) == 4 and {r["status"] for r in runs} == {"done"}
+        assert len({r["config_hash"] for r in runs}) == 4
+        for r in runs:
+            m = store.metrics(r["id"])
+            for key in (
+                "recon_mse",
+                "recon_bce",
+                "psnr",
+                "ssim",
+                "fid",
+                "kid_mean",
+                "precision",
+                "recall",
+                "density",
+                "coverage",
+                "sharpness_samples",
+                "sharpness_recon",
+                "train_samples_per_s",
+                "encode_samples_per_s",
+                "latency_ms_p50",
+                "peak_mem_mb",
+            ):
+                assert key in m, (r["run_name"], key)
+            is_vae = r["config"]["model"] == "vae"
+            for key in ("kl", "elbo", "nll_iw", "active_units"):
+                assert (key in m) == is_vae, (r["run_name"], key)
+            assert (REPO / r["artifacts"]).exists() or os.path.exists(r["artifacts"])
+    before = _rows(db)
+    second = run_cli("run", str(tiny), "--store", str(db), "--quiet", env=cache_env)
+    assert second.returncode == 0, second.stderr
+    assert "all 4 runs are already done" in second.stdout
+    assert _rows(db) == before
+
+
+def test_sigkill_in_the_second_run_then_restart_finishes_without_duplicates(
+    tiny, tmp_path, cache_env
+):
+    db = tmp_path / "s.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(REPO), **cache_env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(tiny), "--store", str(db), "--quiet"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 400
+    done_first = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                rows = _rows(db)
+            except sqlite3.OperationalError:
+                rows = []
+            if sum(r[2] == "done" for r in rows) == 1 and any(r[2] == "running" for r in rows):
+                done_first = [r for r in rows if r[2] == "done"]
+                break
+        time.sleep(0.05)
+    assert done_first, "the suite never reached its second run"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    again = run_cli("run", str(tiny), "--store", str(db), "--quiet", env=cache_env)
+    assert again.returncode == 0, again.stderr
+    rows = _rows(db)
+    assert len(rows) == 4 and {r[2] for r in rows} == {"done"}
+    assert len({r[1] for r in rows}) == 4
+    assert [r for r in rows if r[0] == done_first[0][0]] == done_first  # untouched
+
+
+def test_a_failing_run_is_recorded_and_the_suite_goes_on(tmp_path, cache_env):
+    suite = tmp_path / "mixed.toml"
+    suite.write_text(
+        TINY.replace('name = "tiny"', 'name = "mixed"')
+        .replace('datasets = ["mnist-5k"]', 'datasets = ["mnist-5k", "image-folder"]')
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        + "\n"
+    )
+    text = suite.read_text().replace(
+        'device = "cpu"', f'device = "cpu"\ndata_dir = "{tmp_path / "missing"}"'
+    )
+    suite.write_text(text)
+    db = tmp_path / "s.sqlite"
+    result = run_cli("run", str(suite), "--store", str(db), "--quiet", env=cache_env)
+    assert result.returncode == 1
+    assert "2 done, 2 failed" in result.stdout
+    assert "image-folder" in result.stderr and "does not exist" in result.stderr
+    with Store.open(db, readonly=True) as store:
+        failed = store.runs(suite="mixed", status="failed")
+        assert len(failed) == 2 and all("does not exist" in r["error"] for r in failed)
+        assert len(store.runs(suite="mixed", status="done")) == 2
+
+
+def test_ray_executor_matches_the_local_executor(tiny, tmp_path, cache_env):
+    pytest.importorskip("ray", reason="Ray is the optional extra aebench[ray]")
+    local, remote = tmp_path / "local.sqlite", tmp_path / "ray.sqlite"
+    assert (
+        run_cli("run", str(tiny), "--store", str(local), "--quiet", env=cache_env).returncode == 0
+    )
+    result = run_cli(
+        "run",
+        str(tiny),
+        "--store",
+        str(remote),
+        "--executor",
+        "ray",
+        "--quiet",
+        env={**cache_env, "RAY_DISABLE_USAGE_STATS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    deterministic = ("recon_mse", "recon_bce", "psnr", "kl", "elbo", "nll_iw", "fid")
+    with Store.open(local, readonly=True) as a, Store.open(remote, readonly=True) as b:
+        ra = {r["config_hash"]: r for r in a.runs(suite="tiny")}
+        rb = {r["config_hash"]: r for r in b.runs(suite="tiny")}
+        assert ra.keys() == rb.keys() and {r["status"] for r in rb.values()} == {"done"}
+        for h in ra:
+            ma, mb = a.metrics(ra[h]["id"]), b.metrics(rb[h]["id"])
+            assert ma.keys() == mb.keys()
+            for key in deterministic:
+                if key in ma:
+                    assert mb[key] == pytest.approx(ma[key], rel=1e-4), key
+
+
+def test_sigint_marks_the_run_interrupted_exits_130_and_resumes(tiny, tmp_path, cache_env):
+    text = tiny.read_text().replace("steps = 6", "epochs = 3")
+    tiny.write_text(text)
+    db = tmp_path / "s.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(REPO), **cache_env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(tiny), "--store", str(db), "--quiet"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list((tmp_path / "artifacts").rglob("checkpoint.safetensors")):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Resume with the same command" in err and "Traceback" not in err
+    statuses = [r[2] for r in _rows(db)]
+    assert "interrupted" in statuses and "running" not in statuses
+    again = run_cli("run", str(tiny), "--store", str(db), "--quiet", env=cache_env)
+    assert again.returncode == 0, again.stderr
+    assert {r[2] for r in _rows(db)} == {"done"} and len(_rows(db)) == 4
+
+
+def test_a_planted_nan_is_stored_as_diverged_and_the_suite_completes(
+    tmp_path, cache_env, monkeypatch
+):
+    import torch
+
+    import models
+    from bench.runner import run_suite
+    from bench.suite import Suite
+    from models.vae import VAE
+
+    class NaNAtStep(VAE):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.calls = 0
+
+        def loss(self, x):
+            terms = super().loss(x)
+            self.calls += 1
+            if self.calls >= 3 and self.training:
+                terms["kl"] = terms["kl"] * torch.tensor(float("nan"))
+                terms["loss"] = terms["recon"] + terms["kl"]
+            return terms
+
+    monkeypatch.setenv("AEBENCH_CACHE_DIR", cache_env["AEBENCH_CACHE_DIR"])
+    models.register("test-nan-vae")(NaNAtStep)
+    try:
+        import tomllib
+
+        data = tomllib.loads(TINY)
+        data["models"] = ["test-nan-vae", "ae"]
+        data["seeds"] = [0]
+        suite = Suite.from_dict(data, source="test")
+        db = tmp_path / "s.sqlite"
+        code = run_suite(suite, db, quiet=True)
+        assert code == 1
+        with Store.open(db, readonly=True) as store:
+            (bad,) = store.runs(suite="tiny", status="diverged")
+            assert "test-nan-vae diverged: loss term 'kl' is nan" in bad["error"]
+            assert len(store.runs(suite="tiny", status="done")) == 1
+    finally:
+        models.unregister("test-nan-vae")
