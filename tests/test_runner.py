@@ -35,9 +35,10 @@ iw_n = 16
 
 
 @pytest.fixture(scope="module")
-def cache_env(tmp_path_factory):
-    """One private feature-net cache for every run in this module."""
-    return {"AEBENCH_CACHE_DIR": str(tmp_path_factory.mktemp("runner-cache"))}
+def cache_env(domain_net, metrics_cache):
+    """The session's private feature-net cache, holding the briefly trained mnist-5k domain
+    net, so suite runs reuse it instead of training the full one."""
+    return {"AEBENCH_CACHE_DIR": str(metrics_cache)}
 
 
 @pytest.fixture
