@@ -90,3 +90,16 @@ def trained_vae(mnist5k):
 def trained_ae(mnist5k):
     """An MLP AE after 3 epochs on mnist-5k, its sampling Gaussian fitted."""
     return _train_briefly("ae", mnist5k)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(metrics_cache: Path):
+    """Every test, and every CLI subprocess it starts, caches feature nets in the session's
+    temporary folder, never in the user's ~/.cache."""
+    old = os.environ.get("AEBENCH_CACHE_DIR")
+    os.environ["AEBENCH_CACHE_DIR"] = str(metrics_cache)
+    yield
+    if old is None:
+        os.environ.pop("AEBENCH_CACHE_DIR", None)
+    else:
+        os.environ["AEBENCH_CACHE_DIR"] = old
