@@ -11,8 +11,6 @@ those two numbers only.
 from __future__ import annotations
 
 import gc
-import math
-import resource
 import statistics
 import sys
 import time
@@ -25,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import models
 from bench.data import ImageData
+from bench.metrics.speed import PeakMemory, _sync, speed_metrics
 from bench.trainer import TrainConfig, Trainer, resolve_device
 
 
@@ -64,11 +63,6 @@ class SpeedResult:
     achieved_gflops: float
     matmul_gflops: float
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:
@@ -126,10 +120,6 @@ def _flops_per_sample(step: Callable[[torch.Tensor], Any], x: torch.Tensor) -> f
     return counter.get_total_flops() / x.shape[0]
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def measure(
     name: str, arch: str, batch_size: int, opts: SpeedOptions, matmul: float | None = None
 ) -> SpeedResult:
@@ -164,28 +154,30 @@ def measure(
     def reference(idx: torch.Tensor) -> None:
         ref(floats[idx])
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    rss0 = _rss_mb()
     model.train()
     ref_model.train()
-    for idx in index[: opts.warmup_steps]:
-        harness(idx)
-        reference(idx)
     h_times, r_times = [], []
-    for _ in range(opts.repeats):  # alternate, so machine noise hits both loops alike
-        h_times.append(_time_loop(harness, index, device))
-        r_times.append(_time_loop(reference, index, device))
+    with PeakMemory(device) as mem:
+        for idx in index[: opts.warmup_steps]:
+            harness(idx)
+            reference(idx)
+        for _ in range(opts.repeats):  # alternate, so machine noise hits both loops alike
+            h_times.append(_time_loop(harness, index, device))
+            r_times.append(_time_loop(reference, index, device))
     samples = opts.steps * batch_size
     train_sps = samples / statistics.median(h_times)
     ref_sps = samples / statistics.median(r_times)
     flops = _flops_per_sample(trainer._update, ImageData.batch(data.train_x, index[0]))
 
-    enc_sps, dec_sps, p50, p95 = _inference(model, data, device)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = max(0.0, _rss_mb() - rss0)
+    # encode/decode throughput and latency exactly as `aebench eval` measures them
+    model.eval()
+    inference, _ = speed_metrics(
+        model.encode,
+        model.decode,
+        model.reconstruct,
+        ImageData.batch(data.train_x, slice(0, 256)),
+        device,
+    )
     threads = torch.get_num_threads()
     matmul = matmul if matmul is not None else matmul_gflops(device)
     gc.collect()
@@ -200,54 +192,14 @@ def measure(
         train_samples_per_s=train_sps,
         reference_samples_per_s=ref_sps,
         ratio=train_sps / ref_sps,
-        encode_samples_per_s=enc_sps,
-        decode_samples_per_s=dec_sps,
-        latency_ms_p50=p50,
-        latency_ms_p95=p95,
-        peak_mem_mb=peak,
+        encode_samples_per_s=inference["encode_samples_per_s"],
+        decode_samples_per_s=inference["decode_samples_per_s"],
+        latency_ms_p50=inference["latency_ms_p50"],
+        latency_ms_p95=inference["latency_ms_p95"],
+        peak_mem_mb=mem.peak_mb,
         flops_per_sample=flops,
         achieved_gflops=flops * train_sps / 1e9,
         matmul_gflops=matmul,
-    )
-
-
-@torch.inference_mode()
-def _inference(
-    model: models.GenerativeAutoencoder,
-    data: ImageData,
-    device: torch.device,
-    batch: int = 256,
-    repeats: int = 20,
-) -> tuple[float, float, float, float]:
-    """Encode and decode samples/s at ``batch``; p50/p95 latency of one reconstruction."""
-    model.eval()
-    x = ImageData.batch(data.train_x, slice(0, batch))
-    z = model.encode(x)
-    for _ in range(3):
-        model.decode(model.encode(x))
-    enc, dec, lat = [], [], []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        model.encode(x)
-        _sync(device)
-        t1 = time.perf_counter()
-        model.decode(z)
-        _sync(device)
-        t2 = time.perf_counter()
-        model.reconstruct(x)
-        _sync(device)
-        t3 = time.perf_counter()
-        enc.append(t1 - t0)
-        dec.append(t2 - t1)
-        lat.append((t3 - t2) * 1000)
-    lat.sort()
-    p95 = lat[min(len(lat) - 1, math.ceil(0.95 * len(lat)) - 1)]
-    return (
-        batch / statistics.median(enc),
-        batch / statistics.median(dec),
-        statistics.median(lat),
-        p95,
     )
 
 

@@ -107,6 +107,41 @@ def _make_optimizer(phase: Phase, device: torch.device) -> torch.optim.Optimizer
     return torch.optim.Adam(phase.params, **kwargs)
 
 
+class FirstNonFinite:
+    """Remembers, on the device, the first step at which a loss term was NaN or infinite and
+    which terms were: a few tiny tensor ops per step and one read per epoch, so divergence is
+    reported at the exact step and term without a host sync in the hot loop."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] | None = None
+        self.step: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+
+    def update(self, terms: dict[str, torch.Tensor], step: int) -> None:
+        if self.keys is None:
+            self.keys = list(terms)
+        stacked = torch.stack([terms[k].detach().float() for k in self.keys])
+        if self.step is None or self.values is None:
+            self.step = torch.full((), -1, dtype=torch.long, device=stacked.device)
+            self.values = torch.zeros_like(stacked)
+        fresh = (self.step < 0) & ~torch.isfinite(stacked).all()
+        self.step = torch.where(fresh, step, self.step)
+        self.values = torch.where(fresh, stacked, self.values)
+
+    def first(self) -> tuple[int, str, float] | None:
+        """``(step, term, value)`` of the first non-finite term (not the total if a specific
+        term went bad), or None."""
+        if self.step is None or self.values is None or self.keys is None:
+            return None
+        step = int(self.step)
+        if step < 0:
+            return None
+        values = self.values.tolist()
+        bad = [k for k, v in zip(self.keys, values, strict=True) if not math.isfinite(v)]
+        key = next((k for k in bad if k != "loss"), bad[0])
+        return step, key, values[self.keys.index(key)]
+
+
 class Trainer:
     """Train ``model`` on ``data`` under ``config``; :meth:`fit` returns the per-epoch history."""
 
@@ -197,6 +232,7 @@ class Trainer:
             _, first, sums, seen = self._resume_pos
             sums = {k: v.to(self.device) for k, v in sums.items()}
         self._resume_pos = None
+        watch = FirstNonFinite()
         for start in range(first, n, bs):
             if self.config.max_steps is not None and self.step >= self.config.max_steps:
                 break
@@ -211,8 +247,16 @@ class Trainer:
                 sums[k] = sums[k] + v if k in sums else v
             seen += idx.numel()
             self.step += 1
+            watch.update(terms, self.step)
             if bar is not None:
                 bar.update(1)
+        bad = watch.first()
+        if bad is not None:
+            step, key, value = bad
+            raise DivergenceError(
+                f"{self.model_name} diverged: loss term {key!r} is {value} at step {step} "
+                f"(epoch {epoch})"
+            )
         return {k: v / max(seen, 1) for k, v in self._check_finite(sums, epoch).items()}
 
     @torch.inference_mode()
