@@ -31,8 +31,10 @@ REGRESSION_GATE = "median:30%"
 def _env(session: nox.Session) -> dict[str, str]:
     """Create or refresh the shared environment; return the variables that activate it."""
     python = VENV / "bin" / "python"
-    if not python.exists():
-        session.run(sys.executable, "-m", "venv", str(VENV), external=True)
+    created = VENV / ".aebench-created"
+    if not created.exists():  # absent, or a creation that was interrupted: start over
+        session.run(sys.executable, "-m", "venv", "--clear", str(VENV), external=True)
+        created.write_text("ok\n")
     stamp = VENV / ".aebench-installed"
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + EXTRAS.encode()).hexdigest()
     if not stamp.exists() or stamp.read_text() != want:
