@@ -28,6 +28,12 @@ STORE = "runs/aebench.sqlite"
 REGRESSION_GATE = "median:30%"
 
 
+def _bin(name: str) -> str:
+    """A program of the shared environment, by absolute path: nox looks commands up on its own
+    PATH, where another install of the same name could shadow the environment's."""
+    return str(VENV / "bin" / name)
+
+
 def _env(session: nox.Session) -> dict[str, str]:
     """Create or refresh the shared environment; return the variables that activate it."""
     python = VENV / "bin" / "python"
@@ -79,7 +85,7 @@ def tests(session: nox.Session) -> None:
     env = _env(session)
     # pytest exits 5 when nothing was collected (e.g. a -k that matches nothing): not a failure
     session.run(
-        "python",
+        _bin("python"),
         "-m",
         "pytest",
         "-q",
@@ -96,17 +102,17 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check + ruff format --check."""
     env = _env(session)
-    session.run("ruff", "check", ".", env=env)
-    session.run("ruff", "format", "--check", ".", env=env)
+    session.run(_bin("ruff"), "check", ".", env=env)
+    session.run(_bin("ruff"), "format", "--check", ".", env=env)
 
 
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """The main job: the quick suite (every model on the embedded MNIST-5k) and its report."""
     env = _env(session)
-    session.run("aebench", "run", "quick", "--store", STORE, *session.posargs, env=env)
+    session.run(_bin("aebench"), "run", "quick", "--store", STORE, *session.posargs, env=env)
     session.run(
-        "aebench",
+        _bin("aebench"),
         "report",
         "--store",
         STORE,
@@ -126,10 +132,10 @@ def bench_full(session: nox.Session) -> None:
     if not session.posargs:
         session.error("name a suite: nox -s bench_full -- SUITE")
     suite, *rest = session.posargs
-    session.run("aebench", "run", suite, "--store", STORE, *rest, env=env)
+    session.run(_bin("aebench"), "run", suite, "--store", STORE, *rest, env=env)
     name = Path(suite).stem
     session.run(
-        "aebench",
+        _bin("aebench"),
         "report",
         "--store",
         STORE,
@@ -147,7 +153,7 @@ def report(session: nox.Session) -> None:
     env = _env(session)
     for suite in session.posargs or ["quick", "mnist"]:
         session.run(
-            "aebench",
+            _bin("aebench"),
             "report",
             "--store",
             STORE,
@@ -163,7 +169,7 @@ def report(session: nox.Session) -> None:
 def slow(session: nox.Session) -> None:
     """The slow tests only (full-dataset feature nets)."""
     env = _env(session)
-    session.run("python", "-m", "pytest", "-q", "-m", "slow", *session.posargs, env=env)
+    session.run(_bin("python"), "-m", "pytest", "-q", "-m", "slow", *session.posargs, env=env)
 
 
 @nox.session(venv_backend="none")
@@ -173,7 +179,7 @@ def regress(session: nox.Session) -> None:
     env = _env(session)
     compare = [a for a in session.posargs if a.startswith("--benchmark-compare")]
     session.run(
-        "python",
+        _bin("python"),
         "-m",
         "pytest",
         "-q",
