@@ -106,23 +106,19 @@ def lint(session: nox.Session) -> None:
     session.run(_bin("ruff"), "format", "--check", ".", env=env)
 
 
+def _report(session: nox.Session, env: dict[str, str], suite: str, out: str) -> None:
+    session.run(
+        _bin("aebench"), "report", "--store", STORE, "--suite", suite, "--out", out, env=env
+    )
+    session.log(f"report written to {out}/report.md (and report.html)")
+
+
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """The main job: the quick suite (every model on the embedded MNIST-5k) and its report."""
     env = _env(session)
     session.run(_bin("aebench"), "run", "quick", "--store", STORE, *session.posargs, env=env)
-    session.run(
-        _bin("aebench"),
-        "report",
-        "--store",
-        STORE,
-        "--suite",
-        "quick",
-        "--out",
-        "runs/report-quick",
-        env=env,
-    )
-    session.log("report written to runs/report-quick/report.md (and report.html)")
+    _report(session, env, "quick", "runs/report-quick")
 
 
 @nox.session(venv_backend="none")
@@ -134,17 +130,7 @@ def bench_full(session: nox.Session) -> None:
     suite, *rest = session.posargs
     session.run(_bin("aebench"), "run", suite, "--store", STORE, *rest, env=env)
     name = Path(suite).stem
-    session.run(
-        _bin("aebench"),
-        "report",
-        "--store",
-        STORE,
-        "--suite",
-        name,
-        "--out",
-        f"runs/report-{name}",
-        env=env,
-    )
+    _report(session, env, name, f"runs/report-{name}")
 
 
 @nox.session(venv_backend="none")
@@ -152,17 +138,7 @@ def report(session: nox.Session) -> None:
     """Rebuild the published reports in reports/ from the store (runs of this machine)."""
     env = _env(session)
     for suite in session.posargs or ["quick", "mnist"]:
-        session.run(
-            _bin("aebench"),
-            "report",
-            "--store",
-            STORE,
-            "--suite",
-            suite,
-            "--out",
-            f"reports/{suite}",
-            env=env,
-        )
+        _report(session, env, suite, f"reports/{suite}")
 
 
 @nox.session(venv_backend="none")
