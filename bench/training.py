@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 import models
-from bench import __version__, data
+from bench import data
 from bench.images import pair_rows, save_grid
 from bench.runio import prepare_out_dir, save_run
 from bench.trainer import TrainConfig, Trainer, seed_everything
@@ -38,16 +38,12 @@ class RunSpec:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    """What produced the numbers: versions, device, threads, host."""
-    env = {
-        "aebench": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "host": platform.node(),
-        "cpu": platform.processor() or platform.machine(),
-    }
+    """What produced the numbers: the store's environment record (git commit, versions,
+    device, threads, host) plus the CPU and, on CUDA, the GPU name."""
+    from bench.store import environment as store_environment
+
+    env = store_environment(str(device))
+    env["cpu"] = platform.processor() or platform.machine()
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
