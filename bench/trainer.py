@@ -184,14 +184,20 @@ class Trainer:
             return terms
         # Several optimizers: every phase's gradient is taken on the same forward pass before
         # any weight changes, so no phase sees another's half-updated parameters.
+        # backward(inputs=...) rather than autograd.grad: the same work, but it also runs under
+        # FlopCounterMode/profilers, whose module hooks autograd.grad does not support. Each
+        # phase's gradients are taken out of .grad at once so overlapping phases never mix.
         grads = []
         for i, phase in enumerate(self.phases):
             last = i == len(self.phases) - 1
-            grads.append(
-                torch.autograd.grad(
-                    terms[phase.loss_key], phase.params, retain_graph=not last, allow_unused=True
-                )
+            torch.autograd.backward(
+                terms[phase.loss_key], inputs=phase.params, retain_graph=not last
             )
+            gs = []
+            for p in phase.params:
+                gs.append(p.grad)
+                p.grad = None
+            grads.append(gs)
         for phase, opt, gs in zip(self.phases, self.optimizers, grads, strict=True):
             for p, g in zip(phase.params, gs, strict=True):
                 p.grad = g

@@ -14,10 +14,11 @@ from tests.conftest import run_cli
 
 
 def test_speed_json_parses_and_ratio_is_computed_from_both_loops():
+    # vae-gan too: its multi-optimizer step must also run under the FLOP counter
     result = run_cli(
         "speed",
         "--models",
-        "vae",
+        "vae,vae-gan",
         "--archs",
         "mlp",
         "--batch-sizes",
@@ -29,12 +30,17 @@ def test_speed_json_parses_and_ratio_is_computed_from_both_loops():
         "--json",
     )
     assert result.returncode == 0, result.stderr
-    (row,) = json.loads(result.stdout)
-    assert row["model"] == "vae" and row["batch_size"] == 32
-    assert row["train_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
-    assert abs(row["ratio"] - row["train_samples_per_s"] / row["reference_samples_per_s"]) < 1e-9
-    assert row["flops_per_sample"] > 0 and row["matmul_gflops"] > 0
-    assert row["threads"] >= 1 and row["device"] == "cpu"
+    rows = json.loads(result.stdout)
+    assert [r["model"] for r in rows] == ["vae", "vae-gan"]
+    for row in rows:
+        assert row["batch_size"] == 32
+        assert row["train_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
+        ratio = row["train_samples_per_s"] / row["reference_samples_per_s"]
+        assert abs(row["ratio"] - ratio) < 1e-9
+        assert row["flops_per_sample"] > 0 and row["matmul_gflops"] > 0
+        assert row["threads"] >= 1 and row["device"] == "cpu"
+    # three networks' forward and backward against two: the GAN step must cost more
+    assert rows[1]["flops_per_sample"] > rows[0]["flops_per_sample"]
 
 
 def test_fast_data_path_yields_the_same_batches_as_a_dataloader(mnist5k):
