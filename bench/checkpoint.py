@@ -8,8 +8,6 @@ JSON part rides inside it and a single ``rename`` publishes both. Loading never 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from bench.atomic import atomic_write
 from bench.errors import UsageError
 
 FORMAT = 1
@@ -27,21 +26,7 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     """Write ``tensors`` and JSON ``meta`` to ``path`` atomically (temp file, fsync, rename)."""
     payload = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     header = {META_KEY: json.dumps({"format": FORMAT, **meta})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(payload, tmp, metadata=header)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: save_file(payload, tmp, metadata=header))
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Each sub-command lives in ``bench/commands/<name>.py`` and exposes ``NAME``, ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``. A :class:`~bench.errors.UsageError` anywhere
-becomes one line on stderr and exit code 2; nothing else is caught here.
+becomes one line on stderr and exit code 2, and so does an ``OSError`` (a full disk, a missing
+permission: the machine's state, not a bug); nothing else is caught here.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aebench: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the environment, not a bug: full disk, permissions, missing path
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        print(f"aebench: error: {err.strerror or err}{where}", file=sys.stderr)
+        return UsageError.exit_code
 
 
 if __name__ == "__main__":

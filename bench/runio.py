@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import models
+from bench import atomic
 from bench.errors import UsageError
 from models.base import GenerativeAutoencoder
 
@@ -41,18 +41,8 @@ def prepare_out_dir(path: str | os.PathLike[str]) -> Path:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON through a temp file in the same folder + fsync + rename: never half-written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True, default=_jsonable)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically (:mod:`bench.atomic`); tuples, paths and scalar tensors allowed."""
+    atomic.write_json_atomic(path, payload, default=_jsonable)
 
 
 def _jsonable(value: Any) -> Any:
@@ -68,16 +58,7 @@ def _jsonable(value: Any) -> Any:
 def save_weights(path: Path, model: torch.nn.Module) -> None:
     """Atomically write the model's state dict as safetensors."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp))
 
 
 def save_run(

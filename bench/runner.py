@@ -144,6 +144,50 @@ def run_one(
 Executor = Callable[[list[tuple[RunConfig, Path]]], Iterator[RunResult]]
 
 
+def step_cost(cfg: RunConfig, image_shape: tuple[int, int, int]) -> int:
+    """A relative cost of one training step: parameters × update phases (each phase is one
+    backward pass over the shared graph). Good enough to tell a VAE-GAN from a VAE."""
+    import models
+
+    try:
+        model = models.create(cfg.model, **cfg.model_kwargs(image_shape))
+    except Exception:  # a config that cannot build fails in its own run, with its message
+        return 0
+    return sum(p.numel() for p in model.parameters()) * len(model.phases())
+
+
+def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
+    """Prepare runs that are about to fan out over workers; returns them in the order to start.
+
+    Each dataset's domain feature net is trained (or found cached) once here: workers would
+    otherwise all train the same net at the same moment, each on a fraction of the cores. The
+    order is longest first (by :func:`step_cost` × budget), so the slowest runs do not start last
+    and leave the other workers idle at the end. A dataset that fails to load is left alone:
+    its runs fail with their own message.
+    """
+    from bench import data
+    from bench.metrics import features
+
+    shapes: dict[tuple[str, str | None], tuple[tuple[int, int, int], int]] = {}
+    for name, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}, key=str):
+        try:
+            dataset = data.load(name, data_dir)
+        except UsageError:
+            continue
+        shapes[(name, data_dir)] = (dataset.image_shape, dataset.train_x.shape[0])
+        if any(c.metrics.backbone == "domain" for c in configs if c.dataset == name):
+            features.build("domain", dataset)
+
+    def cost(cfg: RunConfig) -> float:
+        if (cfg.dataset, cfg.data_dir) not in shapes:
+            return 0
+        shape, n_train = shapes[(cfg.dataset, cfg.data_dir)]
+        images = n_train * cfg.budget.value if cfg.budget.kind == "epochs" else cfg.budget.value
+        return step_cost(cfg, shape) * float(images)
+
+    return sorted(configs, key=cost, reverse=True)
+
+
 def local_executor(jobs: int = 1, quiet: bool = True) -> Executor:
     """Run in this process (``jobs=1``) or in ``jobs`` worker processes, threads split evenly."""
 
@@ -257,6 +301,8 @@ def run_suite(
         )
         from bench.store import environment
 
+        if jobs > 1 or executor == "ray":
+            todo = plan_parallel(todo)
         work = [(cfg, store.artifacts_dir(cfg)) for cfg in todo]
         execute = (
             local_executor(jobs, quiet=True)

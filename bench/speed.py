@@ -40,6 +40,10 @@ class SpeedOptions:
     steps: int = 20  #: optimizer steps per timed repeat
     repeats: int = 5  #: timed repeats per loop; the median is reported
     image_shape: tuple[int, int, int] = (1, 28, 28)
+    # the harness's speed options (bench.trainer.TrainConfig); the reference loop stays plain
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
 
 
 @dataclass
@@ -134,7 +138,15 @@ def measure(
     trainer = Trainer(
         model,
         data,
-        TrainConfig(epochs=1, batch_size=batch_size, device=str(device), quiet=True),
+        TrainConfig(
+            epochs=1,
+            batch_size=batch_size,
+            device=str(device),
+            quiet=True,
+            precision=opts.precision,
+            channels_last=opts.channels_last,
+            compile=opts.compile,
+        ),
         name,
     )
     ref_model = models.create(
@@ -186,7 +198,7 @@ def measure(
         arch=arch,
         batch_size=batch_size,
         device=str(device),
-        dtype="float32",
+        dtype="bfloat16" if opts.precision == "bf16" else "float32",
         threads=threads,
         params=sum(p.numel() for p in model.parameters()),
         train_samples_per_s=train_sps,

@@ -481,14 +481,22 @@ class Store:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (then re-raise)."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (then re-raise).
+
+        A write SQLite refuses (disk full, read-only file) becomes a one-line UsageError; the
+        rollback keeps every earlier committed row as it was.
+        """
         try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # SQLite may already have rolled back (SQLITE_FULL)
+                    self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as err:
+            raise UsageError(f"store {self.path}: cannot write: {err}") from None
 
     def _migrate(self, version: int) -> None:
         while version < SCHEMA_VERSION:

@@ -48,6 +48,9 @@ class DivergenceError(RuntimeError):
     """A loss term became NaN or infinite; the message names model, epoch, step and term."""
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How long and how to train; the same for every model in a comparison."""
@@ -60,8 +63,18 @@ class TrainConfig:
     max_seconds: float | None = None  #: stop after this wall-clock time (checked per epoch)
     grad_clip: float | None = None  #: clip each phase's gradient norm to this value
     quiet: bool = False
+    # Speed options. All off by default: on the 2-core reference CPU none of them measured faster
+    # (README, "Speed"); each is a switch so a user can measure it on their own device.
+    precision: str = "fp32"  #: "bf16": forward and loss under bfloat16 autocast
+    channels_last: bool = False  #: NHWC memory format for the model and every batch
+    compile: bool = False  #: torch.compile the model's loss (forward) before training
 
     def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UsageError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise UsageError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -159,6 +172,12 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.model_name = model_name or type(model).__name__
         self.model = model.to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        # compiled forward+loss; the module itself stays as it was, so checkpoints and
+        # state_dict keys are the same with or without compile
+        self._loss = torch.compile(model.loss) if config.compile else model.loss
+        self._autocast_dtype = torch.bfloat16 if config.precision == "bf16" else None
         self.data = data.to(self.device)
         self.phases = model.phases()
         if not self.phases:
@@ -172,8 +191,18 @@ class Trainer:
         self._stop_signal: int | None = None
 
     # -- one update ------------------------------------------------------------------------
+    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's loss terms for one batch, under the configured memory format/precision."""
+        if self.config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self._autocast_dtype is None:
+            return self._loss(x)
+        with torch.autocast(self.device.type, dtype=self._autocast_dtype):
+            terms = self._loss(x)
+        return {k: v.float() for k, v in terms.items()}
+
     def _update(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        terms = self.model.loss(x)
+        terms = self._forward(x)
         if len(self.phases) == 1:
             phase, opt = self.phases[0], self.optimizers[0]
             opt.zero_grad(set_to_none=True)

@@ -9,6 +9,7 @@ from PIL import Image
 
 from bench import data
 from bench.errors import UsageError
+from tests.conftest import run_cli
 
 
 def test_mnist_5k_is_a_fixed_stratified_split(mnist5k):
@@ -50,6 +51,36 @@ def test_image_folder_loads_resizes_and_labels_by_subfolder(tmp_path):
     ds = data.load("image-folder", tmp_path, image_size=16)
     assert ds.train_x.shape == (18, 3, 16, 16) and ds.test_x.shape == (2, 3, 16, 16)
     assert sorted(torch.cat([ds.train_y, ds.test_y]).bincount().tolist()) == [10, 10]
+
+
+def test_image_folder_keeps_the_native_size_and_pixels_by_default(tmp_path):
+    arr = np.random.default_rng(1).integers(0, 255, (12, 20, 20), dtype=np.uint8)
+    for i, a in enumerate(arr):
+        Image.fromarray(a).save(tmp_path / f"{i:02d}.png")
+    ds = data.load("image-folder", tmp_path)
+    assert ds.image_shape == (1, 20, 20)
+    got = torch.cat([ds.train_x, ds.test_x])[:, 0]
+    # every file's exact pixels are there (lossless PNG, no resampling)
+    want = {a.tobytes() for a in arr}
+    assert {g.numpy().tobytes() for g in got} == want
+
+
+def test_cli_refuses_an_image_folder_of_mixed_sizes_in_one_line(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(folder / f"a{i}.png")
+    Image.fromarray(np.zeros((16, 24), np.uint8)).save(folder / "wide.png")
+    out = tmp_path / "run"
+    result = run_cli(
+        "train", "ae", "--dataset", "image-folder", "--data-dir", str(folder), "--epochs", "1",
+        "--out", str(out), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "mixes image sizes" in lines[0] and "wide.png" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not out.exists()  # nothing written for a refused input
 
 
 def test_image_folder_with_an_unreadable_image_names_the_file(tmp_path):

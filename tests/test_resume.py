@@ -39,7 +39,20 @@ def _history_without_time(run_dir):
     return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
 
 
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+def _metrics_json(run_dir, cache):
+    """``aebench eval`` the run and read its metrics.json. The speed family is skipped: it is
+    wall-clock measurement, which differs between any two runs (so do the per-family timings)."""
+    result = run_cli(
+        "eval", str(run_dir), "--n-samples", "300", "--iw-k", "20", "--iw-n", "50",
+        "--skip", "speed", "--cache-dir", str(cache),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((run_dir / "metrics.json").read_text())
+    scores["meta"].pop("seconds")
+    return scores
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, domain_net, metrics_cache):
     ref, victim = tmp_path / "ref", tmp_path / "victim"
     assert run_cli(*ARGS, "--out", str(ref)).returncode == 0
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -68,6 +81,9 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
         assert a[key].dtype == b[key].dtype and bool((a[key] == b[key]).all()), key
     assert _history_without_time(ref) == _history_without_time(victim)
     assert not checkpoint.exists()
+    ref_scores = _metrics_json(ref, metrics_cache)
+    assert "fid" in ref_scores and "nll_iw" in ref_scores
+    assert _metrics_json(victim, metrics_cache) == ref_scores  # the same numbers, exactly
 
 
 def test_sigterm_writes_a_checkpoint_and_exits_130_then_resumes(tmp_path):

@@ -152,12 +152,34 @@ def test_a_failing_run_is_recorded_and_the_suite_goes_on(tmp_path, cache_env):
         assert len(store.runs(suite="mixed", status="done")) == 2
 
 
-def test_ray_executor_matches_the_local_executor(tiny, tmp_path, cache_env):
+def test_parallel_plan_starts_the_costliest_runs_first_and_warms_the_feature_cache(
+    tmp_path, monkeypatch
+):
+    from bench.runner import plan_parallel
+    from bench.suite import parse_suite
+
+    monkeypatch.setenv("AEBENCH_CACHE_DIR", str(tmp_path))
+    built = []
+    monkeypatch.setattr(
+        "bench.metrics.features.build", lambda name, data, **kw: built.append((name, data.name))
+    )
+    suite = parse_suite(TINY.replace('["ae", "vae"]', '["ae", "vae-gan", "vae"]'), "t.toml")
+    order = [c.model for c in plan_parallel(suite.expand())]
+    assert order == ["vae-gan", "vae-gan", "vae", "vae", "ae", "ae"]
+    assert built == [("domain", "mnist-5k")]  # once per dataset, not once per run
+
+
+def test_ray_and_two_local_jobs_match_the_sequential_executor(tiny, tmp_path, cache_env):
     pytest.importorskip("ray", reason="Ray is the optional extra aebench[ray]")
     local, remote = tmp_path / "local.sqlite", tmp_path / "ray.sqlite"
+    jobs2 = tmp_path / "jobs2.sqlite"
     assert (
         run_cli("run", str(tiny), "--store", str(local), "--quiet", env=cache_env).returncode == 0
     )
+    result = run_cli(
+        "run", str(tiny), "--store", str(jobs2), "--jobs", "2", "--quiet", env=cache_env
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
     result = run_cli(
         "run",
         str(tiny),
@@ -170,16 +192,17 @@ def test_ray_executor_matches_the_local_executor(tiny, tmp_path, cache_env):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     deterministic = ("recon_mse", "recon_bce", "psnr", "kl", "elbo", "nll_iw", "fid")
-    with Store.open(local, readonly=True) as a, Store.open(remote, readonly=True) as b:
-        ra = {r["config_hash"]: r for r in a.runs(suite="tiny")}
-        rb = {r["config_hash"]: r for r in b.runs(suite="tiny")}
-        assert ra.keys() == rb.keys() and {r["status"] for r in rb.values()} == {"done"}
-        for h in ra:
-            ma, mb = a.metrics(ra[h]["id"]), b.metrics(rb[h]["id"])
-            assert ma.keys() == mb.keys()
-            for key in deterministic:
-                if key in ma:
-                    assert mb[key] == pytest.approx(ma[key], rel=1e-4), key
+    for other in (remote, jobs2):
+        with Store.open(local, readonly=True) as a, Store.open(other, readonly=True) as b:
+            ra = {r["config_hash"]: r for r in a.runs(suite="tiny")}
+            rb = {r["config_hash"]: r for r in b.runs(suite="tiny")}
+            assert ra.keys() == rb.keys() and {r["status"] for r in rb.values()} == {"done"}
+            for h in ra:
+                ma, mb = a.metrics(ra[h]["id"]), b.metrics(rb[h]["id"])
+                assert ma.keys() == mb.keys()
+                for key in deterministic:
+                    if key in ma:
+                        assert mb[key] == pytest.approx(ma[key], rel=1e-4), (other.name, key)
 
 
 def test_sigint_marks_the_run_interrupted_exits_130_and_resumes(tiny, tmp_path, cache_env):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -89,3 +90,63 @@ def test_custom_encoder_and_decoder_modules_train_through_the_harness(mnist5k):
     )
     history = Trainer(model, data, TrainConfig(epochs=3, quiet=True)).fit()
     assert history[-1]["test"]["loss"] < history[0]["test"]["loss"]
+
+
+def _two_epochs(data: ImageData, **speed_options) -> tuple[Trainer, float]:
+    torch.manual_seed(0)
+    model = models.create("vae", arch="conv", latent_dim=8)
+    config = TrainConfig(epochs=2, batch_size=128, seed=0, quiet=True, **speed_options)
+    trainer = Trainer(model, data, config)
+    history = trainer.fit()
+    return trainer, history[-1]["test"]["loss"]
+
+
+@pytest.fixture(scope="module")
+def small(mnist5k) -> ImageData:
+    return ImageData(
+        "t",
+        mnist5k.train_x[:1500],
+        mnist5k.train_y[:1500],
+        mnist5k.test_x[:300],
+        mnist5k.test_y[:300],
+    )
+
+
+@pytest.fixture(scope="module")
+def plain_loss(small) -> float:
+    return _two_epochs(small)[1]
+
+
+def test_channels_last_takes_effect_and_reaches_the_same_loss(small, plain_loss):
+    trainer, loss = _two_epochs(small, channels_last=True)
+    conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert loss == pytest.approx(plain_loss, rel=1e-3)
+
+
+def test_bf16_autocast_takes_effect_and_reaches_the_same_loss(small, plain_loss):
+    dtypes = []
+    torch.manual_seed(0)
+    model = models.create("vae", arch="conv", latent_dim=8)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    config = TrainConfig(epochs=2, batch_size=128, seed=0, quiet=True, precision="bf16")
+    history = Trainer(model, small, config).fit()
+    assert torch.bfloat16 in dtypes  # the training forward ran in bfloat16
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+    assert history[-1]["test"]["loss"] == pytest.approx(plain_loss, rel=0.03)
+
+
+@pytest.mark.slow
+def test_compiled_loss_reaches_the_same_loss_and_keeps_state_dict_keys(small, plain_loss):
+    trainer, loss = _two_epochs(small, compile=True)
+    assert trainer._loss is not trainer.model.loss
+    assert not any(k.startswith("_orig_mod") for k in trainer.model.state_dict())
+    assert loss == pytest.approx(plain_loss, rel=1e-3)
+
+
+def test_unknown_precision_is_a_usage_error():
+    from bench.errors import UsageError
+
+    with pytest.raises(UsageError, match="precision"):
+        TrainConfig(precision="fp8").validate()

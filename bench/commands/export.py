@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
-import os
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
+from bench.atomic import atomic_write
 from bench.errors import UsageError
 from bench.store import STATUSES, Store, default_store_path
 
@@ -62,26 +60,17 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out}: folder {out.parent} does not exist")
     with Store.open(args.store, create=False, readonly=True) as store:
         frame = store.metrics_frame(suite=args.suite, status=args.status, phase=args.phase)
-    # Write beside the target and rename, so a failed write (full disk) never leaves a
-    # half-written file where a good one was.
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    except OSError as err:
-        raise UsageError(f"cannot write to {out.parent}: {err.strerror or err}") from None
-    os.close(fd)
-    try:
+
+    # A failed write (full disk) never leaves a half-written file where a good one was.
+    def write(tmp_name: str) -> None:
         if fmt == "csv":
             frame.to_csv(tmp_name, index=False)
         elif fmt == "json":
             frame.to_json(tmp_name, orient="records", indent=1)
         else:
             frame.to_parquet(tmp_name, index=False)
-        os.replace(tmp_name, out)
-    except OSError as err:
-        raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+
+    atomic_write(out, write)
     runs = frame["run_id"].nunique()
     print(f"wrote {len(frame)} metric rows from {runs} runs to {out} ({fmt})")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
+from bench.commands.speed_options import add_speed_option_arguments
 from bench.errors import UsageError
 
 NAME = "speed"
@@ -30,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=20, help="optimizer steps per timed repeat")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_speed_option_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         steps=args.steps,
         repeats=args.repeats,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
     )
     results = run_speed(opts, progress=not args.json)
     if args.json:

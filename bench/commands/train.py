@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from bench.commands.speed_options import add_speed_option_arguments
 from bench.errors import UsageError
 
 NAME = "train"
@@ -55,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="continue from the checkpoint in --out (after a crash or Ctrl-C)",
     )
     p.add_argument("--no-eval", action="store_true", help="skip `aebench eval` on the finished run")
+    add_speed_option_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         quiet=args.quiet,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
     )
     train.validate()
     options = dict(parse_option(o) for o in args.option)

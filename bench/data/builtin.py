@@ -102,17 +102,21 @@ IMAGE_FOLDER_SPLIT_SEED = 0
 
 
 @register_dataset("image-folder", "your own images: --data-dir FOLDER (sub-folders = labels)")
-def image_folder(data_dir: Path | None = None, image_size: int = 32) -> ImageData:
-    """Every image under ``data_dir``, resized to ``image_size``² (grayscale stays 1 channel
-    when all images are grayscale, else RGB). Sub-folder names become labels. A fixed seeded
-    10 % of the images form the test split."""
+def image_folder(data_dir: Path | None = None, image_size: int | None = None) -> ImageData:
+    """Every image under ``data_dir`` (grayscale stays 1 channel when all images are grayscale,
+    else RGB). Sub-folder names become labels. A fixed seeded 10 % form the test split.
+
+    Images keep their size, which must be the same for all: a folder of mixed sizes is refused
+    rather than silently resampled, because a benchmark on distorted images would measure the
+    distortion. Pass ``image_size`` to resize everything to ``image_size``² on purpose.
+    """
     from PIL import Image, UnidentifiedImageError
 
     if data_dir is None:
         raise UsageError("dataset 'image-folder' needs --data-dir FOLDER")
     if not data_dir.is_dir():
         raise UsageError(f"image folder {data_dir} does not exist or is not a directory")
-    if image_size < 4 or image_size % 4:
+    if image_size is not None and (image_size < 4 or image_size % 4):
         raise UsageError(f"image size must be a multiple of 4 and >= 4, got {image_size}")
     files = sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if len(files) < 2:
@@ -128,8 +132,18 @@ def image_folder(data_dir: Path | None = None, image_size: int = 32) -> ImageDat
             raise UsageError(f"cannot read image {path}: {err}") from None
         labels.append(classes.index(path.parent.relative_to(data_dir).as_posix()))
     mode = "L" if all(im.mode in ("L", "1", "I;16") for im in images) else "RGB"
-    size = (image_size, image_size)
-    arr = np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR)) for im in images])
+    if image_size is None:
+        sizes = {im.size: path for im, path in zip(images, files, strict=True)}
+        if len(sizes) > 1:
+            (s1, p1), (s2, p2) = list(sizes.items())[:2]
+            raise UsageError(
+                f"image folder {data_dir} mixes image sizes ({p1.name} is {s1[0]}x{s1[1]}, "
+                f"{p2.name} is {s2[0]}x{s2[1]}); resize them to one size first"
+            )
+        arr = np.stack([np.asarray(im.convert(mode)) for im in images])
+    else:
+        size = (image_size, image_size)
+        arr = np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR)) for im in images])
     x = torch.from_numpy(arr)
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     y = torch.tensor(labels, dtype=torch.int64)

@@ -1,0 +1,19 @@
+"""The harness's speed switches as command-line flags, shared by ``train`` and ``speed``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_speed_option_arguments(p: argparse.ArgumentParser) -> None:
+    """``--precision``, ``--channels-last`` and ``--compile`` (see ``TrainConfig``)."""
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: forward and loss under bfloat16 autocast (default: fp32)",
+    )
+    p.add_argument(
+        "--channels-last", action="store_true", help="NHWC memory format for model and batches"
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile the model's loss")
