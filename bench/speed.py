@@ -42,7 +42,7 @@ class SpeedOptions:
     image_shape: tuple[int, int, int] = (1, 28, 28)
     # the harness's speed options (bench.trainer.TrainConfig); the reference loop stays plain
     precision: str = "fp32"
-    channels_last: bool = False
+    channels_last: bool | None = None  #: None: the harness default (on for conv nets)
     compile: bool = False
 
 

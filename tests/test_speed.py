@@ -92,9 +92,12 @@ def test_custom_encoder_and_decoder_modules_train_through_the_harness(mnist5k):
     assert history[-1]["test"]["loss"] < history[0]["test"]["loss"]
 
 
-def _two_epochs(data: ImageData, **speed_options) -> tuple[Trainer, float]:
+def _two_epochs(data: ImageData, hook=None, **speed_options) -> tuple[Trainer, float]:
     torch.manual_seed(0)
     model = models.create("vae", arch="conv", latent_dim=8)
+    if hook is not None:  # on the encoder's second conv (32 -> 64 channels)
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        convs[1].register_forward_hook(hook)
     config = TrainConfig(epochs=2, batch_size=128, seed=0, quiet=True, **speed_options)
     trainer = Trainer(model, data, config)
     history = trainer.fit()
@@ -114,14 +117,23 @@ def small(mnist5k) -> ImageData:
 
 @pytest.fixture(scope="module")
 def plain_loss(small) -> float:
-    return _two_epochs(small)[1]
+    return _two_epochs(small, channels_last=False)[1]
 
 
-def test_channels_last_takes_effect_and_reaches_the_same_loss(small, plain_loss):
-    trainer, loss = _two_epochs(small, channels_last=True)
-    conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+def test_channels_last_is_the_conv_default_and_reaches_the_same_loss(small, plain_loss):
+    layouts = []
+
+    def hook(module, inputs, output):
+        layouts.append((module.training, output.is_contiguous(memory_format=torch.channels_last)))
+
+    trainer, loss = _two_epochs(small, hook=hook)  # default: auto
+    assert trainer.channels_last
+    assert all(nhwc for training, nhwc in layouts if training)  # every training step: NHWC
     assert loss == pytest.approx(plain_loss, rel=1e-3)
+    # handed back in the usual layout: computes what the same weights loaded from disk compute
+    assert all(p.is_contiguous() for p in trainer.model.parameters())
+    mlp = Trainer(models.create("vae", latent_dim=2), small, TrainConfig(quiet=True))
+    assert not mlp.channels_last  # nothing to gain without conv layers
 
 
 def test_bf16_autocast_takes_effect_and_reaches_the_same_loss(small, plain_loss):
@@ -130,7 +142,9 @@ def test_bf16_autocast_takes_effect_and_reaches_the_same_loss(small, plain_loss)
     model = models.create("vae", arch="conv", latent_dim=8)
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     conv.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
-    config = TrainConfig(epochs=2, batch_size=128, seed=0, quiet=True, precision="bf16")
+    config = TrainConfig(
+        epochs=2, batch_size=128, seed=0, quiet=True, precision="bf16", channels_last=False
+    )
     history = Trainer(model, small, config).fit()
     assert torch.bfloat16 in dtypes  # the training forward ran in bfloat16
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
@@ -139,7 +153,7 @@ def test_bf16_autocast_takes_effect_and_reaches_the_same_loss(small, plain_loss)
 
 @pytest.mark.slow
 def test_compiled_loss_reaches_the_same_loss_and_keeps_state_dict_keys(small, plain_loss):
-    trainer, loss = _two_epochs(small, compile=True)
+    trainer, loss = _two_epochs(small, compile=True, channels_last=False)
     assert trainer._loss is not trainer.model.loss
     assert not any(k.startswith("_orig_mod") for k in trainer.model.state_dict())
     assert loss == pytest.approx(plain_loss, rel=1e-3)

@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from bench.commands.speed_options import add_speed_option_arguments
+from bench.commands.speed_options import add_speed_option_arguments, channels_last_flag
 from bench.errors import UsageError
 
 NAME = "speed"
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         repeats=args.repeats,
         precision=args.precision,
-        channels_last=args.channels_last,
+        channels_last=channels_last_flag(args.channels_last),
         compile=args.compile,
     )
     results = run_speed(opts, progress=not args.json)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 
 
+def channels_last_flag(value: str) -> bool | None:
+    """``auto`` → None (the trainer decides), ``on``/``off`` → True/False."""
+    return {"auto": None, "on": True, "off": False}[value]
+
+
 def add_speed_option_arguments(p: argparse.ArgumentParser) -> None:
     """``--precision``, ``--channels-last`` and ``--compile`` (see ``TrainConfig``)."""
     p.add_argument(
@@ -14,6 +19,9 @@ def add_speed_option_arguments(p: argparse.ArgumentParser) -> None:
         help="bf16: forward and loss under bfloat16 autocast (default: fp32)",
     )
     p.add_argument(
-        "--channels-last", action="store_true", help="NHWC memory format for model and batches"
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="NHWC memory format for model and batches (default auto: on for conv nets)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model's loss")

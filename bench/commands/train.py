@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from bench.commands.speed_options import add_speed_option_arguments
+from bench.commands.speed_options import add_speed_option_arguments, channels_last_flag
 from bench.errors import UsageError
 
 NAME = "train"
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         quiet=args.quiet,
         precision=args.precision,
-        channels_last=args.channels_last,
+        channels_last=channels_last_flag(args.channels_last),
         compile=args.compile,
     )
     train.validate()
