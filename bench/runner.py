@@ -344,6 +344,7 @@ def run_suite(
                         result.scores,
                         result.history,
                         result.error,
+                        result.environment,
                     )
                     if result.status == "interrupted":
                         interrupted = True

@@ -611,8 +611,13 @@ class Store:
         metrics: Mapping[str, float] | None = None,
         history: Sequence[Mapping[str, Any]] | None = None,
         error: str | None = None,
+        environment: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a run's outcome and every number it produced, in ONE transaction.
+
+        ``environment`` (optional) is the record of the process that actually ran it (a worker
+        may run with fewer threads, another pid or host than the driver that marked it
+        running); its known fields replace the ones stored by :meth:`mark_running`.
 
         ``metrics`` go in with phase ``final``. Each ``history`` entry is one epoch's (or
         step's) dict of numbers; its phase is the entry's ``phase`` value, else ``epoch-<epoch>``,
@@ -630,6 +635,10 @@ class Store:
             )
             if cur.rowcount != 1:
                 raise ValueError(f"no run with id {run_id}")
+            known = {k: v for k, v in (environment or {}).items() if k in _ENV_COLUMNS}
+            if known:
+                cols = ", ".join(f"{k} = :{k}" for k in known)
+                conn.execute(f"UPDATE runs SET {cols} WHERE id = :id", {**known, "id": run_id})
             conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             conn.executemany(
                 "INSERT OR REPLACE INTO metrics (run_id, name, value, phase) VALUES (?, ?, ?, ?)",

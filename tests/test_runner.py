@@ -192,6 +192,10 @@ def test_ray_and_two_local_jobs_match_the_sequential_executor(tiny, tmp_path, ca
     )
     assert result.returncode == 0, result.stderr[-2000:]
     deterministic = ("recon_mse", "recon_bce", "psnr", "kl", "elbo", "nll_iw", "fid")
+    with Store.open(jobs2, readonly=True) as store:
+        # each of the two workers ran on half the cores, and the store says so (not the
+        # driver's thread count)
+        assert {r["threads"] for r in store.runs()} == {max(1, (os.cpu_count() or 1) // 2)}
     for other in (remote, jobs2):
         with Store.open(local, readonly=True) as a, Store.open(other, readonly=True) as b:
             ra = {r["config_hash"]: r for r in a.runs(suite="tiny")}

@@ -430,13 +430,18 @@ def test_runs_command_lists_runs(db: Path, configs: list[RunConfig]) -> None:
     assert out.returncode == 0 and "no runs match" in out.stdout
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
 def test_export_parses_back(tmp_path: Path, db: Path, configs: list[RunConfig], fmt: str) -> None:
     fill(db, configs, 2)
     target = tmp_path / f"metrics.{fmt}"
     out = run_cli("export", "--store", str(db), "--format", fmt, "--out", str(target), timeout=120)
     assert out.returncode == 0, out.stderr
-    frame = pd.read_csv(target) if fmt == "csv" else pd.DataFrame(json.loads(target.read_text()))
+    readers = {
+        "csv": pd.read_csv,
+        "json": lambda p: pd.DataFrame(json.loads(p.read_text())),
+        "parquet": pd.read_parquet,
+    }
+    frame = readers[fmt](target)
     final = frame[frame.phase == "final"]
     assert len(frame) == 2 * 2 + 2 * 2  # two final metrics + two history values per run
     got = dict(zip(final.run_name + "/" + final.metric, final.value, strict=True))
@@ -455,10 +460,23 @@ def test_export_errors_are_one_line(tmp_path: Path, db: Path, configs: list[RunC
     assert out.returncode == 2 and "directory" in out.stderr
     out = run_cli("export", "--store", str(db), "--out", str(tmp_path / "m.xyz"))
     assert out.returncode == 2 and "--format" in out.stderr
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        out = run_cli("export", "--store", str(db), "--out", str(tmp_path / "m.parquet"))
-        assert out.returncode == 2 and "pip install pyarrow" in out.stderr
-        assert len(out.stderr.strip().splitlines()) == 1
-        assert not (tmp_path / "m.parquet").exists()
+
+
+def test_parquet_export_without_a_parquet_engine_says_what_to_install(
+    tmp_path: Path, db: Path, configs: list[RunConfig], monkeypatch, capsys
+) -> None:
+    import importlib.util
+
+    from bench.cli import main
+
+    fill(db, configs, 1)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("pyarrow", "fastparquet") else real(name, *a),
+    )
+    assert main(["export", "--store", str(db), "--out", str(tmp_path / "m.parquet")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install pyarrow" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "m.parquet").exists()
