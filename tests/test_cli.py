@@ -100,11 +100,24 @@ def _bad_inputs(tmp_path):
         "unknown command",
     ],
 )
-def test_bad_input_exits_2_with_one_line(case, tmp_path):
+def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
+    """In-process through the CLI's own ``main`` (an escaping exception fails the test just as
+    a traceback would); one case below runs as a real process."""
+    from bench.cli import main
+
     args = _bad_inputs(tmp_path)[case]
-    result = run_cli(*args)
-    assert result.returncode == 2, (case, result.stderr)
+    code = main(args)
+    stderr = capsys.readouterr().err
+    assert code == 2, (case, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aebench: error:"), stderr
+    assert (tmp_path / "a_file").read_text() == "x"  # nothing already there was damaged
+
+
+def test_bad_input_in_a_real_process_exits_2_without_a_traceback(tmp_path):
+    result = run_cli(*_bad_inputs(tmp_path)["out is a file"])
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("aebench: error:"), result.stderr
     assert "Traceback" not in result.stderr
-    assert (tmp_path / "a_file").read_text() == "x"  # nothing already there was damaged
+    assert (tmp_path / "a_file").read_text() == "x"

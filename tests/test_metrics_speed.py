@@ -29,7 +29,8 @@ def test_speed_metrics_keys_and_meta(trained_vae, mnist5k):
     }
     assert all(v >= 0 for v in values.values())
     assert values["latency_ms_p50"] <= values["latency_ms_p95"]
-    assert set(calls) == {32} and len(calls) == 25  # 5 warm-up + 20 timed steps
+    # 3 warm-up + 5 to 20 timed steps (the timed loop stops after 1.5 s, but not before 5)
+    assert set(calls) == {32} and 3 + 5 <= len(calls) <= 3 + 20
     assert meta["device"] == "cpu" and meta["dtype"] == "float32" and meta["batch_size"] == 256
 
 

@@ -42,11 +42,13 @@ def _history_without_time(run_dir):
 def _metrics_json(run_dir, cache):
     """``aebench eval`` the run and read its metrics.json. The speed family is skipped: it is
     wall-clock measurement, which differs between any two runs (so do the per-family timings)."""
-    result = run_cli(
+    from bench.cli import main
+
+    code = main([
         "eval", str(run_dir), "--n-samples", "300", "--iw-k", "20", "--iw-n", "50",
         "--skip", "speed", "--cache-dir", str(cache),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    ])  # fmt: skip
+    assert code == 0
     scores = json.loads((run_dir / "metrics.json").read_text())
     scores["meta"].pop("seconds")
     return scores

@@ -434,8 +434,9 @@ def test_runs_command_lists_runs(db: Path, configs: list[RunConfig]) -> None:
 def test_export_parses_back(tmp_path: Path, db: Path, configs: list[RunConfig], fmt: str) -> None:
     fill(db, configs, 2)
     target = tmp_path / f"metrics.{fmt}"
-    out = run_cli("export", "--store", str(db), "--format", fmt, "--out", str(target), timeout=120)
-    assert out.returncode == 0, out.stderr
+    from bench.cli import main  # in-process: the CLI path without a fresh interpreter each time
+
+    assert main(["export", "--store", str(db), "--format", fmt, "--out", str(target)]) == 0
     readers = {
         "csv": pd.read_csv,
         "json": lambda p: pd.DataFrame(json.loads(p.read_text())),
