@@ -178,12 +178,17 @@ def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
         if any(c.metrics.backbone == "domain" for c in configs if c.dataset == name):
             features.build("domain", dataset)
 
+    costs: dict[tuple[Any, ...], float] = {}  # seeds of one grid point cost the same
+
     def cost(cfg: RunConfig) -> float:
         if (cfg.dataset, cfg.data_dir) not in shapes:
             return 0
-        shape, n_train = shapes[(cfg.dataset, cfg.data_dir)]
-        images = n_train * cfg.budget.value if cfg.budget.kind == "epochs" else cfg.budget.value
-        return step_cost(cfg, shape) * float(images)
+        key = (cfg.model, cfg.model_options, cfg.arch, cfg.latent_dim, cfg.dataset, cfg.data_dir)
+        if key not in costs:
+            shape, n_train = shapes[(cfg.dataset, cfg.data_dir)]
+            budget = cfg.budget.value * (n_train if cfg.budget.kind == "epochs" else 1)
+            costs[key] = step_cost(cfg, shape) * float(budget)
+        return costs[key]
 
     return sorted(configs, key=cost, reverse=True)
 

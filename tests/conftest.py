@@ -40,6 +40,19 @@ def _threads():
     torch.set_num_threads(2)
 
 
+def subset(data, n_train: int, n_test: int, name: str | None = None):
+    """The first ``n_train`` training and ``n_test`` test images (and labels) of ``data``."""
+    from bench.data import ImageData
+
+    return ImageData(
+        name or data.name,
+        data.train_x[:n_train],
+        data.train_y[:n_train],
+        data.test_x[:n_test],
+        data.test_y[:n_test],
+    )
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:

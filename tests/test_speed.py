@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import models
 from bench.data import ImageData
 from bench.trainer import TrainConfig, Trainer
-from tests.conftest import run_cli
+from tests.conftest import run_cli, subset
 
 
 def test_speed_json_parses_and_ratio_is_computed_from_both_loops():
@@ -61,9 +61,7 @@ def test_fast_data_path_yields_the_same_batches_as_a_dataloader(mnist5k):
 def test_trainer_uses_that_permutation(mnist5k, monkeypatch):
     seen = []
     model = models.create("ae", latent_dim=2)
-    data = ImageData(
-        "t", mnist5k.train_x[:300], mnist5k.train_y[:300], mnist5k.test_x[:50], mnist5k.test_y[:50]
-    )
+    data = subset(mnist5k, 300, 50, "t")
     trainer = Trainer(model, data, TrainConfig(epochs=1, batch_size=100, seed=3, quiet=True))
     original = trainer._update
     monkeypatch.setattr(trainer, "_update", lambda x: (seen.append(x.clone()), original(x))[1])
@@ -81,13 +79,7 @@ def test_custom_encoder_and_decoder_modules_train_through_the_harness(mnist5k):
     dec = nn.Sequential(nn.Linear(3, 784), nn.Unflatten(1, (1, 28, 28)))
     model = models.create("vae", encoder=enc, decoder=dec, latent_dim=3)
     assert model.encoder is enc and model.decoder is dec
-    data = ImageData(
-        "t",
-        mnist5k.train_x[:1000],
-        mnist5k.train_y[:1000],
-        mnist5k.test_x[:200],
-        mnist5k.test_y[:200],
-    )
+    data = subset(mnist5k, 1000, 200, "t")
     history = Trainer(model, data, TrainConfig(epochs=3, quiet=True)).fit()
     assert history[-1]["test"]["loss"] < history[0]["test"]["loss"]
 
@@ -106,13 +98,7 @@ def _two_epochs(data: ImageData, hook=None, **speed_options) -> tuple[Trainer, f
 
 @pytest.fixture(scope="module")
 def small(mnist5k) -> ImageData:
-    return ImageData(
-        "t",
-        mnist5k.train_x[:1500],
-        mnist5k.train_y[:1500],
-        mnist5k.test_x[:300],
-        mnist5k.test_y[:300],
-    )
+    return subset(mnist5k, 1500, 300, "t")
 
 
 @pytest.fixture(scope="module")

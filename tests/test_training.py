@@ -11,14 +11,11 @@ from bench.errors import UsageError
 from bench.runio import load_run, save_run
 from bench.trainer import DivergenceError, TrainConfig, Trainer, seed_everything
 from models.base import GenerativeAutoencoder
+from tests.conftest import subset
 
 
 def _small(data, n=512):
-    from bench.data import ImageData
-
-    return ImageData(
-        data.name, data.train_x[:n], data.train_y[:n], data.test_x[:200], data.test_y[:200]
-    )
+    return subset(data, n, 200)
 
 
 TIMING_KEYS = {"seconds"}  # wall-clock entries differ between identical runs

@@ -14,19 +14,14 @@ import models
 from bench.data import ImageData
 from bench.metrics import features, generation
 from bench.trainer import TrainConfig, Trainer
+from tests.conftest import subset
 
 BATCH = 64
 
 
 @pytest.fixture(scope="module")
 def small(mnist5k):
-    return ImageData(
-        "bench",
-        mnist5k.train_x[:1024],
-        mnist5k.train_y[:1024],
-        mnist5k.test_x[:256],
-        mnist5k.test_y[:256],
-    )
+    return subset(mnist5k, 1024, 256, "bench")
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
