@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from bench.errors import UsageError
 from bench.suite import RunConfig, Suite
 
 EXECUTORS = ("local", "ray")
+WORKER_DIED = "its worker process died (killed, or out of memory)"
 HEADLINE = (
     "recon_mse",
     "ssim",
@@ -141,7 +145,10 @@ def run_one(
     return result
 
 
-Executor = Callable[[list[tuple[RunConfig, Path]]], Iterator[RunResult]]
+Started = Callable[[RunConfig, Path], None]
+#: ``execute(work, started)`` runs each (config, artifacts folder) pair, calls ``started`` in the
+#: driver as each run is handed to a worker, and yields results as runs finish.
+Executor = Callable[[list[tuple[RunConfig, Path]], Started], Iterator[RunResult]]
 
 
 def step_cost(cfg: RunConfig, image_shape: tuple[int, int, int]) -> int:
@@ -196,22 +203,88 @@ def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
 def local_executor(jobs: int = 1, quiet: bool = True) -> Executor:
     """Run in this process (``jobs=1``) or in ``jobs`` worker processes, threads split evenly."""
 
-    def execute(work: list[tuple[RunConfig, Path]]) -> Iterator[RunResult]:
+    def execute(work: list[tuple[RunConfig, Path]], started: Started) -> Iterator[RunResult]:
         if jobs <= 1:
             for cfg, out in work:
+                started(cfg, out)
                 yield run_one(cfg, out, quiet=quiet)
             return
         import concurrent.futures as cf
         import multiprocessing as mp
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(run_one, cfg, out, threads) for cfg, out in work]
-            for fut in cf.as_completed(futures):
-                yield fut.result()
+        pool = cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+        # never more runs handed to the pool than there are workers: a run in the pool's queue
+        # cannot be cancelled, so on Ctrl-C it would still start and train to the end
+        queue = list(work)
+        running: dict[cf.Future[RunResult], RunConfig] = {}
+        try:
+            while queue or running:
+                while queue and len(running) < jobs:
+                    cfg, out = queue.pop(0)
+                    started(cfg, out)
+                    running[pool.submit(run_one, cfg, out, threads)] = cfg
+                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                broken = False
+                for fut in done:
+                    cfg = running.pop(fut)
+                    try:
+                        yield fut.result()
+                    except cf.process.BrokenProcessPool:
+                        # a worker died (killed, out of memory): its run fails, the suite goes on
+                        broken = True
+                        yield RunResult(cfg.config_hash, "failed", error=WORKER_DIED)
+                if broken:
+                    for cfg in running.values():
+                        yield RunResult(cfg.config_hash, "failed", error=WORKER_DIED)
+                    running.clear()
+                    pool.shutdown(wait=True)
+                    pool = cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+        except BaseException:  # Ctrl-C, SIGTERM, or the driver stopped reading (a run was
+            # interrupted): stop the workers instead of waiting for their runs to finish
+            _stop_workers(pool)
+            raise
+        pool.shutdown(wait=True)
 
     return execute
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a suite runs, SIGTERM (a scheduler's or ``kill``'s stop) is handled like Ctrl-C:
+    runs in flight checkpoint and are recorded as interrupted instead of left 'running'."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _stop_workers(pool: Any, grace_s: float = 60.0) -> None:
+    """Ask the running workers to stop: SIGTERM makes a training worker write its checkpoint
+    and return, and the driver then records every unfinished run as interrupted, so the same
+    command resumes them. A worker still alive after ``grace_s`` is killed (its run resumes from
+    the last epoch's checkpoint)."""
+    import multiprocessing as mp
+
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = mp.active_children()
+    for proc in workers:
+        with suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in workers:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+    pool.shutdown(wait=True)
 
 
 def ray_executor(address: str | None = None, quiet: bool = True) -> Executor:
@@ -222,7 +295,7 @@ def ray_executor(address: str | None = None, quiet: bool = True) -> Executor:
     except ImportError:
         raise UsageError("the ray executor needs Ray: pip install 'aebench[ray]'") from None
 
-    def execute(work: list[tuple[RunConfig, Path]]) -> Iterator[RunResult]:
+    def execute(work: list[tuple[RunConfig, Path]], started: Started) -> Iterator[RunResult]:
         started_here = False
         if not ray.is_initialized():
             if address:
@@ -242,6 +315,7 @@ def ray_executor(address: str | None = None, quiet: bool = True) -> Executor:
                 gpus = 1 if cfg.device.startswith("cuda") else 0
                 threads = 1 if address is None else None
                 task = remote.options(num_cpus=1, num_gpus=gpus)
+                started(cfg, out)  # queued in Ray's scheduler, which starts it when it fits
                 refs[task.remote(cfg, str(out), threads, quiet)] = cfg
             pending = list(refs)
             while pending:
@@ -315,53 +389,46 @@ def run_suite(
             else ray_executor(ray_address, quiet=True)
         )
         by_hash = {c.config_hash: c for c in todo}
-        ids: dict[str, int] = {}
-        if executor == "local" and jobs == 1:
-            # sequential: mark each run 'running' just before it starts
-            def gen() -> Iterator[RunResult]:
-                for cfg, out in work:
-                    ids[cfg.config_hash] = store.mark_running(
-                        cfg, environment(cfg.device), artifacts=out
-                    )
-                    bar.set_description(cfg.run_name)
-                    yield from execute([(cfg, out)])
-        else:
-            for cfg, out in work:
-                ids[cfg.config_hash] = store.mark_running(
-                    cfg, environment(cfg.device), artifacts=out
-                )
+        ids: dict[str, int] = {}  # runs started and not yet finished
 
-            def gen() -> Iterator[RunResult]:
-                yield from execute(work)
+        def started(cfg: RunConfig, out: Path) -> None:
+            ids[cfg.config_hash] = store.mark_running(cfg, environment(cfg.device), artifacts=out)
+            if executor == "local" and jobs == 1:
+                bar.set_description(cfg.run_name)
 
         rows = []
         failed = []
         interrupted = False
-        with tqdm(
-            total=len(work), desc=suite.name, unit="run", disable=quiet, file=sys.stderr
-        ) as bar:
+        with (
+            tqdm(
+                total=len(work), desc=suite.name, unit="run", disable=quiet, file=sys.stderr
+            ) as bar,
+            _sigterm_as_interrupt(),
+        ):
             try:
-                for result in gen():
-                    cfg = by_hash[result.config_hash]
-                    store.finish(
-                        ids.pop(result.config_hash),
-                        result.status,
-                        result.scores,
-                        result.history,
-                        result.error,
-                        result.environment,
-                    )
-                    if result.status == "interrupted":
-                        interrupted = True
-                        break
-                    rows.append({"run": cfg.run_name, "status": result.status, **result.scores})
-                    if result.status != "done":
-                        failed.append(f"{cfg.run_name}: {result.status}: {result.error}")
-                    bar.update(1)
+                # closing: leaving the loop early stops the executor's workers right away
+                with closing(execute(work, started)) as results:
+                    for result in results:
+                        cfg = by_hash[result.config_hash]
+                        store.finish(
+                            ids.pop(result.config_hash),
+                            result.status,
+                            result.scores,
+                            result.history,
+                            result.error,
+                            result.environment,
+                        )
+                        if result.status == "interrupted":
+                            interrupted = True
+                            break
+                        rows.append({"run": cfg.run_name, "status": result.status, **result.scores})
+                        if result.status != "done":
+                            failed.append(f"{cfg.run_name}: {result.status}: {result.error}")
+                        bar.update(1)
             except KeyboardInterrupt:
                 interrupted = True
             if interrupted:
-                for run_id in ids.values():  # runs in flight or not yet finished
+                for run_id in ids.values():  # runs in flight; queued ones stay pending
                     store.finish(run_id, "interrupted", error="interrupted by the user")
         if interrupted:
             print(

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -236,6 +237,97 @@ def test_sigint_marks_the_run_interrupted_exits_130_and_resumes(tiny, tmp_path, 
     again = run_cli("run", str(tiny), "--store", str(db), "--quiet", env=cache_env)
     assert again.returncode == 0, again.stderr
     assert {r[2] for r in _rows(db)} == {"done"} and len(_rows(db)) == 4
+
+
+def _start_long_parallel_suite(tiny, tmp_path, cache_env) -> tuple[subprocess.Popen, Path]:
+    """``aebench run --jobs 2`` on a suite far too long to finish, in its own process group (as
+    a shell runs a foreground job); returns the process and its store."""
+    tiny.write_text(tiny.read_text().replace("steps = 6", "epochs = 500"))
+    db = tmp_path / "s.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(REPO), **cache_env}
+    cmd = [sys.executable, "-m", "bench", "run", str(tiny), "--store", str(db), "--quiet"]
+    proc = subprocess.Popen(
+        [*cmd, "--jobs", "2"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    return proc, db
+
+
+def _wait_for_checkpoints(proc: subprocess.Popen, tmp_path: Path, n: int) -> None:
+    deadline = time.monotonic() + 300
+    while len(list((tmp_path / "artifacts").rglob("checkpoint.safetensors"))) < n:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, f"no {n} checkpoints after 300 s"
+        time.sleep(0.05)
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.mark.parametrize("how", ["ctrl-c to the process group", "sigterm to the driver"])
+def test_a_parallel_run_stops_promptly_when_interrupted(how, tiny, tmp_path, cache_env):
+    """--jobs 2: running workers checkpoint and stop and queued runs never start, instead of
+    the driver waiting for every queued run to finish."""
+    proc, db = _start_long_parallel_suite(tiny, tmp_path, cache_env)
+    _wait_for_checkpoints(proc, tmp_path, 2)  # both workers are training
+    if how.startswith("ctrl-c"):
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Resume with the same command" in err and "Traceback" not in err
+    statuses = sorted(r[2] for r in _rows(db))  # the two runs that never started stay pending
+    assert statuses == ["interrupted", "interrupted", "pending", "pending"], statuses
+    assert len(list((tmp_path / "artifacts").rglob("checkpoint.safetensors"))) >= 2
+    deadline = time.monotonic() + 20  # no worker outlives the driver (init reaps the last)
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("a worker process outlived the interrupted driver")
+
+
+def test_a_dead_worker_fails_its_runs_and_the_suite_goes_on(tiny, tmp_path, cache_env):
+    """--jobs 2: SIGKILL one worker (as the OOM killer would). The runs in flight are recorded
+    as failed with a one-line reason and a fresh pool runs the queued ones."""
+    proc, db = _start_long_parallel_suite(tiny, tmp_path, cache_env)
+    _wait_for_checkpoints(proc, tmp_path, 2)  # both workers are training
+    workers = [pid for pid in _children(proc.pid) if b"spawn_main" in _cmdline(pid)]
+    os.kill(workers[0], signal.SIGKILL)
+    _wait_for_checkpoints(proc, tmp_path, 4)  # the queued runs train in a fresh pool
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    with Store.open(db, readonly=True) as store:
+        runs = store.runs(suite="tiny")
+    assert sorted(r["status"] for r in runs) == ["failed", "failed", "interrupted", "interrupted"]
+    assert all("worker process died" in r["error"] for r in runs if r["status"] == "failed")
 
 
 def test_a_planted_nan_is_stored_as_diverged_and_the_suite_completes(
