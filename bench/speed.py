@@ -69,11 +69,11 @@ class SpeedResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:
+def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 10, warmup: int = 3) -> float:
     """The machine's fp32 matrix-multiply rate (GFLOP/s): the ceiling to compare against."""
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
-    for _ in range(3):
+    for _ in range(warmup):
         a @ b
     _sync(device)
     times = []
@@ -124,10 +124,12 @@ def _flops_per_sample(step: Callable[[torch.Tensor], Any], x: torch.Tensor) -> f
     return counter.get_total_flops() / x.shape[0]
 
 
-def measure(
-    name: str, arch: str, batch_size: int, opts: SpeedOptions, matmul: float | None = None
-) -> SpeedResult:
-    """Measure one model × arch × batch size; see the module docstring for the method."""
+def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedResult:
+    """Measure one model × arch × batch size; see the module docstring for the method.
+
+    The matmul rate is timed between the repeats too: on a shared machine whose speed drifts by
+    tens of percent within minutes, "% of matmul" is only meaningful against a rate measured
+    at the same moment."""
     device = resolve_device(opts.device)
     n = batch_size * (opts.steps + 1)
     data = _synthetic_data(opts.image_shape, n, device)
@@ -168,7 +170,7 @@ def measure(
 
     model.train()
     ref_model.train()
-    h_times, r_times = [], []
+    h_times, r_times, matmuls = [], [], []
     with PeakMemory(device) as mem:
         for idx in index[: opts.warmup_steps]:
             harness(idx)
@@ -176,6 +178,7 @@ def measure(
         for _ in range(opts.repeats):  # alternate, so machine noise hits both loops alike
             h_times.append(_time_loop(harness, index, device))
             r_times.append(_time_loop(reference, index, device))
+            matmuls.append(matmul_gflops(device, repeats=3, warmup=1))
     samples = opts.steps * batch_size
     train_sps = samples / statistics.median(h_times)
     ref_sps = samples / statistics.median(r_times)
@@ -191,7 +194,7 @@ def measure(
         device,
     )
     threads = torch.get_num_threads()
-    matmul = matmul if matmul is not None else matmul_gflops(device)
+    matmul = statistics.median(matmuls)
     gc.collect()
     return SpeedResult(
         model=name,
@@ -217,8 +220,6 @@ def measure(
 
 def run_speed(opts: SpeedOptions, progress: bool = True) -> list[SpeedResult]:
     """Measure every combination in ``opts``."""
-    device = resolve_device(opts.device)
-    matmul = matmul_gflops(device)
     results = []
     for name in opts.models:
         models.get(name)
@@ -226,7 +227,7 @@ def run_speed(opts: SpeedOptions, progress: bool = True) -> list[SpeedResult]:
             for bs in opts.batch_sizes:
                 if progress:
                     print(f"  measuring {name} {arch} batch {bs} ...", file=sys.stderr, flush=True)
-                results.append(measure(name, arch, bs, opts, matmul))
+                results.append(measure(name, arch, bs, opts))
     return results
 
 
@@ -263,8 +264,10 @@ def format_table(results: list[SpeedResult]) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     if results:
         r = results[0]
+        low = min(x.matmul_gflops for x in results)
+        high = max(x.matmul_gflops for x in results)
         lines.append(
-            f"device {r.device}, {r.dtype}, {r.threads} threads, matmul "
-            f"{r.matmul_gflops:.0f} GFLOP/s (1024², fp32)"
+            f"device {r.device}, {r.dtype}, {r.threads} threads, matmul {low:.0f}–{high:.0f} "
+            f"GFLOP/s (1024², fp32, timed between each row's repeats)"
         )
     return "\n".join(lines)
