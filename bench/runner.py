@@ -225,16 +225,14 @@ def local_executor(jobs: int = 1, quiet: bool = True) -> Executor:
                     started(cfg, out)
                     running[pool.submit(run_one, cfg, out, threads)] = cfg
                 done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                broken = False
+                dead = [f for f in done if isinstance(f.exception(), cf.process.BrokenProcessPool)]
                 for fut in done:
-                    cfg = running.pop(fut)
-                    try:
+                    if fut not in dead:
+                        del running[fut]
                         yield fut.result()
-                    except cf.process.BrokenProcessPool:
-                        # a worker died (killed, out of memory): its run fails, the suite goes on
-                        broken = True
-                        yield RunResult(cfg.config_hash, "failed", error=WORKER_DIED)
-                if broken:
+                if dead:
+                    # a worker died (killed, out of memory): the pool is gone with every run in
+                    # flight, so those runs fail and a fresh pool takes the queued ones
                     for cfg in running.values():
                         yield RunResult(cfg.config_hash, "failed", error=WORKER_DIED)
                     running.clear()
