@@ -37,5 +37,5 @@ METRICS: dict[str, str] = {
     "decode_samples_per_s": "decoder throughput at batch 256",
     "latency_ms_p50": "median wall time of one reconstruction call, ms",
     "latency_ms_p95": "95th percentile wall time of one reconstruction call, ms",
-    "peak_mem_mb": "peak memory growth while measuring speed (CPU RSS or CUDA allocated), MB",
+    "peak_mem_mb": "peak tensor memory of one training step above the resting model, MB",
 }

@@ -100,7 +100,7 @@ class GaussianMixture:
         self.iterations = iterations
 
     def fit(self, x: torch.Tensor, generator: torch.Generator | None = None) -> GaussianMixture:
-        x = x.double().cpu()
+        x = x.detach().double().cpu()  # a fit, not part of any graph
         n = x.shape[0]
         k = min(self.components, n)
         centres = x[torch.randint(n, (1,), generator=generator)]
