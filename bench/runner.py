@@ -92,7 +92,7 @@ def run_one(
     import torch
 
     from bench import data
-    from bench.metrics.evaluate import MetricOptions
+    from bench.metrics.evaluation import MetricOptions
     from bench.runio import HISTORY
     from bench.trainer import DivergenceError, TrainingInterrupted
     from bench.training import RunSpec, environment, evaluate_run, train_run

@@ -113,9 +113,9 @@ METRICS_FILE = "metrics.json"
 def evaluate_run(
     model: models.GenerativeAutoencoder, dataset: data.ImageData, run_dir: Path, options: Any = None
 ) -> dict[str, Any]:
-    """Measure a trained model (:func:`bench.metrics.evaluate.evaluate`) and write
+    """Measure a trained model (:func:`bench.metrics.evaluation.evaluate`) and write
     ``metrics.json`` into its run folder; returns the scores (flat floats plus ``meta``)."""
-    from bench.metrics.evaluate import MetricOptions, evaluate
+    from bench.metrics.evaluation import MetricOptions, evaluate
     from bench.runio import write_json_atomic
 
     scores = evaluate(model, dataset, options or MetricOptions())

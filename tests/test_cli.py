@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 
 def test_models_and_datasets_are_listed_one_per_line():
@@ -18,6 +20,27 @@ def test_models_and_datasets_are_listed_one_per_line():
     assert {"mnist-5k", "mnist", "fashion-mnist", "cifar10", "image-folder"} <= set(
         out.stdout.splitlines()
     )
+
+
+def test_listing_and_bad_input_do_not_load_the_metric_stack(tmp_path):
+    # torchmetrics, torchvision and scipy cost seconds to import: `aebench models` and a one-line
+    # error must not wait for them
+    probe = (
+        "import sys\n"
+        "from bench.cli import main\n"
+        "codes = [main(['models']), main(['run', sys.argv[1]])]\n"
+        "heavy = sorted(m for m in ('torchmetrics', 'torchvision', 'scipy') if m in sys.modules)\n"
+        "print(codes, heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "missing.toml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.splitlines()[-1] == "[0, 2] []"
+    assert out.stderr.strip().endswith("suite file not found")
 
 
 def test_train_writes_the_run_folder(tmp_path):

@@ -10,7 +10,7 @@ HELP = "Evaluate a trained run (reconstruction, latent, FID/KID/P&R, sharpness, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.metrics import FAMILIES
+    from bench.metrics.names import FAMILIES
 
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `aebench train`")
     p.add_argument(

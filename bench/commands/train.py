@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"aebench: error: {err}", file=sys.stderr)
         return 1
     if not args.no_eval:
-        from bench.metrics.evaluate import format_table
+        from bench.metrics.evaluation import format_table
         from bench.training import evaluate_run
 
         scores = evaluate_run(model, data.load(args.dataset, args.data_dir), out_dir)

@@ -7,6 +7,9 @@ samples.
 
 from __future__ import annotations
 
+#: the metric families ``evaluate`` runs, in order (``aebench eval --skip`` takes these)
+FAMILIES = ("reconstruction", "latent", "generation", "sharpness", "speed")
+
 _GENERATION = {
     "fid": "Fréchet distance to the test split in the backbone's feature space (lower is better)",
     "kid_mean": "kernel (cubic polynomial MMD²) distance to the test split, mean over subsets",

@@ -21,10 +21,9 @@ from bench.data import ImageData
 from bench.errors import UsageError
 from bench.metrics import features, latent, samplers, sharpness, speed
 from bench.metrics.generation import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS, generation_metrics
-from bench.metrics.names import METRICS
+from bench.metrics.names import FAMILIES, METRICS
 from bench.metrics.reconstruction import reconstruction_metrics
 
-FAMILIES = ("reconstruction", "latent", "generation", "sharpness", "speed")
 DEFAULT_N_SAMPLES = 10_000
 #: the TF-Inception costs ~0.3 s per image on a CPU: fewer images there by default
 DEFAULT_N_SAMPLES_INCEPTION_CPU = 500
