@@ -16,6 +16,7 @@ import torch
 
 import models
 from bench import data
+from bench.allocator import allocator_state
 from bench.images import pair_rows, save_grid
 from bench.runio import prepare_out_dir, save_run
 from bench.trainer import TrainConfig, Trainer, seed_everything
@@ -39,11 +40,13 @@ class RunSpec:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """What produced the numbers: the store's environment record (git commit, versions,
-    device, threads, host) plus the CPU and, on CUDA, the GPU name."""
+    device, threads, host) plus the CPU, the CPU allocator setting (bench/allocator.py) and, on
+    CUDA, the GPU name."""
     from bench.store import environment as store_environment
 
     env = store_environment(str(device))
     env["cpu"] = platform.processor() or platform.machine()
+    env["allocator"] = allocator_state()
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env

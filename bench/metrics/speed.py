@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from bench.allocator import allocator_state, keep_freed_memory
 from bench.metrics.memory import PeakMemory
 
 SPEED_BATCH = 256
@@ -118,7 +119,9 @@ def speed_metrics(
     latency_batch: int = 1,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """The speed metrics for float ``images`` in [0, 1] (at least one batch), plus the meta
-    (device, dtype, threads, batch sizes) they were measured under."""
+    (device, dtype, threads, CPU allocator, batch sizes) they were measured under."""
+    if device.type == "cpu":
+        keep_freed_memory()  # as the trainer does, so eval-only runs measure the same way
     n = images.shape[0]
     batch = images[:batch_size].to(device)
     if batch.shape[0] < batch_size:
@@ -148,6 +151,7 @@ def speed_metrics(
         "device": str(device),
         "dtype": str(batch.dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
+        "allocator": allocator_state(),
         "batch_size": batch_size,
         "train_batch_size": train_batch_size,
         "latency_batch": latency_batch,
