@@ -22,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import models
+from bench.allocator import allocator_state
 from bench.data import ImageData
 from bench.metrics.memory import PeakMemory
 from bench.metrics.speed import _sync, speed_metrics
@@ -43,7 +44,7 @@ class SpeedOptions:
     image_shape: tuple[int, int, int] = (1, 28, 28)
     # the harness's speed options (bench.trainer.TrainConfig); the reference loop stays plain
     precision: str = "fp32"
-    channels_last: bool | None = None  #: None: the harness default (on for conv nets)
+    channels_last: bool | None = None  #: None: the harness default (conv nets on CUDA)
     compile: bool = False
 
 
@@ -55,6 +56,7 @@ class SpeedResult:
     device: str
     dtype: str
     threads: int
+    allocator: str  #: CPU malloc setting, see bench/allocator.py ("tuned" by default on Linux)
     params: int
     train_samples_per_s: float
     reference_samples_per_s: float
@@ -70,10 +72,18 @@ class SpeedResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 10, warmup: int = 3) -> float:
-    """The machine's fp32 matrix-multiply rate (GFLOP/s): the ceiling to compare against."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_gflops(
+    device: torch.device,
+    n: int = 1024,
+    repeats: int = 10,
+    warmup: int = 3,
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """The machine's matrix-multiply rate (GFLOP/s) in ``dtype``: the ceiling to compare against
+    (bf16 runs are compared with the bf16 rate, which on AMX or tensor cores is several times
+    the fp32 one)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(warmup):
         a @ b
     _sync(device)
@@ -132,6 +142,7 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
     tens of percent within minutes, "% of matmul" is only meaningful against a rate measured
     at the same moment."""
     device = resolve_device(opts.device)
+    dtype = torch.bfloat16 if opts.precision == "bf16" else torch.float32
     n = batch_size * (opts.steps + 1)
     data = _synthetic_data(opts.image_shape, n, device)
     torch.manual_seed(0)
@@ -178,7 +189,7 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
     for _ in range(opts.repeats):  # alternate, so machine noise hits both loops alike
         h_times.append(_time_loop(harness, index, device))
         r_times.append(_time_loop(reference, index, device))
-        matmuls.append(matmul_gflops(device, repeats=3, warmup=1))
+        matmuls.append(matmul_gflops(device, repeats=3, warmup=1, dtype=dtype))
     with PeakMemory(device) as mem:  # one harness step, untimed: the profiler slows the CPU
         harness(index[0])
     samples = opts.steps * batch_size
@@ -203,8 +214,9 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
         arch=arch,
         batch_size=batch_size,
         device=str(device),
-        dtype="bfloat16" if opts.precision == "bf16" else "float32",
+        dtype=str(dtype).removeprefix("torch."),
         threads=threads,
+        allocator=allocator_state(),
         params=sum(p.numel() for p in model.parameters()),
         train_samples_per_s=train_sps,
         reference_samples_per_s=ref_sps,
@@ -269,7 +281,7 @@ def format_table(results: list[SpeedResult]) -> str:
         low = min(x.matmul_gflops for x in results)
         high = max(x.matmul_gflops for x in results)
         lines.append(
-            f"device {r.device}, {r.dtype}, {r.threads} threads, matmul {low:.0f}–{high:.0f} "
-            f"GFLOP/s (1024², fp32, timed between each row's repeats)"
+            f"device {r.device}, {r.dtype}, {r.threads} threads, allocator {r.allocator}, "
+            f"matmul {low:.0f}–{high:.0f} GFLOP/s (1024², {r.dtype}, timed between the repeats)"
         )
     return "\n".join(lines)

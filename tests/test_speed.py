@@ -106,20 +106,23 @@ def plain_loss(small) -> float:
     return _two_epochs(small, channels_last=False)[1]
 
 
-def test_channels_last_is_the_conv_default_and_reaches_the_same_loss(small, plain_loss):
+def test_channels_last_takes_effect_and_reaches_the_same_loss(small, plain_loss):
     layouts = []
 
     def hook(module, inputs, output):
         layouts.append((module.training, output.is_contiguous(memory_format=torch.channels_last)))
 
-    trainer, loss = _two_epochs(small, hook=hook)  # default: auto
+    trainer, loss = _two_epochs(small, hook=hook, channels_last=True)
     assert trainer.channels_last
     assert all(nhwc for training, nhwc in layouts if training)  # every training step: NHWC
     assert loss == pytest.approx(plain_loss, rel=1e-3)
     # handed back in the usual layout: computes what the same weights loaded from disk compute
     assert all(p.is_contiguous() for p in trainer.model.parameters())
+    # the default (auto): NHWC only for conv nets on CUDA, where cuDNN wants it
     mlp = Trainer(models.create("vae", latent_dim=2), small, TrainConfig(quiet=True))
     assert not mlp.channels_last  # nothing to gain without conv layers
+    conv = models.create("vae", arch="conv", latent_dim=2)
+    assert not Trainer(conv, small, TrainConfig(quiet=True, device="cpu")).channels_last
 
 
 def test_bf16_autocast_takes_effect_and_reaches_the_same_loss(small, plain_loss):

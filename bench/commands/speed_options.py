@@ -22,6 +22,6 @@ def add_speed_option_arguments(p: argparse.ArgumentParser) -> None:
         "--channels-last",
         choices=("auto", "on", "off"),
         default="auto",
-        help="NHWC memory format for model and batches (default auto: on for conv nets)",
+        help="NHWC memory format for model and batches (default auto: on for conv nets on CUDA)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model's loss")
