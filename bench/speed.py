@@ -45,6 +45,7 @@ class SpeedOptions:
     # the harness's speed options (bench.trainer.TrainConfig); the reference loop stays plain
     precision: str = "fp32"
     channels_last: bool | None = None  #: None: the harness default (conv nets on CUDA)
+    native_thin_deconv: bool | None = None  #: None: the harness default (on for CPU)
     compile: bool = False
 
 
@@ -159,6 +160,7 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
             quiet=True,
             precision=opts.precision,
             channels_last=opts.channels_last,
+            native_thin_deconv=opts.native_thin_deconv,
             compile=opts.compile,
         ),
         name,
@@ -198,6 +200,7 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
     flops = _flops_per_sample(trainer._update, ImageData.batch(data.train_x, index[0]))
 
     # encode/decode throughput and latency exactly as `aebench eval` measures them
+    trainer.end_speed_options()
     model.eval()
     inference, _ = speed_metrics(
         model.encode,

@@ -31,6 +31,7 @@ from bench.allocator import keep_freed_memory
 from bench.checkpoint import load_checkpoint, save_checkpoint
 from bench.data import ImageData
 from bench.errors import UsageError
+from bench.thin_deconv import route_thin_deconvs
 from models.base import GenerativeAutoencoder, Phase
 
 EVAL_BATCH = 500
@@ -73,6 +74,9 @@ class TrainConfig:
     #: NHWC memory format for the model and every batch; None: on for conv nets on CUDA
     channels_last: bool | None = None
     compile: bool = False  #: torch.compile the model's loss (forward) before training
+    #: forward of ConvTranspose2d layers with <= 4 output channels on PyTorch's native kernel
+    #: instead of oneDNN (bench/thin_deconv.py); None: on for CPU training without compile
+    native_thin_deconv: bool | None = None
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
@@ -189,12 +193,17 @@ class Trainer:
             if config.channels_last is not None
             else self.device.type == "cuda" and _has_conv(model)
         )
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
         # compiled forward+loss; the module itself stays as it was, so checkpoints and
         # state_dict keys are the same with or without compile
         self._loss = torch.compile(model.loss) if config.compile else model.loss
         self._autocast_dtype = torch.bfloat16 if config.precision == "bf16" else None
+        self.native_thin_deconv = (
+            config.native_thin_deconv
+            if config.native_thin_deconv is not None
+            else self.device.type == "cpu" and not config.compile
+        )
+        self._thin_deconv_hooks: list[Any] = []
+        self._begin_speed_options()
         self.data = data.to(self.device)
         self.phases = model.phases()
         if not self.phases:
@@ -445,6 +454,7 @@ class Trainer:
         """
         cfg = self.config
         seed_everything(cfg.seed)
+        self._begin_speed_options()  # again, if an earlier fit() ended them
         if not (resume and self.load_checkpoint()):
             self.history, self.step, self.epochs_done = [], 0, 0
         steps_per_epoch = math.ceil(self.data.train_x.shape[0] / cfg.batch_size)
@@ -486,15 +496,28 @@ class Trainer:
                     bar.set_postfix(train=f"{train['loss']:.2f}", test=f"{test['loss']:.2f}")
         finally:
             self._restore_signal_handlers(handlers)
-        if self.channels_last:
-            # channels_last is a training-speed detail: hand back the usual layout, so the model
-            # computes exactly what the same weights loaded from disk compute
-            self.model.to(memory_format=torch.contiguous_format)
+            self.end_speed_options()
         if self.model.fits_prior:
             with torch.inference_mode():
                 self.model.fit_prior(self.encode_split(self.data.train_x))
         self.model.eval()
         return self.history
+
+    def _begin_speed_options(self) -> None:
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if self.native_thin_deconv and not self._thin_deconv_hooks:
+            self._thin_deconv_hooks = route_thin_deconvs(self.model)
+
+    def end_speed_options(self) -> None:
+        """Undo the training-only speed details, so the model computes exactly what the same
+        weights loaded from disk compute: the usual memory layout, no thin-deconv hooks.
+        :meth:`fit` calls it when training ends."""
+        for hook in self._thin_deconv_hooks:
+            hook.remove()
+        self._thin_deconv_hooks = []
+        if self.channels_last:
+            self.model.to(memory_format=torch.contiguous_format)
 
     def _budget_spent(self, started: float) -> bool:
         cfg = self.config

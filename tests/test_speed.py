@@ -103,7 +103,7 @@ def small(mnist5k) -> ImageData:
 
 @pytest.fixture(scope="module")
 def plain_loss(small) -> float:
-    return _two_epochs(small, channels_last=False)[1]
+    return _two_epochs(small, channels_last=False, native_thin_deconv=False)[1]
 
 
 def test_channels_last_takes_effect_and_reaches_the_same_loss(small, plain_loss):
@@ -123,6 +123,46 @@ def test_channels_last_takes_effect_and_reaches_the_same_loss(small, plain_loss)
     assert not mlp.channels_last  # nothing to gain without conv layers
     conv = models.create("vae", arch="conv", latent_dim=2)
     assert not Trainer(conv, small, TrainConfig(quiet=True, device="cpu")).channels_last
+
+
+def _ops_of_one_step(trainer: Trainer, data: ImageData) -> set[str]:
+    from torch.profiler import profile
+
+    with profile() as prof:
+        trainer._update(ImageData.batch(data.train_x, slice(0, 64)))
+    return {e.name for e in prof.events()}
+
+
+def test_native_thin_deconv_takes_effect_and_reaches_the_same_loss(small, plain_loss):
+    # the conv decoder ends in a 32 -> 1 channel transposed conv: the default (auto, on a CPU)
+    # runs its forward on PyTorch's own kernel and everything else on oneDNN
+    torch.manual_seed(0)
+    model = models.create("vae", arch="conv", latent_dim=8)
+    trainer = Trainer(model, small, TrainConfig(quiet=True, device="cpu"))
+    assert trainer.native_thin_deconv
+    ops = _ops_of_one_step(trainer, small)
+    assert "aten::slow_conv_transpose2d" in ops and "aten::mkldnn_convolution" in ops
+    assert torch.backends.mkldnn.enabled  # switched back after the layer
+    other = models.create("vae", arch="conv", latent_dim=8)
+    plain = Trainer(other, small, TrainConfig(quiet=True, native_thin_deconv=False))
+    assert "aten::slow_conv_transpose2d" not in _ops_of_one_step(plain, small)
+
+    trainer, loss = _two_epochs(small, channels_last=False, native_thin_deconv=True)
+    assert loss == pytest.approx(plain_loss, rel=1e-3)
+    # a training-speed detail: the trained model is handed back without the hooks
+    deconvs = [m for m in trainer.model.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert deconvs and not any(m._forward_hooks or m._forward_pre_hooks for m in deconvs)
+
+
+def test_thin_deconv_switch_is_restored_when_the_forward_raises():
+    from bench.thin_deconv import route_thin_deconvs
+
+    layer = torch.nn.ConvTranspose2d(8, 1, 4, 2, 1)
+    wide = torch.nn.ConvTranspose2d(8, 16, 4, 2, 1)
+    assert len(route_thin_deconvs(layer)) == 2 and route_thin_deconvs(wide) == []
+    with pytest.raises(RuntimeError):
+        layer(torch.randn(2, 3, 5, 5))  # wrong channel count
+    assert torch.backends.mkldnn.enabled
 
 
 def test_bf16_autocast_takes_effect_and_reaches_the_same_loss(small, plain_loss):

@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from bench.commands.speed_options import add_speed_option_arguments, channels_last_flag
+from bench.commands.speed_options import add_speed_option_arguments, tristate
 from bench.errors import UsageError
 
 NAME = "speed"
@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         repeats=args.repeats,
         precision=args.precision,
-        channels_last=channels_last_flag(args.channels_last),
+        channels_last=tristate(args.channels_last),
+        native_thin_deconv=tristate(args.native_thin_deconv),
         compile=args.compile,
     )
     results = run_speed(opts, progress=not args.json)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 
-def channels_last_flag(value: str) -> bool | None:
+def tristate(value: str) -> bool | None:
     """``auto`` → None (the trainer decides), ``on``/``off`` → True/False."""
     return {"auto": None, "on": True, "off": False}[value]
 
 
 def add_speed_option_arguments(p: argparse.ArgumentParser) -> None:
-    """``--precision``, ``--channels-last`` and ``--compile`` (see ``TrainConfig``)."""
+    """``--precision``, ``--channels-last``, ``--native-thin-deconv`` and ``--compile`` (see
+    ``TrainConfig``)."""
     p.add_argument(
         "--precision",
         choices=("fp32", "bf16"),
@@ -23,5 +24,12 @@ def add_speed_option_arguments(p: argparse.ArgumentParser) -> None:
         choices=("auto", "on", "off"),
         default="auto",
         help="NHWC memory format for model and batches (default auto: on for conv nets on CUDA)",
+    )
+    p.add_argument(
+        "--native-thin-deconv",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="forward of transposed convs with <= 4 output channels on PyTorch's own kernel, "
+        "not oneDNN (default auto: on for CPU)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model's loss")

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from bench.commands.speed_options import add_speed_option_arguments, channels_last_flag
+from bench.commands.speed_options import add_speed_option_arguments, tristate
 from bench.errors import UsageError
 
 NAME = "train"
@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         quiet=args.quiet,
         precision=args.precision,
-        channels_last=channels_last_flag(args.channels_last),
+        channels_last=tristate(args.channels_last),
+        native_thin_deconv=tristate(args.native_thin_deconv),
         compile=args.compile,
     )
     train.validate()
