@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from bench.commands.speed_options import add_speed_option_arguments, tristate
+from bench.commands.speed_options import add_speed_option_arguments, speed_option_values
 from bench.errors import UsageError
 
 NAME = "speed"
@@ -53,10 +53,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         steps=args.steps,
         repeats=args.repeats,
-        precision=args.precision,
-        channels_last=tristate(args.channels_last),
-        native_thin_deconv=tristate(args.native_thin_deconv),
-        compile=args.compile,
+        **speed_option_values(args),
     )
     results = run_speed(opts, progress=not args.json)
     if args.json:

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def tristate(value: str) -> bool | None:
     """``auto`` → None (the trainer decides), ``on``/``off`` → True/False."""
     return {"auto": None, "on": True, "off": False}[value]
+
+
+def speed_option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed switches as ``TrainConfig``/``SpeedOptions`` keyword arguments."""
+    return {
+        "precision": args.precision,
+        "channels_last": tristate(args.channels_last),
+        "native_thin_deconv": tristate(args.native_thin_deconv),
+        "compile": args.compile,
+    }
 
 
 def add_speed_option_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from bench.commands.speed_options import add_speed_option_arguments, tristate
+from bench.commands.speed_options import add_speed_option_arguments, speed_option_values
 from bench.errors import UsageError
 
 NAME = "train"
@@ -79,10 +79,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         quiet=args.quiet,
-        precision=args.precision,
-        channels_last=tristate(args.channels_last),
-        native_thin_deconv=tristate(args.native_thin_deconv),
-        compile=args.compile,
+        **speed_option_values(args),
     )
     train.validate()
     options = dict(parse_option(o) for o in args.option)
