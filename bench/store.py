@@ -249,6 +249,10 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> int:
                 missing = ", ".join(sorted(needed - cols))
                 raise UsageError(f"store {path}: table {table!r} lacks columns {missing}")
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.OperationalError as err:
+        if Path(f"{path}-wal").exists():
+            raise _unusable_wal(path, err) from None
+        raise UsageError(f"store {path} is unreadable ({err}); refusing to touch it") from None
     except sqlite3.DatabaseError as err:
         raise UsageError(
             f"store {path} is corrupt or unreadable ({err}); refusing to touch it"
@@ -290,6 +294,54 @@ def _connect(path: Path, readonly: bool, uri: str | None = None) -> sqlite3.Conn
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA busy_timeout = 30000")
     return conn
+
+
+def refuse_output_onto_store(
+    store: str | os.PathLike[str] | None, out: str | os.PathLike[str], option: str
+) -> None:
+    """A one-line :class:`UsageError` if writing ``out`` would replace the store at ``store``
+    (default path if None) or a file SQLite or the lock keeps beside it: the same path, a
+    symlink or a hard link to it."""
+    path = Path(store) if store is not None else default_store_path()
+    out = Path(out)
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+        own = path.with_name(path.name + suffix)
+        same = out.resolve() == own.resolve()
+        if not same and out.exists() and own.exists():
+            same = os.path.samefile(out, own)
+        if same:
+            raise UsageError(
+                f"{option} {out} is the results store's file {own.name}; refusing to overwrite it"
+            )
+
+
+def _unusable_wal(path: Path, err: Exception) -> UsageError:
+    return UsageError(
+        f"cannot read store {path} ({err}): it has a -wal file SQLite cannot use here "
+        "(read-only media without its -shm?); copy the store with its -wal and -shm files "
+        "somewhere writable"
+    )
+
+
+def _connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection that also works on read-only media.
+
+    ``mode=ro`` on a WAL store still needs to create the ``-shm`` file, which a read-only file
+    system (a mounted archive, a CD, a ``ro`` bind mount) refuses. Without a ``-wal`` file the
+    main file holds everything, so ``immutable=1`` then reads it exactly; with one, reading the
+    main file alone would silently miss committed rows, so that is refused in one line.
+    """
+    try:
+        conn = _connect(path, readonly=True)
+        conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+        return conn
+    except sqlite3.OperationalError as err:
+        if Path(f"{path}-wal").exists():
+            raise _unusable_wal(path, err) from None
+    try:
+        return _connect(path, readonly=True, uri=path.absolute().as_uri() + "?immutable=1")
+    except sqlite3.Error as err:
+        raise UsageError(f"cannot read store {path}: {err}") from None
 
 
 def _create(path: Path) -> None:
@@ -387,7 +439,7 @@ class Store:
                     f"store {path} has schema {version}; open it once for writing (e.g. "
                     "`aebench run`) to upgrade it"
                 )
-            return cls(path, _connect(path, readonly=True), readonly=True)
+            return cls(path, _connect_reader(path), readonly=True)
         try:
             conn = _connect(path, readonly=False)
             conn.execute("PRAGMA journal_mode = WAL")
@@ -674,13 +726,21 @@ class Store:
         ``phase/name``)."""
         if phase is None:
             rows = self._conn.execute(
-                "SELECT phase || '/' || name, value FROM metrics WHERE run_id = ?", (run_id,)
+                f"SELECT phase || '/' || name, {_NUMERIC} FROM metrics WHERE run_id = ?",
+                (run_id,),
             )
         else:
             rows = self._conn.execute(
-                "SELECT name, value FROM metrics WHERE run_id = ? AND phase = ?", (run_id, phase)
+                f"SELECT name, {_NUMERIC} FROM metrics WHERE run_id = ? AND phase = ?",
+                (run_id, phase),
             )
         return {k: (math.nan if v is None else float(v)) for k, v in rows}
+
+    def count_non_numeric(self) -> int:
+        """Metric rows whose value is neither a number nor NULL (text or a blob written by
+        something other than aebench): every reader takes them as missing values."""
+        sql = f"SELECT COUNT(*) FROM metrics WHERE value IS NOT NULL AND {_NUMERIC} IS NULL"
+        return int(self._conn.execute(sql).fetchone()[0])
 
     def count(self, table: str = "runs") -> int:
         """Row count of ``runs`` or ``metrics`` (handy for tests and summaries)."""
@@ -712,7 +772,8 @@ class Store:
             args = (*args, phase)
         rows = self._conn.execute(
             "SELECT r.id AS run_id, r.suite, r.run_name, r.config_hash, r.config, r.status, "
-            "m.phase, m.name AS metric, m.value, r.git_commit, r.device, r.started_at, "
+            f"m.phase, m.name AS metric, {_NUMERIC.replace('value', 'm.value')} AS value, "
+            "r.git_commit, r.device, r.started_at, "
             f"r.ended_at FROM metrics m JOIN runs r ON r.id = m.run_id{where} "
             "ORDER BY r.id, m.phase, m.name",
             args,
@@ -737,6 +798,18 @@ class Store:
         frame = pd.DataFrame.from_records(records, columns=columns)
         frame["value"] = frame["value"].astype(float)
         return frame
+
+
+def non_numeric_note(count: int) -> str:
+    """The one-line warning for :meth:`Store.count_non_numeric` rows."""
+    return (
+        f"{count} metric value(s) in the store are not numbers (written by another program?); "
+        "they are read as missing"
+    )
+
+
+#: a metric value as stored, or NULL where it is not a number (see count_non_numeric)
+_NUMERIC = "CASE WHEN typeof(value) IN ('integer', 'real') THEN value END"
 
 
 def _where(
@@ -801,4 +874,5 @@ __all__ = [
     "default_store_path",
     "environment",
     "git_commit",
+    "refuse_output_onto_store",
 ]

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from bench.atomic import atomic_write
 from bench.errors import UsageError
-from bench.store import STATUSES, Store, default_store_path
+from bench.store import (
+    STATUSES,
+    Store,
+    default_store_path,
+    non_numeric_note,
+    refuse_output_onto_store,
+)
 
 FORMATS = ("csv", "parquet", "json")
 
@@ -58,8 +65,12 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} is a directory; give a file name")
     if not out.parent.is_dir():
         raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    refuse_output_onto_store(args.store, out, "--out")
     with Store.open(args.store, create=False, readonly=True) as store:
         frame = store.metrics_frame(suite=args.suite, status=args.status, phase=args.phase)
+        non_numeric = store.count_non_numeric()
+    if non_numeric:
+        print(f"warning: {non_numeric_note(non_numeric)}", file=sys.stderr)
 
     # A failed write (full disk) never leaves a half-written file where a good one was.
     def write(tmp_name: str) -> None:

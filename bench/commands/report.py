@@ -7,6 +7,7 @@ any metric regressed, so CI can gate on it.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bench.store import default_store_path
 
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the report; print what was written and any regressions; 1 if any regressed."""
     from bench.report import build_report
+    from bench.store import non_numeric_note
 
     result = build_report(
         args.store,
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         f"report of suite {result.data.suite} ({len(result.data.runs)} runs) "
         f"written to {result.out}"
     )
+    if result.data.non_numeric:
+        print(f"warning: {non_numeric_note(result.data.non_numeric)}", file=sys.stderr)
     for fig in result.figures:
         if fig.problem:
             print(f"warning: {fig.path.name} not drawn: {fig.problem}")

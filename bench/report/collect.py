@@ -44,6 +44,8 @@ class ReportData:
     keys: list[str]
     header: dict[str, str] = field(default_factory=dict)
     store_path: Path | None = None
+    #: metric rows of the store that hold text instead of a number (read as missing)
+    non_numeric: int = 0
 
     @property
     def groups(self) -> list[tuple[Any, ...]]:
@@ -94,6 +96,7 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
         name = pick_suite(handle, suite)
         rows = handle.runs(suite=name, status="done")
         frame = handle.metrics_frame(suite=name, status="done")
+        non_numeric = handle.count_non_numeric()
     finally:
         if close:
             handle.close()
@@ -110,6 +113,7 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
         keys=keys,
         header=_header(name, rows),
         store_path=handle.path,
+        non_numeric=non_numeric,
     )
 
 
