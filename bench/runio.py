@@ -89,6 +89,10 @@ def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise UsageError(f"cannot read {path}: {err}") from None
     if not isinstance(config, dict) or "model" not in config or "model_config" not in config:
         raise UsageError(f"{path} is not an aebench run config (needs 'model', 'model_config')")
+    if not isinstance(config["model"], str) or not isinstance(config["model_config"], dict):
+        raise UsageError(
+            f"{path} is damaged: 'model' must be a model name and 'model_config' a table of options"
+        )
     return config
 
 
@@ -97,7 +101,10 @@ def load_run(
 ) -> tuple[GenerativeAutoencoder, dict]:
     """Rebuild the model of a saved run and load its weights; returns ``(model, config)``."""
     config = read_config(run_dir)
-    model = models.create(config["model"], **config["model_config"])
+    try:
+        model = models.create(config["model"], **config["model_config"])
+    except TypeError as err:  # a plugin model without a config class: unknown keyword
+        raise UsageError(f"{Path(run_dir) / CONFIG}: model_config does not fit: {err}") from None
     weights = Path(run_dir) / WEIGHTS
     try:
         state = load_file(str(weights), device=str(map_location))
@@ -110,5 +117,11 @@ def load_run(
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise UsageError(f"{weights} does not match model {config['model']!r}: {first}") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise UsageError(
+            f"{weights} holds NaN or infinite values in {len(bad)} of {len(state)} tensors "
+            f"(first: {bad[0]}): the run diverged or the file is damaged; retrain it"
+        )
     model.eval()
     return model.to(map_location), config

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -112,8 +113,9 @@ def run_one(
     result = RunResult(cfg.config_hash, "done")
     try:
         # resume=True: a checkpoint left by an interrupted attempt of this very config (same
-        # hash, same folder) is continued; the trainer refuses one of another run
-        model, run_dir = train_run(spec, out_dir, resume=True)
+        # hash, same folder) is continued; the trainer refuses one of another run.
+        # overwrite=True: the store, not the folder, says whether this run still has to run.
+        model, run_dir = train_run(spec, out_dir, resume=True, overwrite=True)
         dataset = data.load(cfg.dataset, cfg.data_dir)
         result.environment = environment(model.device)
         m = cfg.metrics
@@ -351,9 +353,11 @@ def run_suite(
     jobs: int = 1,
     ray_address: str | None = None,
     quiet: bool = False,
+    suite_arg: str | None = None,
 ) -> int:
     """Run every not-yet-done grid point of ``suite``; returns the process exit code (0 when
-    every run is done, 1 when any failed or diverged)."""
+    every run is done, 1 when any failed or diverged). ``suite_arg`` is how the user named the
+    suite (a shipped name or a TOML path), for the resume hint."""
     from tqdm.auto import tqdm
 
     from bench.store import Store
@@ -431,7 +435,8 @@ def run_suite(
         if interrupted:
             print(
                 f"suite {suite.name!r} interrupted; finished runs are kept. Resume with the "
-                f"same command (aebench run {suite.name} --store {store.path}).",
+                f"same command (aebench run {shlex.quote(suite_arg or suite.name)} "
+                f"--store {shlex.quote(str(store.path))}).",
                 file=sys.stderr,
             )
             return 130

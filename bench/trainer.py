@@ -11,7 +11,6 @@ device and read once per epoch, so the hot loop never waits on the host.
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 import random
@@ -28,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.allocator import keep_freed_memory
-from bench.checkpoint import load_checkpoint, save_checkpoint
+from bench.checkpoint import capture_state, load_checkpoint, restore_state, save_checkpoint
 from bench.data import ImageData
 from bench.errors import UsageError
 from bench.thin_deconv import route_thin_deconvs
@@ -83,6 +82,8 @@ class TrainConfig:
             raise UsageError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise UsageError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -349,97 +350,21 @@ class Trainer:
             ]
         )
 
-    # -- checkpoints -----------------------------------------------------------------------
-    def _identity(self) -> dict[str, Any]:
-        return {
-            "model_name": self.model_name,
-            "model_config": self.model.config,
-            "train": self.config.to_json(),
-            "n_train": int(self.data.train_x.shape[0]),
-        }
-
+    # -- checkpoints (the state itself: bench/checkpoint.py) --------------------------------
     def save_checkpoint(
         self, in_epoch: tuple[int, int, dict[str, torch.Tensor], int] | None = None
     ) -> None:
-        """Write everything needed to continue bit-identically: weights, optimizer states, RNG
-        states (Python, NumPy, torch CPU and CUDA), position, history."""
-        if self.checkpoint_path is None:
-            return
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        groups = []
-        for i, opt in enumerate(self.optimizers):
-            sd = opt.state_dict()
-            groups.append(sd["param_groups"])
-            for pid, st in sd["state"].items():
-                for name, value in st.items():
-                    tensors[f"optim.{i}.{pid}.{name}"] = torch.as_tensor(value)
-        tensors["rng.torch"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            for j, state in enumerate(torch.cuda.get_rng_state_all()):
-                tensors[f"rng.cuda.{j}"] = state
-        np_state = np.random.get_state()
-        meta: dict[str, Any] = {
-            **self._identity(),
-            "epochs_done": self.epochs_done,
-            "step": self.step,
-            "history": self.history,
-            "optim_groups": groups,
-            "py_random": repr(random.getstate()),
-            "np_random": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
-            "in_epoch": None,
-        }
-        if in_epoch is not None:
-            epoch, start, sums, seen = in_epoch
-            meta["in_epoch"] = {"epoch": epoch, "start": start, "seen": seen, "terms": sorted(sums)}
-            for k, v in sums.items():
-                tensors[f"sums.{k}"] = v
-        save_checkpoint(self.checkpoint_path, tensors, meta)
+        """Write everything needed to continue bit-identically (:func:`capture_state`)."""
+        if self.checkpoint_path is not None:
+            save_checkpoint(self.checkpoint_path, *capture_state(self, in_epoch))
 
     def load_checkpoint(self) -> bool:
-        """Restore from :attr:`checkpoint_path` if it exists; False when there is none."""
+        """Restore from :attr:`checkpoint_path` if it exists; False when there is none. A
+        checkpoint of another run, or of this run under other training settings, is refused."""
         if self.checkpoint_path is None or not self.checkpoint_path.exists():
             return False
         tensors, meta = load_checkpoint(self.checkpoint_path)
-        mine = self._identity()
-        for key in ("model_name", "model_config", "n_train"):
-            if meta.get(key) != mine[key]:
-                raise UsageError(
-                    f"checkpoint {self.checkpoint_path} belongs to another run ({key} differs: "
-                    f"{meta.get(key)!r} vs {mine[key]!r})"
-                )
-        state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        try:
-            self.model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise UsageError(
-                f"checkpoint {self.checkpoint_path} does not fit the model: "
-                f"{str(err).splitlines()[0]}"
-            ) from None
-        for i, opt in enumerate(self.optimizers):
-            per_param: dict[int, dict[str, torch.Tensor]] = {}
-            prefix = f"optim.{i}."
-            for k, v in tensors.items():
-                if k.startswith(prefix):
-                    pid, name = k[len(prefix) :].split(".", 1)
-                    per_param.setdefault(int(pid), {})[name] = v
-            opt.load_state_dict({"state": per_param, "param_groups": meta["optim_groups"][i]})
-        torch.set_rng_state(tensors["rng.torch"])
-        if self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(
-                [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-            )
-        random.setstate(ast.literal_eval(meta["py_random"]))
-        kind, keys, *rest = meta["np_random"]
-        np.random.set_state(
-            (kind, np.asarray(keys, dtype=np.uint32), int(rest[0]), int(rest[1]), float(rest[2]))
-        )
-        self.history = meta["history"]
-        self.step = int(meta["step"])
-        self.epochs_done = int(meta["epochs_done"])
-        if meta["in_epoch"] is not None:
-            e = meta["in_epoch"]
-            sums = {k: tensors[f"sums.{k}"] for k in e["terms"]}
-            self._resume_pos = (int(e["epoch"]), int(e["start"]), sums, int(e["seen"]))
+        self._resume_pos = restore_state(self, tensors, meta, self.checkpoint_path)
         return True
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -474,7 +399,7 @@ class Trainer:
                 leave=False,
             ) as bar:
                 for epoch in range(self.epochs_done + 1, cfg.epochs + 1):
-                    if self._budget_spent(started):
+                    if cfg.max_steps is not None and self.step >= cfg.max_steps:
                         break
                     t0 = time.perf_counter()
                     train = self.train_epoch(epoch, bar)
@@ -494,6 +419,10 @@ class Trainer:
                     self.epochs_done = epoch
                     self.save_checkpoint()
                     bar.set_postfix(train=f"{train['loss']:.2f}", test=f"{test['loss']:.2f}")
+                    # a wall-clock budget is checked after each epoch, so even a budget shorter
+                    # than one epoch trains one: a run is never recorded with zero steps
+                    if self._seconds_spent(started):
+                        break
         finally:
             self._restore_signal_handlers(handlers)
             self.end_speed_options()
@@ -519,11 +448,9 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.contiguous_format)
 
-    def _budget_spent(self, started: float) -> bool:
-        cfg = self.config
-        if cfg.max_steps is not None and self.step >= cfg.max_steps:
-            return True
-        return cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
+    def _seconds_spent(self, started: float) -> bool:
+        limit = self.config.max_seconds
+        return limit is not None and time.perf_counter() - started >= limit
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         if (

@@ -17,9 +17,11 @@ import torch
 import models
 from bench import data
 from bench.allocator import allocator_state
+from bench.errors import UsageError
 from bench.images import pair_rows, save_grid
-from bench.runio import prepare_out_dir, save_run
-from bench.trainer import TrainConfig, Trainer, seed_everything
+from bench.runio import CONFIG, HISTORY, WEIGHTS, prepare_out_dir, save_run
+from bench.trainer import TrainConfig, Trainer, resolve_device, seed_everything
+from models.base import GenerativeAutoencoder
 
 N_GRID_SAMPLES = 64
 N_GRID_RECON = 32
@@ -53,17 +55,97 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 CHECKPOINT = "checkpoint.safetensors"
+METRICS_FILE = "metrics.json"
+#: what a finished run folder holds: replaced together, never mixed with another run's files
+RUN_OUTPUTS = (WEIGHTS, CONFIG, HISTORY, METRICS_FILE, "reconstructions.png", "samples.png")
+#: training memory per parameter: fp32 weights, gradients and Adam's two moments
+TRAINING_BYTES_PER_PARAMETER = 16
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes the device can still give (MemAvailable on the CPU), or None if unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def build_model(name: str, config: dict[str, Any], device: torch.device) -> GenerativeAutoencoder:
+    """``models.create(name, **config)``, refused in one line when its weights, gradients and
+    optimizer state would not fit in memory (sized on the ``meta`` device, so a typo such as
+    ``-o hidden=[4000000000]`` allocates nothing), and an allocation failure named likewise."""
+    with torch.device("meta"):
+        shell = models.create(name, **config)
+    n_params = sum(p.numel() for p in shell.parameters())
+    need = n_params * TRAINING_BYTES_PER_PARAMETER
+    free = available_memory(device)
+    size = f"{n_params:,} parameters, about {need / 2**30:.1f} GiB to train"
+    if free is not None and need > free:
+        raise UsageError(
+            f"model {name!r} is too large for this machine: {size}, {free / 2**30:.1f} GiB "
+            f"free on {device.type}"
+        )
+    try:
+        return models.create(name, **config)
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "alloc" not in str(err).lower():
+            raise
+        raise UsageError(f"model {name!r} could not be allocated ({size})") from None
+
+
+def claim_out_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
+    """The run folder, made ready for a new training; a finished or interrupted run there is
+    never replaced by accident.
+
+    * a finished run (weights or config present) needs ``overwrite``;
+    * an interrupted run's checkpoint needs ``resume`` (continue it) or ``overwrite``;
+    * ``resume`` with no checkpoint beside a finished run has nothing to resume.
+
+    The outputs of any earlier run are removed before training starts, so new weights never
+    sit beside an old ``metrics.json``.
+    """
+    out_dir = prepare_out_dir(out)
+    checkpoint = out_dir / CHECKPOINT
+    finished = any((out_dir / name).exists() for name in (WEIGHTS, CONFIG))
+    if not overwrite:
+        if resume and finished and not checkpoint.exists():
+            raise UsageError(
+                f"{out_dir} holds a finished run and no checkpoint, so there is nothing to "
+                "resume; pass --overwrite to train it again"
+            )
+        if not resume and checkpoint.exists():
+            raise UsageError(
+                f"{out_dir} holds the checkpoint of an unfinished run: add --resume to continue "
+                "it, or --overwrite to start again"
+            )
+        if not resume and finished:
+            raise UsageError(
+                f"{out_dir} already holds a finished run; pass --overwrite to replace it, or "
+                "choose another --out"
+            )
+    if overwrite and not resume:
+        checkpoint.unlink(missing_ok=True)
+    for name in RUN_OUTPUTS:
+        (out_dir / name).unlink(missing_ok=True)
+    return out_dir
 
 
 def train_run(
-    spec: RunSpec, out: str | Path, resume: bool = False
+    spec: RunSpec, out: str | Path, resume: bool = False, overwrite: bool = False
 ) -> tuple[models.GenerativeAutoencoder, Path]:
     """Train ``spec`` and write the run folder (weights, config, history, image grids).
 
     A checkpoint is kept in the folder while training (every epoch, and on SIGTERM/SIGINT);
-    ``resume=True`` continues from it. It is removed once the finished run is written.
+    ``resume=True`` continues from it. It is removed once the finished run is written. The
+    data, the model options and the model's size are checked before the folder is touched;
+    :func:`claim_out_dir` says when an existing run may be replaced.
     """
-    out_dir = prepare_out_dir(out)
     dataset = data.load(spec.dataset, spec.data_dir)
     model_config = {
         "arch": spec.arch,
@@ -71,8 +153,10 @@ def train_run(
         "image_shape": list(dataset.image_shape),
         **spec.model_options,
     }
+    spec.train.validate()
     seed_everything(spec.train.seed)  # the seed fixes the initial weights too
-    model = models.create(spec.model, **model_config)
+    model = build_model(spec.model, model_config, resolve_device(spec.train.device))
+    out_dir = claim_out_dir(out, resume, overwrite)
     checkpoint = out_dir / CHECKPOINT
     trainer = Trainer(model, dataset, spec.train, model_name=spec.model, checkpoint=checkpoint)
     started = time.time()
@@ -103,14 +187,14 @@ def write_images(
     model.eval()
     device = model.device
     x = data.ImageData.batch(dataset.test_x, slice(0, N_GRID_RECON)).to(device)
+    per_row = min(16, x.shape[0])  # a tiny test split (a small image folder) gives one short row
     save_grid(
-        pair_rows(x, model.reconstruct(x), per_row=16), out_dir / "reconstructions.png", nrow=16
+        pair_rows(x, model.reconstruct(x), per_row=per_row),
+        out_dir / "reconstructions.png",
+        nrow=per_row,
     )
     gen = torch.Generator(device=device).manual_seed(seed)
     save_grid(model.sample(N_GRID_SAMPLES, generator=gen), out_dir / "samples.png", nrow=8)
-
-
-METRICS_FILE = "metrics.json"
 
 
 def evaluate_run(

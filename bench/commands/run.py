@@ -34,4 +34,5 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         ray_address=args.ray_address,
         quiet=args.quiet,
+        suite_arg=args.suite,
     )

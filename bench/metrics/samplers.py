@@ -18,10 +18,10 @@ from collections.abc import Callable
 import torch
 
 from bench.errors import UsageError
+from models.gaussian import cholesky_with_jitter, fit_gaussian
 
 GMM_COMPONENTS = 10
 GMM_ITERATIONS = 100
-COV_JITTER = 1e-6
 
 #: (model, train-codes thunk, n, generator) -> images in [0, 1]
 Sampler = Callable[..., torch.Tensor]
@@ -49,11 +49,6 @@ def get(name: str) -> Sampler:
 def _standard_normal(n: int, d: int, generator: torch.Generator | None) -> torch.Tensor:
     where = generator.device if generator is not None else "cpu"
     return torch.randn(n, d, generator=generator, device=where, dtype=torch.float64).cpu()
-
-
-def _chol(cov: torch.Tensor) -> torch.Tensor:
-    eye = torch.eye(cov.shape[-1], dtype=cov.dtype)
-    return torch.linalg.cholesky(cov + COV_JITTER * eye)
 
 
 @torch.no_grad()
@@ -85,10 +80,8 @@ def gaussian_sampler(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Decode draws from N(mean, cov) of the training codes."""
-    c = codes().double().cpu()
-    mean = c.mean(0)
-    cov = torch.cov(c.T).reshape(c.shape[1], c.shape[1])
-    z = mean + _standard_normal(n, c.shape[1], generator) @ _chol(cov).T
+    mean, chol = fit_gaussian(codes().cpu())
+    z = mean + _standard_normal(n, mean.shape[0], generator) @ chol.T
     return _decode(model, z)
 
 
@@ -122,7 +115,7 @@ class GaussianMixture:
         self.means = (resp.T @ x) / nk[:, None]
         diff = x[None] - self.means[:, None]  # (k, n, d)
         cov = torch.einsum("kn,kni,knj->kij", resp.T, diff, diff) / nk[:, None, None]
-        self.chol = _chol(cov)
+        self.chol = cholesky_with_jitter(cov)
 
     def _log_joint(self, x: torch.Tensor) -> torch.Tensor:
         diff = (x[None] - self.means[:, None]).transpose(1, 2)  # (k, d, n)

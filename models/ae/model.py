@@ -16,6 +16,7 @@ from torch import nn
 from models.ae.config import AEConfig
 from models.backbones import build_decoder, build_encoder
 from models.base import GenerativeAutoencoder, Phase, recon_nll
+from models.gaussian import fit_gaussian
 from models.registry import register
 
 
@@ -51,12 +52,9 @@ class AE(GenerativeAutoencoder):
         return {"loss": recon, "recon": recon}
 
     def fit_prior(self, codes: torch.Tensor) -> None:
-        codes = codes.double()
-        mean = codes.mean(0)
-        cov = torch.cov(codes.T).reshape(self.latent_dim, self.latent_dim)
-        cov = cov + 1e-6 * torch.eye(self.latent_dim, dtype=cov.dtype, device=cov.device)
+        mean, chol = fit_gaussian(codes)
         self.code_mean.copy_(mean.to(self.code_mean))
-        self.code_chol.copy_(torch.linalg.cholesky(cov).to(self.code_chol))
+        self.code_chol.copy_(chol.to(self.code_chol))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.gaussian_samples(self.code_mean, self.code_chol, n, generator)
