@@ -53,6 +53,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
+from bench.metrics.names import min_n_samples
+from models.config import GRID_OPTIONS, OptionError, check_option
+from models.config import describe as _describe
+from models.config import is_int as _is_int
+from models.config import is_real as _is_real
 
 #: Names of the feature networks the metrics can use (issue 3).
 BACKBONES: tuple[str, ...] = ("domain", "inception")
@@ -60,7 +65,7 @@ BACKBONES: tuple[str, ...] = ("domain", "inception")
 SAMPLERS: tuple[str, ...] = ("prior", "gaussian", "gmm")
 BUDGET_KINDS: tuple[str, ...] = ("epochs", "steps", "seconds")
 #: Model options a suite may not override: the runner sets them from the grid point.
-RESERVED_OPTIONS: frozenset[str] = frozenset({"image_shape", "arch", "latent_dim"})
+RESERVED_OPTIONS: frozenset[str] = GRID_OPTIONS
 #: Refuse grids larger than this: almost certainly a mistake, and expansion would be slow.
 MAX_RUNS = 100_000
 #: Bump when the meaning of the hashed fields changes, so old hashes stop matching.
@@ -433,19 +438,6 @@ def _freeze_options(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((str(k), _freeze(v)) for k, v in options.items()))
 
 
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _registered(module: str, fallback: tuple[str, ...]) -> list[str]:
     """``fallback`` plus whatever ``bench.metrics.<module>.available()`` registers (plugins).
 
@@ -653,7 +645,10 @@ class _Validator:
                 "feature backbone",
             ),
             n_samples=self.int_(
-                table.get("n_samples", d.n_samples), "metrics.n_samples", high=10_000_000
+                table.get("n_samples", d.n_samples),
+                "metrics.n_samples",
+                low=min_n_samples(),
+                high=10_000_000,
             ),
             sampler=None if sampler == "default" else sampler,
             iw_k=self.int_(table.get("iw_k", d.iw_k), "metrics.iw_k", high=1_000_000),
@@ -741,22 +736,13 @@ class _Validator:
         return _freeze_options(clean)
 
     def option_value(self, value: Any, key: str, default: Any) -> Any:
-        """Coerce one option to the type of its default (int → float allowed)."""
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise self.fail(key, f"must be true or false, got {_describe(value)}")
-            return value
-        if isinstance(default, int):
-            return self.int_(value, key, low=-(2**63))
-        if isinstance(default, float):
-            return self.real(value, key, positive=False)
-        if isinstance(default, str):
-            if not isinstance(value, str):
-                raise self.fail(key, f"must be a string, got {_describe(value)}")
-            return value
-        if isinstance(default, tuple):
-            items = self.list_(value, key)
-            return [self.int_(v, f"{key}[{i}]") for i, v in enumerate(items)]
+        """One option checked by the models' own validator (:func:`models.config.check_option`,
+        the one ``aebench train -o`` uses too) against the type of its default."""
+        if isinstance(default, bool | int | float | str | tuple):
+            try:
+                return check_option(key, value, default)
+            except OptionError as err:
+                raise self.fail(key, str(err)) from None
         # Unknown default (a plugin model without a config dataclass): plain scalars only.
         if isinstance(value, bool | str) or _is_int(value) or _is_real(value):
             return value

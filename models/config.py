@@ -1,18 +1,82 @@
 """Typed, validated model configs shared by the built-in models.
 
-Each model folder has its own dataclass deriving from :class:`ModelConfig`; constructing a model
-with an unknown or ill-typed option raises a :class:`~bench.errors.UsageError` naming it.
+Each model folder has its own dataclass deriving from :class:`ModelConfig`. Every way an option
+reaches a model — ``aebench train -o KEY=VALUE``, a suite's TOML, a run's ``config.json`` — goes
+through :meth:`ModelConfig.from_kwargs`, which checks each value against the type of its default
+(:func:`check_option`) and then the model's own ranges (``validate``). One validator, so the
+command line and the suite parser cannot drift apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bench.errors import UsageError
 
 C = TypeVar("C", bound="ModelConfig")
+
+#: Options fixed by the run itself (the dataset's image shape, ``--arch``, ``--latent-dim`` or
+#: the suite grid), never by a per-model option: two sources for one value would disagree.
+GRID_OPTIONS: frozenset[str] = frozenset({"image_shape", "arch", "latent_dim"})
+#: Upper bounds that catch typos (``--latent-dim 1000000000``) before any memory is allocated.
+MAX_LATENT_DIM = 65_536
+MAX_LAYER_WIDTH = 65_536
+
+
+class OptionError(UsageError):
+    """A bad model option; ``key`` names it so a suite can point at the TOML key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def describe(value: Any) -> str:
+    """A short ``repr`` for error messages."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_option(key: str, value: Any, default: Any) -> Any:
+    """``value`` checked against the type of ``default`` (an int is accepted for a float);
+    returns it in that type (lists for tuples). Raises :class:`OptionError` naming ``key``."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise OptionError(key, f"option {key} must be true or false, got {describe(value)}")
+        return value
+    if isinstance(default, int):
+        if not is_int(value):
+            raise OptionError(key, f"option {key} must be an integer, got {describe(value)}")
+        return int(value)
+    if isinstance(default, float):
+        if not is_real(value):
+            raise OptionError(key, f"option {key} must be a finite number, got {describe(value)}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise OptionError(key, f"option {key} must be a string, got {describe(value)}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, list | tuple) or not value:
+            raise OptionError(key, f"option {key} must be a non-empty array, got {describe(value)}")
+        for i, item in enumerate(value):
+            if not is_int(item):
+                raise OptionError(
+                    f"{key}[{i}]", f"option {key}[{i}] must be an integer, got {describe(item)}"
+                )
+        return [int(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -27,30 +91,52 @@ class ModelConfig:
     lr: float = 1e-3
 
     @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+
+    @classmethod
     def from_kwargs(cls: type[C], model: str, kwargs: dict[str, Any]) -> C:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - names)
+        defaults = cls.defaults()
+        unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
-            raise UsageError(
-                f"model {model!r} has no option {unknown[0]!r}; options: {', '.join(sorted(names))}"
+            raise OptionError(
+                unknown[0],
+                f"model {model!r} has no option {unknown[0]!r}; "
+                f"options: {', '.join(sorted(defaults))}",
             )
-        fixed = dict(kwargs)
+        try:
+            fixed = {k: check_option(k, v, defaults[k]) for k, v in kwargs.items()}
+        except OptionError as err:
+            raise OptionError(err.key, f"{model}: {err}") from None
         for key in ("image_shape", "hidden"):
-            if key in fixed and fixed[key] is not None:
-                fixed[key] = tuple(int(v) for v in fixed[key])
+            if key in fixed:
+                fixed[key] = tuple(fixed[key])
         cfg = cls(**fixed)
         cfg.validate(model)
         return cfg
 
     def validate(self, model: str) -> None:
-        if not isinstance(self.latent_dim, int) or self.latent_dim < 1:
-            raise UsageError(
-                f"{model}: latent_dim must be an integer >= 1, got {self.latent_dim!r}"
+        if not 1 <= self.latent_dim <= MAX_LATENT_DIM:
+            raise OptionError(
+                "latent_dim",
+                f"{model}: latent_dim must be 1 to {MAX_LATENT_DIM}, got {self.latent_dim}",
             )
         if self.lr <= 0:
-            raise UsageError(f"{model}: lr must be > 0, got {self.lr!r}")
-        if self.width < 1 or any(h < 1 for h in self.hidden):
-            raise UsageError(f"{model}: width and hidden sizes must be >= 1")
+            raise OptionError("lr", f"{model}: lr must be > 0, got {self.lr!r}")
+        for key, sizes in (("width", (self.width,)), ("hidden", self.hidden)):
+            if any(not 1 <= s <= MAX_LAYER_WIDTH for s in sizes):
+                sizes_text = f"got {getattr(self, key)!r}"
+                raise OptionError(
+                    key,
+                    f"{model}: {key} sizes must be 1 to {MAX_LAYER_WIDTH}, {sizes_text}",
+                )
+        c, h, w = self.image_shape if len(self.image_shape) == 3 else (0, 0, 0)
+        if not (1 <= c <= 4 and 1 <= h <= 4096 and 1 <= w <= 4096):
+            raise OptionError(
+                "image_shape",
+                f"{model}: image_shape must be [channels 1-4, height, width 1-4096], "
+                f"got {list(self.image_shape)}",
+            )
 
     def to_json(self) -> dict[str, Any]:
         return {

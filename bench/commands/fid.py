@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 NAME = "fid"
@@ -67,5 +66,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(real)} real vs {len(fake)} generated images, backbone {backbone}{acc_text}")
     print(format_table(scores))
     if args.json:
-        Path(args.json).write_text(json.dumps({**scores, "backbone": backbone}, indent=2) + "\n")
+        from bench.runio import write_json_atomic
+
+        write_json_atomic(Path(args.json), {**scores, "backbone": backbone})
     return 0

@@ -15,15 +15,27 @@ HELP = "Train one model and write model.safetensors, config.json, history.json a
 
 
 def parse_option(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, lists), else a string."""
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, lists), else a string.
+
+    Types and ranges are checked later by the model's own config (``models/config.py``), the
+    same validator a suite's options go through. Options that the run itself sets (``arch``,
+    ``latent_dim``, ``image_shape``) are refused here: two sources for one value would leave
+    ``config.json`` contradicting itself.
+    """
+    from models.config import GRID_OPTIONS
+
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise UsageError(f"model option {text!r} is not KEY=VALUE")
+    key = key.replace("-", "_")
+    if key in GRID_OPTIONS:
+        flag = {"arch": "--arch", "latent_dim": "--latent-dim"}.get(key, "the dataset")
+        raise UsageError(f"model option {key!r} is set by {flag}, not by -o")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         value = raw
-    return key.replace("-", "_"), value
+    return key, value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,6 +67,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue from the checkpoint in --out (after a crash or Ctrl-C)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run (or an unfinished one's checkpoint) already in --out",
+    )
     p.add_argument("--no-eval", action="store_true", help="skip `aebench eval` on the finished run")
     add_speed_option_arguments(p)
 
@@ -62,7 +79,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import models
     from bench import data
-    from bench.runio import prepare_out_dir
     from bench.trainer import DivergenceError, TrainConfig, TrainingInterrupted
     from bench.training import RunSpec, train_run
 
@@ -83,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     )
     train.validate()
     options = dict(parse_option(o) for o in args.option)
-    prepare_out_dir(args.out)
     spec = RunSpec(
         model=args.model,
         dataset=args.dataset,
@@ -94,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     try:
-        model, out_dir = train_run(spec, args.out, resume=args.resume)
+        model, out_dir = train_run(spec, args.out, resume=args.resume, overwrite=args.overwrite)
     except TrainingInterrupted as err:
         print(f"aebench: {err}; continue with the same command plus --resume", file=sys.stderr)
         return 130

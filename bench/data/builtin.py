@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from bench.data.base import DATA_DIR_ENV, ImageData, register_dataset
+from bench.data.files import image_files, open_image
 from bench.errors import UsageError
 
 MNIST_5K_TRAIN = 4000  #: fixed split of the 5,000 embedded digits: first 4,000 train, rest test
@@ -96,7 +97,6 @@ def cifar10(data_dir: Path | None = None) -> ImageData:
     return _torchvision("cifar10", "CIFAR10", data_dir, "cifar-10-batches-py")
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGE_FOLDER_TEST_SHARE = 0.1
 IMAGE_FOLDER_SPLIT_SEED = 0
 
@@ -110,26 +110,22 @@ def image_folder(data_dir: Path | None = None, image_size: int | None = None) ->
     rather than silently resampled, because a benchmark on distorted images would measure the
     distortion. Pass ``image_size`` to resize everything to ``image_size``² on purpose.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if data_dir is None:
         raise UsageError("dataset 'image-folder' needs --data-dir FOLDER")
-    if not data_dir.is_dir():
-        raise UsageError(f"image folder {data_dir} does not exist or is not a directory")
     if image_size is not None and (image_size < 4 or image_size % 4):
         raise UsageError(f"image size must be a multiple of 4 and >= 4, got {image_size}")
-    files = sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(data_dir)
     if len(files) < 2:
-        raise UsageError(f"image folder {data_dir} holds fewer than 2 images")
+        raise UsageError(
+            f"image folder {data_dir} holds {len(files)} image(s): at least 2 are needed, one "
+            "to train on and one to test"
+        )
     classes = sorted({p.parent.relative_to(data_dir).as_posix() for p in files})
     images, labels = [], []
     for path in files:
-        try:
-            with Image.open(path) as im:
-                im.load()
-                images.append(im.copy())
-        except (UnidentifiedImageError, OSError) as err:
-            raise UsageError(f"cannot read image {path}: {err}") from None
+        images.append(open_image(path))
         labels.append(classes.index(path.parent.relative_to(data_dir).as_posix()))
     mode = "L" if all(im.mode in ("L", "1", "I;16") for im in images) else "RGB"
     if image_size is None:

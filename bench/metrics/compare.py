@@ -13,31 +13,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.data.files import image_files, open_image
 from bench.errors import UsageError
 from bench.metrics import features
 from bench.metrics.generation import generation_metrics
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-def _image_files(root: Path) -> list[Path]:
-    if not root.is_dir():
-        raise UsageError(f"image folder {root} does not exist or is not a directory")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
 
 def folder_shape(folder: str | os.PathLike[str]) -> tuple[int, int, int]:
     """(C, H, W) of a folder's first image: 1 channel if it is grey, else 3."""
-    from PIL import Image, UnidentifiedImageError
-
-    files = _image_files(Path(folder))
+    files = image_files(Path(folder))
     if not files:
         raise UsageError(f"image folder {folder} holds no images")
-    try:
-        with Image.open(files[0]) as im:
-            return (1 if im.mode in ("L", "1", "I;16") else 3, im.size[1], im.size[0])
-    except (UnidentifiedImageError, OSError) as err:
-        raise UsageError(f"cannot read image {files[0]}: {err}") from None
+    im = open_image(files[0])
+    return (1 if im.mode in ("L", "1", "I;16") else 3, im.size[1], im.size[0])
 
 
 def read_images(
@@ -45,10 +33,10 @@ def read_images(
 ) -> torch.Tensor:
     """Every image under ``folder`` (sorted paths) as uint8 (N, C, H, W), converted to ``shape``:
     grey for C = 1, RGB for C = 3, bilinearly resized to H × W."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     root = Path(folder)
-    files = _image_files(root)
+    files = image_files(root)
     if limit is not None:
         files = files[:limit]
     if len(files) < 2:
@@ -57,14 +45,10 @@ def read_images(
     mode = "L" if c == 1 else "RGB"
     arrays = []
     for path in files:
-        try:
-            with Image.open(path) as im:
-                im = im.convert(mode)
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.BILINEAR)
-                arrays.append(np.asarray(im, dtype=np.uint8))
-        except (UnidentifiedImageError, OSError) as err:
-            raise UsageError(f"cannot read image {path}: {err}") from None
+        im = open_image(path).convert(mode)
+        if im.size != (w, h):
+            im = im.resize((w, h), Image.BILINEAR)
+        arrays.append(np.asarray(im, dtype=np.uint8))
     x = torch.from_numpy(np.stack(arrays))
     return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
 

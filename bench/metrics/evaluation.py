@@ -20,8 +20,8 @@ import torch
 from bench.data import ImageData
 from bench.errors import UsageError
 from bench.metrics import features, latent, samplers, sharpness, speed
-from bench.metrics.generation import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS, generation_metrics
-from bench.metrics.names import FAMILIES, METRICS
+from bench.metrics.generation import KID_SUBSET_SIZE, KID_SUBSETS, generation_metrics
+from bench.metrics.names import FAMILIES, K_NEAREST, METRICS, min_n_samples
 from bench.metrics.reconstruction import reconstruction_metrics
 
 DEFAULT_N_SAMPLES = 10_000
@@ -63,7 +63,8 @@ class MetricOptions:
                 )
 
         if self.n_samples is not None:
-            positive("n_samples", 2 * self.k_nearest + 2 if isinstance(self.k_nearest, int) else 2)
+            k = self.k_nearest if isinstance(self.k_nearest, int) else K_NEAREST
+            positive("n_samples", min_n_samples(k))
         for name in ("iw_k", "iw_n", "k_nearest", "kid_subsets", "kid_subset_size"):
             positive(name)
         positive("batch_size")
@@ -201,7 +202,10 @@ def evaluate(
             samples = samplers.get(sampler)(model, codes, n, gen).float().clamp(0, 1).cpu()
             seconds["sampling"] = time.perf_counter() - t0
 
-        if "generation" in opts.families:
+        skip = _why_no_generation(opts, data, n_real) if "generation" in opts.families else None
+        if skip:
+            notes.append(skip)
+        if "generation" in opts.families and not skip:
             t0 = time.perf_counter()
             net = features.build(
                 opts.backbone,
@@ -256,6 +260,22 @@ def evaluate(
     result: dict[str, Any] = {k: float(v) for k, v in out.items()}
     result["meta"] = meta
     return result
+
+
+def _why_no_generation(opts: MetricOptions, data: ImageData, n_real: int) -> str | None:
+    """Why the generation metrics cannot be measured on ``data`` (a tiny or unlabelled image
+    folder), as the note that replaces them; None when they can."""
+    if n_real <= opts.k_nearest:
+        return (
+            f"generation metrics skipped: the test split has {n_real} image(s) and the k-NN "
+            f"metrics need more than k = {opts.k_nearest}"
+        )
+    if opts.backbone == "domain" and not features.has_class_labels(data):
+        return (
+            "generation metrics skipped: the domain feature net needs class labels (2 or more "
+            "sub-folders of an image folder); use --backbone inception"
+        )
+    return None
 
 
 def format_table(scores: dict[str, Any]) -> str:

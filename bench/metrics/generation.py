@@ -23,7 +23,8 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-K_NEAREST = 5
+from bench.metrics.names import K_NEAREST
+
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 

@@ -7,6 +7,16 @@ samples.
 
 from __future__ import annotations
 
+#: nearest neighbours of precision/recall and density/coverage (Kynkäänniemi et al. 2019: k = 5)
+K_NEAREST = 5
+
+
+def min_n_samples(k_nearest: int = K_NEAREST) -> int:
+    """Fewest generated (and real) images the generation metrics accept: a k-NN manifold needs
+    more than k points, and KID's subsets need a few more than that."""
+    return 2 * k_nearest + 2
+
+
 #: the metric families ``evaluate`` runs, in order (``aebench eval --skip`` takes these)
 FAMILIES = ("reconstruction", "latent", "generation", "sharpness", "speed")
 
