@@ -1,25 +1,26 @@
 """Name → model-class registry, in the style of timm's ``register_model``/``create_model``.
 
-Built-in models register themselves with ``@register("name")`` when ``models`` is
-imported. Third-party packages add models through the entry-point group
-``aebench.models``: each entry point names either a model class (registered under the
-entry point's name) or a module whose import registers its own models.
+Built-in models register themselves with ``@register("name")`` when ``models`` is imported.
+Third-party packages add models through the entry-point group ``aebench.models``: each entry
+point names either a model class (registered under the entry point's name) or a module whose
+import registers its own models. The registry itself is the one generic
+:class:`bench.registry.Registry` that datasets, samplers, backbones and metric families use too.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bench.errors import UsageError
+from bench.registry import Registry
 
 ENTRY_POINT_GROUP = "aebench.models"
 
 T = TypeVar("T", bound=type)
 
-_REGISTRY: dict[str, tuple[type, dict[str, Any]]] = {}
-_plugins_loaded = False
+#: model name → the class and the defaults registered with it
+MODELS: Registry[type] = Registry("model", ENTRY_POINT_GROUP)
+_DEFAULTS: dict[str, dict[str, Any]] = {}
 
 
 def register(name: str, **defaults: Any) -> Callable[[T], T]:
@@ -30,9 +31,8 @@ def register(name: str, **defaults: Any) -> Callable[[T], T]:
     """
 
     def wrap(cls: T) -> T:
-        if name in _REGISTRY and _REGISTRY[name][0] is not cls:
-            raise ValueError(f"model name {name!r} is already registered by {_REGISTRY[name][0]}")
-        _REGISTRY[name] = (cls, dict(defaults))
+        MODELS.register(name, cls)
+        _DEFAULTS[name] = dict(defaults)
         return cls
 
     return wrap
@@ -40,42 +40,23 @@ def register(name: str, **defaults: Any) -> Callable[[T], T]:
 
 def unregister(name: str) -> None:
     """Remove a registered name (used by tests and by plugins that replace a model)."""
-    _REGISTRY.pop(name, None)
-
-
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()
-        if isinstance(obj, type) and ep.name not in _REGISTRY:
-            _REGISTRY[ep.name] = (obj, {})
+    MODELS.unregister(name)
+    _DEFAULTS.pop(name, None)
 
 
 def reload_plugins() -> None:
     """Scan the entry points again (after installing a plugin in a running process)."""
-    global _plugins_loaded
-    _plugins_loaded = False
-    _load_plugins()
+    MODELS.load_plugins(reload=True)
 
 
 def available() -> list[str]:
     """Sorted names of every registered model, plugins included."""
-    _load_plugins()
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def get(name: str) -> tuple[type, dict[str, Any]]:
     """The class and registered defaults for ``name``; a :class:`UsageError` if unknown."""
-    _load_plugins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UsageError(
-            f"unknown model {name!r}; registered models: {', '.join(available())}"
-        ) from None
+    return MODELS.get(name), dict(_DEFAULTS.get(name, {}))
 
 
 def create(name: str, **config: Any) -> Any:

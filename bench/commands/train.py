@@ -83,10 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.training import RunSpec, train_run
 
     models.get(args.model)  # unknown names fail before any data is loaded
-    if args.dataset not in data.available():
-        raise UsageError(
-            f"unknown dataset {args.dataset!r}; available datasets: {', '.join(data.available())}"
-        )
+    data.DATASETS.get(args.dataset)  # unknown names fail before any data is loaded
     if args.latent_dim < 1:
         raise UsageError(f"--latent-dim must be >= 1, got {args.latent_dim}")
     train = TrainConfig(

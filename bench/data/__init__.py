@@ -8,6 +8,6 @@
 from __future__ import annotations
 
 from bench.data import builtin as _builtin  # noqa: F401  (registers the datasets)
-from bench.data.base import ImageData, available, load, register_dataset
+from bench.data.base import DATASETS, ImageData, available, load, register_dataset
 
-__all__ = ["ImageData", "available", "load", "register_dataset"]
+__all__ = ["DATASETS", "ImageData", "available", "load", "register_dataset"]

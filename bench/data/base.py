@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from bench.errors import UsageError
+from bench.registry import Registry
 
 DATA_DIR_ENV = "AEBENCH_DATA_DIR"
 
@@ -64,7 +64,19 @@ class ImageData:
 
 
 Loader = Callable[..., ImageData]
-_DATASETS: dict[str, tuple[Loader, str]] = {}
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: the loader ``fn(data_dir, **options) -> ImageData`` and a line
+    that ``aebench datasets`` prints."""
+
+    loader: Loader
+    description: str = ""
+
+
+#: dataset name → loader; plugins add theirs through the entry-point group ``aebench.datasets``
+DATASETS: Registry[DatasetEntry] = Registry("dataset", "aebench.datasets")
 
 
 def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loader]:
@@ -72,18 +84,18 @@ def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loa
     ``load(name)``."""
 
     def wrap(fn: Loader) -> Loader:
-        _DATASETS[name] = (fn, description)
+        DATASETS.register(name, DatasetEntry(fn, description))
         return fn
 
     return wrap
 
 
 def available() -> list[str]:
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def describe(name: str) -> str:
-    return _DATASETS[name][1]
+    return DATASETS.get(name).description
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
@@ -99,6 +111,4 @@ def load(name: str, data_dir: str | os.PathLike[str] | None = None, **options: A
 
     ``options`` go to the loader (``image_size`` for ``image-folder``).
     """
-    if name not in _DATASETS:
-        raise UsageError(f"unknown dataset {name!r}; available datasets: {', '.join(available())}")
-    return _DATASETS[name][0](resolve_data_dir(data_dir), **options)
+    return DATASETS.get(name).loader(resolve_data_dir(data_dir), **options)

@@ -29,6 +29,7 @@ from torch import nn
 
 from bench.data import ImageData
 from bench.errors import UsageError
+from bench.registry import Registry
 from bench.weights import in_memory_file, read_state_dict, write_state_dict
 
 CACHE_ENV = "AEBENCH_CACHE_DIR"
@@ -53,21 +54,17 @@ def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
 
 # -- registry ---------------------------------------------------------------------------------
 Builder = Callable[..., nn.Module]
-_BACKBONES: dict[str, Builder] = {}
+#: backbone name → builder; plugins add theirs through the entry-point group ``aebench.backbones``
+BACKBONES: Registry[Builder] = Registry("feature backbone", "aebench.backbones")
 
 
 def register_backbone(name: str) -> Callable[[Builder], Builder]:
     """Decorator: make ``fn(data, cache=..., device=..., **options) -> nn.Module`` a backbone."""
-
-    def wrap(fn: Builder) -> Builder:
-        _BACKBONES[name] = fn
-        return fn
-
-    return wrap
+    return BACKBONES.register(name)  # type: ignore[return-value]
 
 
 def available() -> list[str]:
-    return sorted(_BACKBONES)
+    return BACKBONES.names()
 
 
 def build(
@@ -78,11 +75,7 @@ def build(
     **options: Any,
 ) -> nn.Module:
     """The backbone ``name`` ready for ``data``'s images (eval mode, no gradients)."""
-    if name not in _BACKBONES:
-        raise UsageError(
-            f"unknown feature backbone {name!r}; choose one of: {', '.join(available())}"
-        )
-    net = _BACKBONES[name](data, cache=cache_dir(cache), device=torch.device(device), **options)
+    net = BACKBONES.get(name)(data, cache=cache_dir(cache), device=torch.device(device), **options)
     return net.eval().requires_grad_(False)
 
 

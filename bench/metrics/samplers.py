@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from bench.errors import UsageError
+from bench.registry import Registry
 from models.gaussian import cholesky_with_jitter, fit_gaussian
 
 GMM_COMPONENTS = 10
@@ -25,25 +25,21 @@ GMM_ITERATIONS = 100
 
 #: (model, train-codes thunk, n, generator) -> images in [0, 1]
 Sampler = Callable[..., torch.Tensor]
-_SAMPLERS: dict[str, Sampler] = {}
+#: sampler name → sampler; plugins add theirs through the entry-point group ``aebench.samplers``
+SAMPLERS: Registry[Sampler] = Registry("sampler", "aebench.samplers")
 
 
 def register_sampler(name: str) -> Callable[[Sampler], Sampler]:
-    def wrap(fn: Sampler) -> Sampler:
-        _SAMPLERS[name] = fn
-        return fn
-
-    return wrap
+    """Decorator: make ``fn(model, codes, n, generator) -> images`` the sampler ``name``."""
+    return SAMPLERS.register(name)  # type: ignore[return-value]
 
 
 def available() -> list[str]:
-    return sorted(_SAMPLERS)
+    return SAMPLERS.names()
 
 
 def get(name: str) -> Sampler:
-    if name not in _SAMPLERS:
-        raise UsageError(f"unknown sampler {name!r}; choose one of: {', '.join(available())}")
-    return _SAMPLERS[name]
+    return SAMPLERS.get(name)
 
 
 def _standard_normal(n: int, d: int, generator: torch.Generator | None) -> torch.Tensor:
