@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bench.errors import UsageError
 
@@ -22,9 +22,16 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Named objects of one kind (``kind`` is how error messages call them)."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entry_point_group: str | None = None,
+        from_entry_point: Callable[[Any], T] | None = None,
+    ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        #: turns what an entry point names into a registry entry (default: as it is)
+        self.from_entry_point = from_entry_point
         self._items: dict[str, T] = {}
         self._plugins_loaded = entry_point_group is None
 
@@ -55,7 +62,7 @@ class Registry(Generic[T]):
         for ep in importlib.metadata.entry_points(group=self.entry_point_group):
             obj = ep.load()
             if ep.name not in self._items and not _is_module(obj):
-                self._items[ep.name] = obj
+                self._items[ep.name] = self.from_entry_point(obj) if self.from_entry_point else obj
 
     def names(self) -> list[str]:
         self.load_plugins()

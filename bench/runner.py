@@ -27,17 +27,6 @@ from bench.suite import RunConfig, Suite
 
 EXECUTORS = ("local", "ray")
 WORKER_DIED = "its worker process died (killed, or out of memory)"
-HEADLINE = (
-    "recon_mse",
-    "ssim",
-    "kl",
-    "nll_iw",
-    "fid",
-    "precision",
-    "recall",
-    "sharpness_samples",
-    "train_samples_per_s",
-)
 
 
 @dataclass
@@ -330,7 +319,9 @@ def ray_executor(address: str | None = None, quiet: bool = True) -> Executor:
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: run name, status, seconds and the headline metrics."""
-    cols = ["run", "status", *[h for h in HEADLINE if any(h in r for r in rows)]]
+    from bench.metrics.family import headline_keys
+
+    cols = ["run", "status", *[h for h in headline_keys() if any(h in r for r in rows)]]
     table = [cols]
     for r in rows:
         cells = [r["run"], r["status"]]

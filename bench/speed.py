@@ -3,7 +3,7 @@ hand-written loop, measured side by side in one process.
 
 Why a reference loop: a harness can hide overhead (host syncs, per-sample Python, extra copies)
 that a plain PyTorch loop would not pay. Each measurement times the harness's own update step
-(``Trainer._update`` on an in-memory batch slice) and a textbook loop on the same model, batch
+(``Trainer.train_step`` on an in-memory batch slice) and a textbook loop on the same model, batch
 and data, alternating repeats so that machine noise hits both alike; the ratio is computed from
 those two numbers only.
 """
@@ -177,7 +177,7 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
 
     def harness(idx: torch.Tensor) -> None:
         # the harness's data path: uint8 slice of a permutation, converted in the fetch
-        trainer._update(ImageData.batch(data.train_x, idx))
+        trainer.train_step(ImageData.batch(data.train_x, idx))
 
     def reference(idx: torch.Tensor) -> None:
         ref(floats[idx])
@@ -197,7 +197,7 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
     samples = opts.steps * batch_size
     train_sps = samples / statistics.median(h_times)
     ref_sps = samples / statistics.median(r_times)
-    flops = _flops_per_sample(trainer._update, ImageData.batch(data.train_x, index[0]))
+    flops = _flops_per_sample(trainer.train_step, ImageData.batch(data.train_x, index[0]))
 
     # encode/decode throughput and latency exactly as `aebench eval` measures them
     trainer.end_speed_options()

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.metrics.names import min_n_samples
+from bench.metrics.constants import min_n_samples
 from models.config import GRID_OPTIONS, OptionError, check_option
 from models.config import describe as _describe
 from models.config import is_int as _is_int

@@ -228,7 +228,10 @@ class Trainer:
             terms = self._loss(x)
         return {k: v.float() for k, v in terms.items()}
 
-    def _update(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def train_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One update on batch ``x`` (float images in [0, 1]): forward, every phase's backward,
+        every optimizer step; returns the loss terms. The public step that `aebench speed`, the
+        speed metric and tests time."""
         terms = self._forward(x)
         if len(self.phases) == 1:
             phase, opt = self.phases[0], self.optimizers[0]
@@ -303,7 +306,7 @@ class Trainer:
                 raise TrainingInterrupted(self._stop_signal, self.checkpoint_path)
             idx = perm[start : start + bs]
             x = ImageData.batch(x_all, idx)
-            terms = self._update(x)
+            terms = self.train_step(x)
             for k, v in terms.items():
                 v = v.detach() * idx.numel()
                 sums[k] = sums[k] + v if k in sums else v

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import models
 from tests.conftest import REPO
 
@@ -33,3 +35,57 @@ def test_ci_runs_the_readme_test_command():
     test_cmd = next(b.strip() for b in blocks if "nox -s tests" in b)
     ci = (REPO / ".ci" / "run").read_text()
     assert test_cmd in ci
+
+
+METRIC_SUITE = """
+name = "readme-metric"
+models = ["ae"]
+datasets = ["mnist-5k"]
+archs = ["mlp"]
+seeds = [0, 1]
+latent_dim = 4
+device = "cpu"
+[budget]
+steps = 4
+[metrics]
+n_samples = 100
+iw_k = 4
+iw_n = 16
+"""
+
+
+def test_add_a_metric_example_reaches_metrics_json_the_store_and_the_report(
+    tmp_path, domain_net, capsys
+):
+    """The README's metric family, end to end: ``aebench run`` trains and evaluates with it,
+    the store holds its rows, ``aebench eval`` writes it, the report shows its column."""
+    import json
+
+    import pandas as pd
+
+    from bench.cli import main
+    from bench.metrics.family import FAMILIES
+    from bench.store import Store
+
+    (block,) = [b for b in _python_blocks() if "@register_family" in b]
+    try:
+        exec(compile(block, "README.md", "exec"), {})
+        suite, db = tmp_path / "m.toml", tmp_path / "s.sqlite"
+        suite.write_text(METRIC_SUITE)
+        assert main(["run", str(suite), "--store", str(db), "--quiet"]) == 0
+        with Store.open(db, readonly=True) as store:
+            runs = store.runs(suite="readme-metric")
+            values = [store.metrics(r["id"])["recon_l1"] for r in runs]
+        assert len(values) == 2 and all(0 < v < 1 for v in values)
+        run_dir = runs[0]["artifacts"]
+        assert main(["eval", run_dir, "--n-samples", "100", "--skip", "speed"]) == 0
+        scores = json.loads((tmp_path / run_dir / "metrics.json").read_text())
+        assert scores["recon_l1"] == pytest.approx(values[0], rel=1e-6)
+        out = tmp_path / "report"
+        assert main(["report", "--store", str(db), "--out", str(out), "--no-figures"]) == 0
+        table = pd.read_csv(out / "table.csv")
+        assert any("recon_l1" in c for c in table.columns), list(table.columns)
+        assert "Recon L1 ↓" in (out / "report.md").read_text()
+    finally:
+        FAMILIES.unregister("recon-l1")
+        capsys.readouterr()

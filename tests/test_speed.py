@@ -63,8 +63,8 @@ def test_trainer_uses_that_permutation(mnist5k, monkeypatch):
     model = models.create("ae", latent_dim=2)
     data = subset(mnist5k, 300, 50, "t")
     trainer = Trainer(model, data, TrainConfig(epochs=1, batch_size=100, seed=3, quiet=True))
-    original = trainer._update
-    monkeypatch.setattr(trainer, "_update", lambda x: (seen.append(x.clone()), original(x))[1])
+    original = trainer.train_step
+    monkeypatch.setattr(trainer, "train_step", lambda x: (seen.append(x.clone()), original(x))[1])
     trainer.fit()
     perm = torch.randperm(300, generator=torch.Generator().manual_seed(3 * 100_003 + 1))
     assert len(seen) == 3
@@ -129,7 +129,7 @@ def _ops_of_one_step(trainer: Trainer, data: ImageData) -> set[str]:
     from torch.profiler import profile
 
     with profile() as prof:
-        trainer._update(ImageData.batch(data.train_x, slice(0, 64)))
+        trainer.train_step(ImageData.batch(data.train_x, slice(0, 64)))
     return {e.name for e in prof.events()}
 
 

@@ -10,7 +10,7 @@ HELP = "Evaluate a trained run (reconstruction, latent, FID/KID/P&R, sharpness, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.metrics.names import FAMILIES
+    from bench.metrics.family import family_names
 
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `aebench train`")
     p.add_argument(
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--skip",
         action="append",
         default=[],
-        choices=FAMILIES,
+        choices=family_names(),
         help="leave out a metric family (repeatable)",
     )
     p.add_argument("--data-dir", default=None, help="dataset files (default: the run's, or env)")
@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench import data
-    from bench.metrics import FAMILIES, MetricOptions, evaluate, format_table
+    from bench.metrics import MetricOptions, evaluate, format_table
+    from bench.metrics.family import family_names
     from bench.runio import load_run, write_json_atomic
     from bench.trainer import resolve_device
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         iw_k=args.iw_k,
         iw_n=args.iw_n,
         seed=args.seed,
-        families=tuple(f for f in FAMILIES if f not in args.skip),
+        families=tuple(f for f in family_names() if f not in args.skip),
         cache_dir=args.cache_dir,
         inception_weights=args.inception_weights,
     )

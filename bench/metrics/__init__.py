@@ -1,9 +1,12 @@
-"""Metrics for generative autoencoders: reconstruction, latent, generation, sharpness, speed.
+"""Metrics for generative autoencoders, as registered families: reconstruction, latent,
+generation, sharpness, speed — plus any a plugin registers.
 
-``evaluate(model, data, MetricOptions(...))`` runs every family and returns flat names (see
-:mod:`bench.metrics.names`) plus a ``meta`` dict; each family is also usable alone, over
-tensors and callables, from its own module.
+``evaluate(model, data, MetricOptions(...))`` runs every family that applies and returns flat
+names plus a ``meta`` dict. A family (:class:`MetricFamily`) declares its keys
+(:class:`MetricKey`: name, label, unit, direction), the models it applies to, the options it
+reads and how it computes; add one with :func:`register_family` (README, "Add a metric").
 
+``METRICS`` (key → description) and ``FAMILIES`` (names in order) are read from the registry.
 ``evaluate``, ``MetricOptions`` and ``format_table`` (from :mod:`bench.metrics.evaluation`) load
 on first use: they pull in torchmetrics, torchvision and scipy, about 5 s on the reference CPU,
 which a command that only lists models or reports a bad argument must not pay.
@@ -14,9 +17,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from bench.metrics.names import FAMILIES, METRICS
+from bench.metrics.context import EvalContext
+from bench.metrics.family import MetricFamily, MetricKey, all_keys, family_names, register_family
 
-__all__ = ["FAMILIES", "METRICS", "MetricOptions", "evaluate", "format_table"]
+__all__ = [
+    "FAMILIES",
+    "METRICS",
+    "EvalContext",
+    "MetricFamily",
+    "MetricKey",
+    "MetricOptions",
+    "evaluate",
+    "format_table",
+    "register_family",
+]
 
 _FROM_EVALUATION = ("MetricOptions", "evaluate", "format_table")
 
@@ -24,4 +38,8 @@ _FROM_EVALUATION = ("MetricOptions", "evaluate", "format_table")
 def __getattr__(name: str) -> Any:
     if name in _FROM_EVALUATION:
         return getattr(importlib.import_module("bench.metrics.evaluation"), name)
+    if name == "METRICS":
+        return {k: key.description for k, key in all_keys().items()}
+    if name == "FAMILIES":
+        return family_names()
     raise AttributeError(f"module 'bench.metrics' has no attribute {name!r}")

@@ -28,7 +28,7 @@ from scipy import stats
 from bench.errors import UsageError
 from bench.report import collect
 from bench.report.collect import ReportData
-from bench.report.columns import HEADLINE, HIGHER, LOWER, info
+from bench.report.columns import HIGHER, LOWER, headline, info
 from bench.store import Store
 
 DEFAULT_ALPHA = 0.05
@@ -109,7 +109,7 @@ def compare(
         )
     if metrics is None:
         have = set(current.metrics) | set(baseline.metrics)
-        metrics = [m for m in HEADLINE if m in have]
+        metrics = [m for m in headline() if m in have]
     cur_groups = _values(current.runs, keys)
     base_groups = _values(baseline.runs, keys)
     order = list(dict.fromkeys([*cur_groups, *base_groups]))

@@ -1,14 +1,17 @@
 """What each flat metric name means to a reader: its label, better direction and unit.
 
-The report is the only place that needs to know whether a number should go up or down, so the
-knowledge lives here, keyed by the same flat names the metrics write into the store. A metric
-the report does not know is still shown (in ``table.csv``) but never bolded or flagged: guessing
-a direction would risk calling an improvement a regression.
+Nothing here is kept by hand: labels, units, directions and the headline set come from the
+metric families' own :class:`~bench.metrics.family.MetricKey` declarations, keyed by the same
+flat names the metrics write into the store. A metric no family declares is still shown (in
+``table.csv``) but never bolded or flagged: guessing a direction would risk calling an
+improvement a regression.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from bench.metrics.family import MetricKey, all_keys, headline_keys
 
 LOWER = "lower"
 HIGHER = "higher"
@@ -34,61 +37,31 @@ class MetricInfo:
         return f"{self.label} {self.arrow}".strip()
 
 
-_KNOWN = [
-    MetricInfo("recon_mse", "Recon MSE", LOWER),
-    MetricInfo("recon_bce", "Recon BCE", LOWER, "nats"),
-    MetricInfo("psnr", "PSNR", HIGHER, "dB"),
-    MetricInfo("ssim", "SSIM", HIGHER),
-    MetricInfo("kl", "KL", LOWER, "nats"),
-    MetricInfo("elbo", "ELBO", HIGHER, "nats"),
-    MetricInfo("nll_iw", "NLL (IW)", LOWER, "nats"),
-    MetricInfo("active_units", "Active units", HIGHER),
-    MetricInfo("fid", "FID", LOWER),
-    MetricInfo("kid_mean", "KID", LOWER),
-    MetricInfo("kid_std", "KID std", None),
-    MetricInfo("precision", "Precision", HIGHER),
-    MetricInfo("recall", "Recall", HIGHER),
-    MetricInfo("density", "Density", HIGHER),
-    MetricInfo("coverage", "Coverage", HIGHER),
-    MetricInfo("sharpness_samples", "Sharpness", HIGHER),
-    MetricInfo("sharpness_recon", "Sharpness (recon)", HIGHER),
-    MetricInfo("train_samples_per_s", "Train samples/s", HIGHER),
-    MetricInfo("encode_samples_per_s", "Encode samples/s", HIGHER),
-    MetricInfo("decode_samples_per_s", "Decode samples/s", HIGHER),
-    MetricInfo("latency_ms_p50", "Latency p50", LOWER, "ms"),
-    MetricInfo("latency_ms_p95", "Latency p95", LOWER, "ms"),
-    MetricInfo("peak_mem_mb", "Peak memory", LOWER, "MB"),
-    # training history (phase epoch-k)
+#: the training history's curves (phase ``epoch-k``), which no metric family declares
+_HISTORY = (
     MetricInfo("test_loss", "Test loss", LOWER),
     MetricInfo("train_loss", "Train loss", LOWER),
-]
-# generation metrics computed on reconstructions instead of samples (``fid_recon``, ...)
-_KNOWN += [
-    MetricInfo(f"{m.name}_recon", f"{m.label} (recon)", m.better)
-    for m in _KNOWN
-    if m.name in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
-]
-METRICS: dict[str, MetricInfo] = {m.name: m for m in _KNOWN}
-
-#: The main table's columns, in the order the issue lists them.
-HEADLINE: tuple[str, ...] = (
-    "recon_mse",
-    "ssim",
-    "kl",
-    "nll_iw",
-    "fid",
-    "kid_mean",
-    "precision",
-    "recall",
-    "sharpness_samples",
-    "train_samples_per_s",
-    "peak_mem_mb",
 )
+
+
+def _from_key(key: MetricKey) -> MetricInfo:
+    better = {True: HIGHER, False: LOWER, None: None}[key.higher_is_better]
+    return MetricInfo(key.name, key.label, better, key.unit)
+
+
+def known() -> dict[str, MetricInfo]:
+    """Every key the registered metric families declare, plus the history curves."""
+    return {**{k: _from_key(key) for k, key in all_keys().items()}, **{m.name: m for m in _HISTORY}}
+
+
+def headline() -> tuple[str, ...]:
+    """The main table's columns (:func:`bench.metrics.family.headline_keys`)."""
+    return headline_keys()
 
 
 def info(name: str) -> MetricInfo:
     """The :class:`MetricInfo` for ``name``; an unknown metric gets its own name, no direction."""
-    return METRICS.get(name, MetricInfo(name, name, None))
+    return known().get(name, MetricInfo(name, name, None))
 
 
 def better(name: str) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bench.report.collect import ReportData
-from bench.report.columns import HEADLINE, HIGHER, LOWER, info
+from bench.report.columns import HIGHER, LOWER, headline, info
 
 MISSING = "–"
 
@@ -112,7 +112,7 @@ def best_rows(summary: pd.DataFrame, metric: str) -> set[int]:
 
 def build_table(data: ReportData, columns: Sequence[str] | None = None) -> Table:
     """The main table for ``data``: headline metrics that at least one run recorded."""
-    wanted = list(columns if columns is not None else HEADLINE)
+    wanted = list(columns if columns is not None else headline())
     shown = [m for m in wanted if m in data.runs and data.runs[m].notna().any()]
     extra = [m for m in data.metrics if m not in shown]
     summary = aggregate(data, shown + extra)

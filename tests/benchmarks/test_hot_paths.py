@@ -33,7 +33,7 @@ def test_train_step(benchmark, name, arch, small):
     idx = torch.arange(BATCH)
 
     def step():
-        return trainer._update(ImageData.batch(small.train_x, idx))
+        return trainer.train_step(ImageData.batch(small.train_x, idx))
 
     terms = benchmark(step)
     assert torch.isfinite(terms["loss"])

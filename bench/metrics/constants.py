@@ -1,0 +1,15 @@
+"""Constants of the metrics that light modules (the suite parser, the CLI's argument parser)
+need without importing the metric stack. Metric names, labels and directions are declared by
+the metric families themselves (:mod:`bench.metrics.family`, :mod:`bench.metrics.families`).
+"""
+
+from __future__ import annotations
+
+#: nearest neighbours of precision/recall and density/coverage (Kynkäänniemi et al. 2019: k = 5)
+K_NEAREST = 5
+
+
+def min_n_samples(k_nearest: int = K_NEAREST) -> int:
+    """Fewest generated (and real) images the generation metrics accept: a k-NN manifold needs
+    more than k points, and KID's subsets need a few more than that."""
+    return 2 * k_nearest + 2

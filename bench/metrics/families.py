@@ -1,0 +1,223 @@
+"""The built-in metric families, in evaluation and report order.
+
+Each is a :class:`~bench.metrics.family.MetricFamily`: its keys, its capability check, the
+options it reads and its computation. The numerical work lives in the modules named in each
+``compute`` (imported there, so declaring the families costs no torchmetrics import).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bench.metrics.context import EvalContext
+from bench.metrics.family import MetricFamily, MetricKey, register_family
+
+IW_SUBSET_SEED = 1234  #: fixed, so that every run's nll_iw is on the same test images
+
+
+@register_family
+class Reconstruction(MetricFamily):
+    """How well test images come back through encode → decode (torchmetrics PSNR/SSIM)."""
+
+    name = "reconstruction"
+    options = ("batch_size",)
+    keys = (
+        MetricKey("recon_mse", "Recon MSE", "reconstruction mean squared error per pixel, "
+                  "images in [0, 1]", False, headline=True),
+        MetricKey("recon_bce", "Recon BCE", "reconstruction Bernoulli cross-entropy per image",
+                  False, "nats"),
+        MetricKey("psnr", "PSNR", "peak signal-to-noise ratio of reconstructions, mean over "
+                  "images", True, "dB"),
+        MetricKey("ssim", "SSIM", "structural similarity of reconstructions, mean over images",
+                  True, headline=True),
+    )  # fmt: skip
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        return dict(ctx.reconstruction()[0])
+
+
+@register_family
+class Latent(MetricFamily):
+    """The encoder distribution: KL to the prior, ELBO, importance-weighted NLL (Burda et al.
+    2015, K samples on a fixed test subset) and active units."""
+
+    name = "latent"
+    options = ("seed", "iw_k", "iw_n", "batch_size")
+    keys = (
+        MetricKey("kl", "KL", "KL(q(z|x) ‖ p(z)) per test image", False, "nats", headline=True),
+        MetricKey("elbo", "ELBO", "evidence lower bound per test image", True, "nats"),
+        MetricKey("nll_iw", "NLL (IW)", "importance-weighted negative log-likelihood bound",
+                  False, "nats", headline=True),
+        MetricKey("active_units", "Active units", "latent units with Cov_x(E_q[z_u|x]) > 0.01 "
+                  "(Burda 2015)", True),
+    )  # fmt: skip
+
+    def applies_to(self, model: torch.nn.Module) -> bool:
+        return bool(getattr(model, "has_posterior", False))
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        from bench.metrics import latent
+
+        opts, test = ctx.options, ctx.test
+        gen = torch.Generator(device=ctx.device).manual_seed(opts.seed + 1)
+        post = ctx.on_device(ctx.model.posterior)
+        loglik = ctx.on_device(ctx.model.log_likelihood)
+        out: dict[str, float] = {}
+        out["kl"], out["elbo"] = latent.kl_elbo(post, loglik, test, opts.batch_size, gen)
+        order = torch.randperm(len(test), generator=torch.Generator().manual_seed(IW_SUBSET_SEED))
+        iw_images = test[order[: opts.iw_n]]
+        out["nll_iw"] = latent.nll_iw(post, loglik, iw_images, opts.iw_k, gen)
+        out["active_units"] = float(latent.active_units(post, test, batch_size=opts.batch_size))
+        ctx.meta["iw"] = {"k": opts.iw_k, "n": iw_images.shape[0], "subset_seed": IW_SUBSET_SEED}
+        return out
+
+
+_GENERATION = (
+    ("fid", "FID", "Fréchet distance to the test split in the backbone's feature space", False),
+    ("kid_mean", "KID", "kernel (cubic polynomial MMD²) distance to the test split, mean over "
+     "subsets", False),
+    ("kid_std", "KID std", "standard deviation of kid over subsets", None),
+    ("precision", "Precision", "share of generated images inside the real k-NN manifold "
+     "(Kynkäänniemi 2019)", True),
+    ("recall", "Recall", "share of real images inside the generated k-NN manifold "
+     "(Kynkäänniemi 2019)", True),
+    ("density", "Density", "mean number of real k-NN balls per generated image / k "
+     "(Naeem 2020)", True),
+    ("coverage", "Coverage", "share of real images whose k-NN ball holds a generated image "
+     "(Naeem 2020)", True),
+)  # fmt: skip
+_HEADLINE_GENERATION = ("fid", "kid_mean", "precision", "recall")
+
+
+@register_family
+class Generation(MetricFamily):
+    """Generated images (and, suffix ``_recon``, reconstructions) against the real test images
+    in one feature space: FID, KID, precision/recall, density/coverage."""
+
+    name = "generation"
+    options = ("n_samples", "backbone", "sampler", "seed", "k_nearest", "kid_subsets",
+               "kid_subset_size", "batch_size", "inception_weights")  # fmt: skip
+    keys = tuple(
+        MetricKey(n, label, text, better, headline=n in _HEADLINE_GENERATION)
+        for n, label, text, better in _GENERATION
+    ) + tuple(
+        MetricKey(f"{n}_recon", f"{label} (recon)", f"{text} — for reconstructions", better)
+        for n, label, text, better in _GENERATION
+    )
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        from bench.metrics import features
+        from bench.metrics.generation import generation_metrics
+
+        skip = self.unavailable(ctx)
+        if skip:
+            ctx.notes.append(skip)
+            return {}
+        opts = ctx.options
+        samples, recons = ctx.samples(), ctx.reconstructions()
+        weights = {"weights": opts.inception_weights} if opts.backbone == "inception" else {}
+        net = features.build(
+            opts.backbone, ctx.data, cache=opts.cache_dir, device=ctx.device, **weights
+        )
+        ctx.meta["backbone"] = {"name": opts.backbone, **getattr(net, "info", {})}
+        real_f = features.extract(net, ctx.real, opts.batch_size)
+        kw = dict(k=opts.k_nearest, kid_subsets=opts.kid_subsets,
+                  kid_subset_size=opts.kid_subset_size, seed=opts.seed)  # fmt: skip
+        out = generation_metrics(real_f, features.extract(net, samples), **kw)
+        recon_f = features.extract(net, recons, opts.batch_size)
+        out.update(generation_metrics(real_f, recon_f, suffix="_recon", **kw))
+        ctx.meta["kid_subset_size"] = min(
+            opts.kid_subset_size, max(2, min(ctx.n_real, ctx.n_samples) // 2)
+        )
+        return out
+
+    @staticmethod
+    def unavailable(ctx: EvalContext) -> str | None:
+        """Why the metrics cannot be measured here (a tiny or unlabelled image folder), as the
+        note that replaces them; None when they can."""
+        from bench.metrics import features
+
+        k = ctx.options.k_nearest
+        if ctx.n_real <= k:
+            return (
+                f"generation metrics skipped: the test split has {ctx.n_real} image(s) and the "
+                f"k-NN metrics need more than k = {k}"
+            )
+        if ctx.options.backbone == "domain" and not features.has_class_labels(ctx.data):
+            return (
+                "generation metrics skipped: the domain feature net needs class labels (2 or "
+                "more sub-folders of an image folder); use --backbone inception"
+            )
+        return None
+
+
+@register_family
+class Sharpness(MetricFamily):
+    """Blur, as a ratio to the real test images (1.0 = as sharp as the data; higher is
+    sharper): variance of the Laplacian and the high-frequency share of spectral energy."""
+
+    name = "sharpness"
+    options = ("n_samples", "sampler", "seed", "batch_size")
+    keys = (
+        MetricKey("sharpness_samples", "Sharpness", "Laplacian variance of samples / that of "
+                  "test images (1.0 = as sharp)", True, headline=True),
+        MetricKey("sharpness_recon", "Sharpness (recon)", "Laplacian variance of "
+                  "reconstructions / that of test images", True),
+        MetricKey("hf_energy_samples", "HF energy", "high-frequency spectral energy share of "
+                  "samples / that of test images", True),
+        MetricKey("hf_energy_recon", "HF energy (recon)", "high-frequency spectral energy "
+                  "share of reconstructions / of test images", True),
+    )  # fmt: skip
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        from bench.metrics import sharpness
+
+        samples, recons, real = ctx.samples(), ctx.reconstructions(), ctx.real_images()
+        ctx.meta["hf_cutoff"] = sharpness.HF_CUTOFF
+        return {
+            "sharpness_samples": sharpness.sharpness_ratio(samples, real),
+            "sharpness_recon": sharpness.sharpness_ratio(recons, real),
+            "hf_energy_samples": sharpness.high_frequency_ratio(samples, real),
+            "hf_energy_recon": sharpness.high_frequency_ratio(recons, real),
+        }
+
+
+@register_family
+class Speed(MetricFamily):
+    """Throughput, latency and peak memory, timed on this machine (``meta`` says which)."""
+
+    name = "speed"
+    options = ("train_batch_size",)
+    needs_grad = True
+    keys = (
+        MetricKey("train_samples_per_s", "Train samples/s", "training throughput, steady state "
+                  "after warm-up", True, headline=True),
+        MetricKey("encode_samples_per_s", "Encode samples/s", "encoder throughput at batch 256",
+                  True),
+        MetricKey("decode_samples_per_s", "Decode samples/s", "decoder throughput at batch 256",
+                  True),
+        MetricKey("latency_ms_p50", "Latency p50", "median wall time of one reconstruction "
+                  "call", False, "ms"),
+        MetricKey("latency_ms_p95", "Latency p95", "95th percentile wall time of one "
+                  "reconstruction call", False, "ms"),
+        MetricKey("peak_mem_mb", "Peak memory", "peak tensor memory of one training step above "
+                  "the resting model", False, "MB", headline=True),
+    )  # fmt: skip
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        from bench.data import ImageData
+        from bench.metrics import speed
+        from bench.metrics.evaluation import trainer_step
+
+        model, opts = ctx.model, ctx.options
+        step = ctx.train_step or trainer_step(model, ctx.data, opts.train_batch_size)
+        values, ctx.meta["speed"] = speed.speed_metrics(
+            model.encode,
+            model.decode,
+            model.reconstruct,
+            ImageData.batch(ctx.data.train_x.cpu(), slice(0, 4096)),
+            ctx.device,
+            train_step=step,
+            train_batch_size=opts.train_batch_size,
+        )
+        return values

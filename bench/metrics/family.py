@@ -1,0 +1,102 @@
+"""A metric family: the one object that says what a group of metrics is and how it is computed.
+
+In the spirit of torchmetrics' ``Metric`` (each metric carries its own ``higher_is_better``) and
+timm's registry: a family declares
+
+* its **keys** (:class:`MetricKey`): the flat name used everywhere — ``metrics.json``, the
+  store, the report's columns — with a display label, unit, better direction and whether it
+  belongs in the report's headline table;
+* which models it **applies to** (:meth:`MetricFamily.applies_to`, a capability check on the
+  model, never a list of model names);
+* the **options** it reads (names of :class:`~bench.metrics.evaluation.MetricOptions` fields,
+  so a stored result can say which options produced it);
+* how it **computes** its numbers from an :class:`~bench.metrics.context.EvalContext`, which
+  hands out only tensors and the model's public API.
+
+``evaluate()`` loops over :data:`FAMILIES`; the report, the store and the suite parser read the
+same declarations, so adding a metric is one file plus ``@register_family``. Third-party
+families register through the entry-point group ``aebench.metrics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bench.registry import Registry
+
+if TYPE_CHECKING:
+    from bench.metrics.context import EvalContext
+
+
+@dataclass(frozen=True)
+class MetricKey:
+    """One flat metric: its name, how a reader sees it, and which way is better."""
+
+    name: str
+    label: str
+    description: str
+    #: True: higher is better; False: lower is better; None: neither (a spread, a count)
+    higher_is_better: bool | None
+    unit: str = ""
+    headline: bool = False  #: a column of the report's main table
+
+
+class MetricFamily:
+    """Base class of a metric family; subclass it, set the class attributes, implement
+    :meth:`compute`, and decorate the class with :func:`register_family`."""
+
+    name: ClassVar[str]
+    keys: ClassVar[tuple[MetricKey, ...]]
+    #: the :class:`~bench.metrics.evaluation.MetricOptions` fields its numbers depend on
+    options: ClassVar[tuple[str, ...]] = ()
+    #: compute runs with autograd on (it trains, e.g. to time a step); else under no_grad
+    needs_grad: ClassVar[bool] = False
+
+    def applies_to(self, model: Any) -> bool:
+        """Whether this family can measure ``model`` (by capability: ``has_posterior``, …)."""
+        return True
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        """The family's metrics for the model in ``ctx``: a subset of :attr:`keys` by name."""
+        raise NotImplementedError
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(k.name for k in self.keys)
+
+
+#: family name → family, in registration (= evaluation and report) order
+FAMILIES: Registry[MetricFamily] = Registry(
+    "metric family",
+    "aebench.metrics",
+    from_entry_point=lambda obj: obj() if isinstance(obj, type) else obj,
+)
+
+
+def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
+    """Class decorator: register one instance of ``cls`` under ``cls.name``."""
+    taken = {k for _, f in FAMILIES.items() for k in f.key_names if f.name != cls.name}
+    clash = sorted(taken & {k.name for k in cls.keys})
+    if clash:
+        raise ValueError(f"metric family {cls.name!r}: key {clash[0]!r} is declared twice")
+    FAMILIES.register(cls.name, cls())
+    return cls
+
+
+def all_keys() -> dict[str, MetricKey]:
+    """Every declared key of every registered family, by name, in family order."""
+    from bench.metrics import families as _builtin  # noqa: F401  (registers the built-ins)
+
+    return {k.name: k for _, family in FAMILIES.items() for k in family.keys}
+
+
+def family_names() -> tuple[str, ...]:
+    from bench.metrics import families as _builtin  # noqa: F401
+
+    return tuple(name for name, _ in FAMILIES.items())
+
+
+def headline_keys() -> tuple[str, ...]:
+    """The report's main-table columns: keys the families mark ``headline``, in family order."""
+    return tuple(k for k, key in all_keys().items() if key.headline)
