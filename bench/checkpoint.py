@@ -62,7 +62,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         raise UsageError(f"{path} is not an aebench checkpoint (no aebench metadata)")
     try:
         meta = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # bad JSON, over-deep nesting, huge integer literals
         raise UsageError(f"checkpoint {path} has corrupt metadata") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
@@ -119,7 +119,8 @@ def capture_state(
 
 
 def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    """A whole number from 0 to 2**62 (a step, an epoch, a position)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62
 
 
 def _python_rng(text: Any) -> tuple[Any, ...]:
@@ -165,7 +166,7 @@ def _check_settings(stored: Any, current: dict[str, Any], path: Path) -> None:
         was, now = stored.get(key), current.get(key)
         if key == "epochs" and _count(was) and _count(now) and now >= was:
             continue
-        if was != now:
+        if json.dumps(was) != json.dumps(now):  # by JSON, so 0.0 is not taken for 0
             hint = " (--epochs may only grow)" if key == "epochs" else ""
             raise UsageError(
                 f"checkpoint {path} was taken with {key}={was!r}, this run asks for "
@@ -189,15 +190,19 @@ def restore_state(
                 f"checkpoint {path} belongs to another run ({key} differs: "
                 f"{meta.get(key)!r} vs {mine[key]!r})"
             )
-    _check_settings(meta.get("train"), mine["train"], path)
     try:
+        _check_settings(meta.get("train"), mine["train"], path)
         py_state = _python_rng(meta.get("py_random"))
         np_state = _numpy_rng(meta.get("np_random"))
         step, epochs_done, history = meta.get("step"), meta.get("epochs_done"), meta.get("history")
         if not (_count(step) and _count(epochs_done)):
             raise ValueError("step and epochs_done must be whole numbers >= 0")
-        if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
-            raise ValueError("history is not a list of epoch records")
+        if epochs_done > meta["train"].get("epochs", 0) or epochs_done > step:
+            raise ValueError(f"epochs_done={epochs_done} is more than the run trained")
+        if not isinstance(history, list) or [
+            h.get("epoch") if isinstance(h, dict) else None for h in history
+        ] != list(range(1, epochs_done + 1)):
+            raise ValueError("history is not one record per finished epoch (1, 2, ...)")
         groups = meta.get("optim_groups")
         if not isinstance(groups, list) or len(groups) != len(trainer.optimizers):
             raise ValueError(f"optim_groups must list {len(trainer.optimizers)} optimizer(s)")
@@ -215,6 +220,8 @@ def restore_state(
                     pid, name = k[len(prefix) :].split(".", 1)
                     per_param.setdefault(int(pid), {})[name] = v
             opt.load_state_dict({"state": per_param, "param_groups": groups[i]})
+    except UsageError:
+        raise
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError, SyntaxError) as err:
         detail = " ".join(str(err).split())[:200] or type(err).__name__
         raise UsageError(

@@ -152,6 +152,16 @@ def _edit(meta, tensors, edit):
         meta["history"] = 7
     elif edit == "in_epoch names a missing term":
         meta["in_epoch"] = {"epoch": 2, "start": 64, "seen": 64, "terms": ["nope"]}
+    elif edit == "train is null":
+        meta["train"] = None
+    elif edit == "step is huge":
+        meta["step"] = 2**70
+    elif edit == "epochs_done beyond the run":
+        meta["epochs_done"] = 60
+    elif edit == "history epoch is text":
+        meta["history"][0]["epoch"] = "a"
+    elif edit == "seed is a float":
+        meta["train"]["seed"] = 3.0
 
 
 @pytest.mark.parametrize(
@@ -164,6 +174,11 @@ def _edit(meta, tensors, edit):
         "rng.torch removed",
         "history is a number",
         "in_epoch names a missing term",
+        "train is null",
+        "step is huge",
+        "epochs_done beyond the run",
+        "history epoch is text",
+        "seed is a float",
     ],
 )
 def test_checkpoint_with_edited_metadata_is_one_line(tmp_path, capsys, edit):
@@ -175,6 +190,28 @@ def test_checkpoint_with_edited_metadata_is_one_line(tmp_path, capsys, edit):
     before = file_hashes(out)
     line = one_line_error(capsys, [*RESUME, "--epochs", "3", "--out", str(out)])
     assert "checkpoint" in line
+    assert file_hashes(out) == before
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000 + "]" * 100_000, '{"format": 1' + "0" * 5000 + "}", "not json"]
+)
+def test_checkpoint_with_unparseable_metadata_is_one_line(tmp_path, capsys, text):
+    from safetensors.torch import load_file, save_file
+
+    out = _checkpointed_run(tmp_path)
+    path = out / "checkpoint.safetensors"
+    save_file(load_file(str(path)), str(path), metadata={"aebench": text})
+    before = file_hashes(out)
+    line = one_line_error(capsys, [*RESUME, "--epochs", "3", "--out", str(out)])
+    assert "corrupt metadata" in line
+    assert file_hashes(out) == before
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path, capsys):
+    out = _checkpointed_run(tmp_path)
+    before = file_hashes(out)
+    one_line_error(capsys, [*RESUME, "--epochs", "3", "--overwrite", "--out", str(out)])
     assert file_hashes(out) == before
 
 

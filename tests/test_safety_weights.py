@@ -140,3 +140,23 @@ def test_a_corrupt_or_hostile_domain_cache_entry_is_retrained(mnist5k, tmp_path,
     again = features.build("domain", data, cache=cache)
     assert again.info["cached"] is True  # the rewritten entry is read back
     assert not list(path.parent.glob("*.tmp"))
+
+
+@needs_inception
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_inception_weights_that_are_not_finite_are_one_line(folders, tmp_path, capsys, value):
+    """NaN weights used to reach the FID's matrix square root and crash MKL (SIGSEGV)."""
+    from safetensors.torch import save_file
+
+    state, _ = features.inception_weights(tmp_path / "cache")
+    bad = tmp_path / "bad.safetensors"
+    save_file({k: torch.full_like(v, value) if v.is_floating_point() else v
+               for k, v in state.items()}, str(bad))  # fmt: skip
+    line = one_line_error(
+        capsys, ["fid", str(folders[0]), str(folders[1]), "--inception-weights", str(bad)]
+    )
+    assert "NaN or infinite" in line
+
+
+def test_an_empty_inception_weights_path_is_one_line(folders, capsys):
+    one_line_error(capsys, ["fid", str(folders[0]), str(folders[1]), "--inception-weights", ""])

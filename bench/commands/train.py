@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     )
     train.validate()
     options = dict(parse_option(o) for o in args.option)
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other: continue, or start again")
     spec = RunSpec(
         model=args.model,
         dataset=args.dataset,

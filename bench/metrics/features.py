@@ -87,7 +87,13 @@ def extract(net: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torc
     for start in range(0, images.shape[0], batch_size):
         x = images[start : start + batch_size]
         x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
-        out.append(net(x.to(device)).double().cpu())
+        f = net(x.to(device)).double().cpu()
+        if not torch.isfinite(f).all():
+            raise UsageError(
+                "the feature backbone gave NaN or infinite features (damaged weights, or images "
+                "that are not finite)"
+            )
+        out.append(f)
     if not out:
         return torch.empty(0, getattr(net, "num_features", 0), dtype=torch.float64)
     return torch.cat(out)
@@ -329,12 +335,15 @@ def inception_weights(
     given here is refused in one line and nothing in it runs. A damaged converted copy is a
     cache miss and is converted again.
     """
-    given = weights or os.environ.get(INCEPTION_WEIGHTS_ENV)
-    if given:
-        return read_state_dict(given, "InceptionV3 weights file")[0], Path(given)
+    given = weights if weights is not None else os.environ.get(INCEPTION_WEIGHTS_ENV)
+    if given is not None and str(given) != "":
+        return _finite(read_state_dict(given, "InceptionV3 weights file")[0], given), Path(given)
+    if weights is not None:
+        raise UsageError("--inception-weights is empty; give a file, or leave it out")
     fidelity = Path(torch.hub.get_dir()) / "checkpoints" / FIDELITY_WEIGHTS
     if fidelity.is_file():
-        return read_state_dict(fidelity, "InceptionV3 weights file")[0], fidelity
+        state = read_state_dict(fidelity, "InceptionV3 weights file")[0]
+        return _finite(state, fidelity), fidelity
     converted = cache / "inception" / CONVERTED_NAME
     if converted.is_file():
         try:
@@ -347,6 +356,20 @@ def inception_weights(
     state = convert_fid_helper(source)
     write_state_dict(converted, state)
     return state, converted
+
+
+def _finite(
+    state: dict[str, torch.Tensor], path: str | os.PathLike[str]
+) -> dict[str, torch.Tensor]:
+    """``state``, refused in one line if a float tensor holds NaN or infinity (such weights
+    give NaN features, which the FID's matrix square root cannot take)."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise UsageError(
+            f"InceptionV3 weights file {path} holds NaN or infinite values in {len(bad)} "
+            f"tensors (first: {bad[0]})"
+        )
+    return state
 
 
 class InceptionFeatures(nn.Module):
