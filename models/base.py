@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.distributions import Distribution
 
 
 @dataclass
@@ -62,10 +63,15 @@ class GenerativeAutoencoder(nn.Module):
     """
 
     latent_dim: int
-    #: True when the model has an approximate posterior q(z|x) (enables KL/ELBO/IW-NLL metrics).
+    #: True when the model has an approximate posterior q(z|x) and a prior p(z) (enables the
+    #: KL/ELBO/IW-NLL metrics through :meth:`posterior`, :meth:`prior`, :meth:`log_likelihood`).
     has_posterior: bool = False
     #: True when sampling needs a code distribution fitted after training (see :meth:`fit_prior`).
     fits_prior: bool = False
+    #: the sampler generation metrics use unless told otherwise (``bench.metrics.samplers``)
+    default_sampler: ClassVar[str] = "gaussian"
+    #: every sampler the model is meant to be evaluated with, the default first
+    samplers: ClassVar[tuple[str, ...]] = ("gaussian", "gmm")
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
@@ -97,9 +103,14 @@ class GenerativeAutoencoder(nn.Module):
         raise NotImplementedError
 
     # -- optional capabilities ---------------------------------------------------------------
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of q(z|x); only for models with ``has_posterior``."""
+    def posterior(self, x: torch.Tensor) -> Distribution:
+        """q(z|x) as a ``torch.distributions`` object (batch shape (N,), event shape
+        (latent_dim,)); only for models with ``has_posterior``."""
         raise NotImplementedError(f"{type(self).__name__} has no approximate posterior")
+
+    def prior(self) -> Distribution:
+        """p(z) as a ``torch.distributions`` object; only for models with ``has_posterior``."""
+        raise NotImplementedError(f"{type(self).__name__} has no prior")
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image, in nats; only for models with ``has_posterior``."""

@@ -36,7 +36,7 @@ class EvalContext:
         self.train_step = train_step
         self.device = next(iter(model.parameters())).device
         self.has_posterior = bool(getattr(model, "has_posterior", False))
-        self.sampler = options.sampler or ("prior" if self.has_posterior else "gaussian")
+        self.sampler = options.sampler or getattr(model, "default_sampler", "gaussian")
         self.n_samples = options.resolved_n_samples(self.device)
         self.test = data.test_x.cpu()  #: the whole test split, uint8
         self.n_real = min(self.n_samples, self.test.shape[0])

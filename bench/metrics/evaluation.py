@@ -1,12 +1,12 @@
 """``evaluate(model, data, options)``: every registered metric family for one trained model.
 
 The model is used only through ``encode``, ``decode``, ``reconstruct``, ``sample(n, generator)``,
-``posterior``, ``log_likelihood`` and the flag ``has_posterior``, so a plugin model that honours
-that contract is measured exactly like the built-in ones. ``evaluate`` loops over
-:data:`bench.metrics.family.FAMILIES`; each family that applies to the model computes its keys
-from a shared :class:`~bench.metrics.context.EvalContext`. The result is a flat
-``dict[str, float]`` keyed by the families' declared names, plus a ``meta`` dict saying how the
-numbers were made (backbone and its accuracy, sampler, sizes, device, threads).
+``posterior``, ``prior``, ``log_likelihood``, ``default_sampler`` and the flag ``has_posterior``,
+so a plugin model that honours that contract is measured exactly like the built-in ones.
+``evaluate`` loops over :data:`bench.metrics.family.FAMILIES`; each family that applies to the
+model computes its keys from a shared :class:`~bench.metrics.context.EvalContext`. The result
+is a flat ``dict[str, float]`` keyed by the families' declared names, plus a ``meta`` dict
+saying how the numbers were made (backbone and its accuracy, sampler, sizes, device, threads).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class MetricOptions:
     """How to evaluate; validated on construction (bad values are a :class:`UsageError`).
 
     ``n_samples`` None picks a default (10,000; 500 for ``inception`` on a CPU); the real set is
-    the first ``min(n_samples, test size)`` test images. ``sampler`` None picks ``prior`` for
-    models with a posterior and ``gaussian`` otherwise.
+    the first ``min(n_samples, test size)`` test images. ``sampler`` None picks the model's own
+    ``default_sampler`` (``prior`` for the VAEs, ``gaussian`` for the AE).
     """
 
     n_samples: int | None = None

@@ -60,13 +60,13 @@ class Latent(MetricFamily):
 
         opts, test = ctx.options, ctx.test
         gen = torch.Generator(device=ctx.device).manual_seed(opts.seed + 1)
-        post = ctx.on_device(ctx.model.posterior)
+        post, prior = ctx.on_device(ctx.model.posterior), ctx.model.prior()
         loglik = ctx.on_device(ctx.model.log_likelihood)
         out: dict[str, float] = {}
-        out["kl"], out["elbo"] = latent.kl_elbo(post, loglik, test, opts.batch_size, gen)
+        out["kl"], out["elbo"] = latent.kl_elbo(post, prior, loglik, test, opts.batch_size, gen)
         order = torch.randperm(len(test), generator=torch.Generator().manual_seed(IW_SUBSET_SEED))
         iw_images = test[order[: opts.iw_n]]
-        out["nll_iw"] = latent.nll_iw(post, loglik, iw_images, opts.iw_k, gen)
+        out["nll_iw"] = latent.nll_iw(post, prior, loglik, iw_images, opts.iw_k, gen)
         out["active_units"] = float(latent.active_units(post, test, batch_size=opts.batch_size))
         ctx.meta["iw"] = {"k": opts.iw_k, "n": iw_images.shape[0], "subset_seed": IW_SUBSET_SEED}
         return out

@@ -1,16 +1,22 @@
-"""Latent-space metrics for models with an approximate posterior q(z|x) = N(mu, diag(exp(logvar))).
+"""Latent-space metrics for models with an approximate posterior q(z|x) and a prior p(z).
 
-They take two callables rather than a model, so any model that can say ``posterior(x) ->
-(mu, logvar)`` and ``log_likelihood(x, z) -> log p(x|z)`` per image is measured the same way:
+They take callables and distributions rather than a model, so any model that can say
+``posterior(x) -> torch.distributions.Distribution`` (batch shape (N,), event shape (d,)),
+``prior() -> Distribution`` and ``log_likelihood(x, z) -> log p(x|z)`` per image is measured the
+same way — a diagonal Gaussian VAE, a flow posterior or a mixture prior alike:
 
-* ``kl``  — KL(q(z|x) ‖ N(0, I)) in nats per image (closed form);
-* ``elbo`` — E_q[log p(x|z)] − KL, one reparameterised sample per image;
+* ``kl``  — KL(q(z|x) ‖ p(z)) in nats per image: closed form where torch.distributions has one
+  registered (aebench's diagonal Gaussian to N(0, I) uses the models' own formula), else a
+  one-sample Monte Carlo estimate;
+* ``elbo`` — E_q[log p(x|z)] − KL, one sample per image;
 * ``nll_iw`` — the importance-weighted bound of Burda et al. 2015 with K samples: a tighter
   upper bound on −log p(x) than −ELBO, never looser (NLL_iw(K) ≤ NLL_iw(1) = −ELBO in
   expectation, and non-increasing in K);
 * ``active_units`` — Burda et al. 2015: units u with Cov_x(E_q[z_u | x]) > 0.01.
 
-Models without a posterior get none of these keys (absent, not 0): a 0 would read as a result.
+Samples are drawn under a forked RNG seeded from the caller's generator, so every number is
+fixed by the evaluation seed and the training RNG stream is never touched. Models without a
+posterior get none of these keys (absent, not 0): a 0 would read as a result.
 """
 
 from __future__ import annotations
@@ -19,29 +25,38 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch.distributions import Distribution, kl_divergence
 
 from bench.data import ImageData
 
-Posterior = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Posterior = Callable[[torch.Tensor], Distribution]
 LogLikelihood = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-LOG_2PI = math.log(2 * math.pi)
 ACTIVE_THRESHOLD = 0.01
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) ‖ N(0, I)) per row, in nats."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+def _draw(dist: Distribution, shape: tuple[int, ...], gen: torch.Generator | None) -> torch.Tensor:
+    """``dist.sample(shape)`` with its randomness taken from ``gen`` (a seed drawn from it
+    drives a forked RNG), so the draw is reproducible and the global RNG is left alone."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device if gen else None))
+    device = dist.mean.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return dist.sample(shape)
 
 
-def _randn(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    where = gen.device if gen is not None else like.device
-    return torch.randn(shape, generator=gen, device=where, dtype=like.dtype).to(like.device)
+def kl_per_image(q: Distribution, p: Distribution, z: torch.Tensor) -> torch.Tensor:
+    """KL(q ‖ p) per image: the registered closed form, else log q(z) − log p(z) at ``z``."""
+    try:
+        return kl_divergence(q, p)
+    except NotImplementedError:
+        return q.log_prob(z) - p.log_prob(z)
 
 
 @torch.no_grad()
 def kl_elbo(
     posterior: Posterior,
+    prior: Distribution,
     log_likelihood: LogLikelihood,
     images: torch.Tensor,
     batch_size: int = 500,
@@ -51,9 +66,9 @@ def kl_elbo(
     kl_sum = elbo_sum = 0.0
     for start in range(0, images.shape[0], batch_size):
         x = ImageData.batch(images, slice(start, start + batch_size))
-        mu, logvar = posterior(x)
-        z = mu + _randn(tuple(mu.shape), mu, generator) * (0.5 * logvar).exp()
-        kl = gaussian_kl(mu, logvar)
+        q = posterior(x)
+        z = _draw(q, (), generator)
+        kl = kl_per_image(q, prior, z)
         kl_sum += float(kl.double().sum())
         elbo_sum += float((log_likelihood(x, z) - kl).double().sum())
     n = max(images.shape[0], 1)
@@ -63,6 +78,7 @@ def kl_elbo(
 @torch.no_grad()
 def nll_iw(
     posterior: Posterior,
+    prior: Distribution,
     log_likelihood: LogLikelihood,
     images: torch.Tensor,
     k: int = 500,
@@ -83,19 +99,15 @@ def nll_iw(
     for start in range(0, n, imgs_per_chunk):
         x = ImageData.batch(images, slice(start, start + imgs_per_chunk))
         b = x.shape[0]
-        mu, logvar = posterior(x)
-        std = (0.5 * logvar).exp()
-        log_w = torch.empty(k, b, dtype=torch.float64, device=mu.device)
+        q = posterior(x)
+        log_w = torch.empty(k, b, dtype=torch.float64, device=x.device)
         k_per_call = max(1, max_rows // b)
         for k0 in range(0, k, k_per_call):
             kk = min(k_per_call, k - k0)
-            eps = _randn((kk, *mu.shape), mu, generator)
-            z = mu + eps * std  # (kk, b, d)
-            log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)
-            log_p = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+            z = _draw(q, (kk,), generator)  # (kk, b, d)
             xs = x.unsqueeze(0).expand(kk, *x.shape).reshape(kk * b, *x.shape[1:])
             log_px = log_likelihood(xs, z.reshape(kk * b, -1)).view(kk, b)
-            log_w[k0 : k0 + kk] = (log_px + log_p - log_q).double()
+            log_w[k0 : k0 + kk] = (log_px + prior.log_prob(z) - q.log_prob(z)).double()
         log_px_hat = torch.logsumexp(log_w, 0) - math.log(k)
         total += float(-log_px_hat.sum())
     return total / max(n, 1)
@@ -113,7 +125,7 @@ def active_units(
     means = []
     for start in range(0, images.shape[0], batch_size):
         x = ImageData.batch(images, slice(start, start + batch_size))
-        means.append(posterior(x)[0].double().cpu())
+        means.append(posterior(x).mean.double().cpu())
     mu = torch.cat(means)
     if mu.shape[0] < 2:
         return 0

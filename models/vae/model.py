@@ -15,19 +15,17 @@ from torch import nn
 
 from models.backbones import build_decoder, build_encoder
 from models.base import GenerativeAutoencoder, Phase, recon_nll
+from models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
 from models.registry import register
 from models.vae.config import VAEConfig
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) ‖ N(0, I)) per row, in nats."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
 
 
 @register("vae")
 @register("beta-vae", beta=4.0)
 class VAE(GenerativeAutoencoder):
     has_posterior = True
+    default_sampler = "prior"
+    samplers = ("prior", "gmm")
     _name = "vae"
 
     def __init__(
@@ -44,12 +42,19 @@ class VAE(GenerativeAutoencoder):
             cfg.arch, cfg.image_shape, cfg.latent_dim, cfg.width, cfg.hidden
         )
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the diagonal Gaussian q(z|x), as the encoder outputs them."""
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar
 
+    def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
+        return DiagonalGaussian(*self.moments(x))
+
+    def prior(self) -> StandardNormal:
+        return StandardNormal(self.latent_dim, self.device)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x)[0]
+        return self.moments(x)[0]
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
@@ -58,10 +63,10 @@ class VAE(GenerativeAutoencoder):
         return -recon_nll(self.decode_logits(z), x, self.cfg.recon, self.cfg.sigma)
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        mu, logvar = self.posterior(x)
+        mu, logvar = self.moments(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         recon = recon_nll(self.decode_logits(z), x, self.cfg.recon, self.cfg.sigma).mean()
-        kl = gaussian_kl(mu, logvar).mean()
+        kl = kl_to_standard_normal(mu, logvar).mean()
         return {"loss": recon + self.cfg.beta * kl, "recon": recon, "kl": kl}
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

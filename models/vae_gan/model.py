@@ -57,8 +57,9 @@ from torch.nn.functional import binary_cross_entropy_with_logits as bce_logits
 
 from models.backbones import build_decoder, build_discriminator, build_encoder
 from models.base import Phase, recon_nll
+from models.gaussian import kl_to_standard_normal
 from models.registry import register
-from models.vae.model import VAE, gaussian_kl
+from models.vae.model import VAE
 from models.vae_gan.config import VAEGANConfig
 
 
@@ -93,13 +94,13 @@ class VAEGAN(VAE):
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        mu, logvar = self.posterior(x)
+        mu, logvar = self.moments(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         logits = self.decode_logits(z)
         x_rec = torch.sigmoid(logits)
         x_gen = self.decode(torch.randn_like(mu))
 
-        kl = gaussian_kl(mu, logvar).mean()
+        kl = kl_to_standard_normal(mu, logvar).mean()
         pixel = recon_nll(logits, x, cfg.recon, cfg.sigma).mean()
 
         n = x.shape[0]
