@@ -43,360 +43,48 @@ Typical runner use::
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
-import json
 import math
 import os
-import platform
 import socket
 import sqlite3
-import subprocess
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import UsageError
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from bench.suite import RunConfig
-
-DEFAULT_STORE = Path("runs") / "aebench.sqlite"
-STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 1
-#: Written into the SQLite header (offset 68) so a foreign database is recognised without
-#: opening it through SQLite at all. ASCII "AEB1".
-APPLICATION_ID = 0x41454231
-STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "diverged", "interrupted")
-FINAL_STATUSES: tuple[str, ...] = ("done", "failed", "diverged", "interrupted")
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    config_hash     TEXT NOT NULL,
-    run_name        TEXT NOT NULL,
-    suite           TEXT NOT NULL,
-    config          TEXT NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
-    error           TEXT,
-    git_commit      TEXT,
-    aebench_version TEXT,
-    torch_version   TEXT,
-    python_version  TEXT,
-    device          TEXT,
-    threads         INTEGER,
-    host            TEXT,
-    pid             INTEGER,
-    started_at      TEXT,
-    ended_at        TEXT,
-    artifacts       TEXT,
-    UNIQUE (suite, config_hash)
-);
-CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    name   TEXT NOT NULL,
-    value  REAL,
-    phase  TEXT NOT NULL DEFAULT 'final',
-    PRIMARY KEY (run_id, phase, name)
-);
-"""
-_REQUIRED_COLUMNS = {
-    "meta": {"key", "value"},
-    "runs": {"id", "config_hash", "run_name", "suite", "config", "status", "error"},
-    "metrics": {"run_id", "name", "value", "phase"},
-}
-_ENV_COLUMNS = (
-    "git_commit",
-    "aebench_version",
-    "torch_version",
-    "python_version",
-    "device",
-    "threads",
-    "host",
-    "pid",
+from bench.store_files import (
+    _check_header,
+    _connect,
+    _connect_reader,
+    _create,
+    _inspect,
+    _probe_uri,
+    refuse_output_onto_store,
+)
+from bench.store_queries import StoreQueries, non_numeric_note
+from bench.store_schema import (
+    _ENV_COLUMNS,
+    APPLICATION_ID,
+    DEFAULT_STORE,
+    FINAL_STATUSES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    STATUSES,
+    _now,
+    default_store_path,
+    environment,
+    git_commit,
 )
 
-#: Schema migrations: ``MIGRATIONS[v]`` upgrades a store from version ``v`` to ``v + 1``. Each
-#: runs inside the transaction that also bumps ``schema_version``, so a failed migration leaves
-#: the store at its old version. (Empty while the schema is at version 1.)
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
-
-
-def default_store_path() -> Path:
-    """``$AEBENCH_STORE`` if set, else ``runs/aebench.sqlite`` (relative to the cwd)."""
-    env = os.environ.get(STORE_ENV)
-    return Path(env) if env else DEFAULT_STORE
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def _ro_uri(path: Path) -> str:
-    # as_uri() percent-encodes '?', '#', '%' and spaces, which would otherwise break the URI.
-    return path.absolute().as_uri() + "?mode=ro"
-
-
-# --------------------------------------------------------------------------------------------
-# Environment
-# --------------------------------------------------------------------------------------------
-def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
-    """The checked-out commit of the aebench source tree (or ``cwd``), or None outside git."""
-    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and commit else None
-
-
-def environment(device: str | None = None) -> dict[str, Any]:
-    """What a run's numbers depend on besides its config, recorded beside every run.
-
-    Keys: ``git_commit`` (None outside git), ``aebench_version``, ``torch_version``,
-    ``python_version``, ``device`` (as given, else ``cuda`` if available else ``cpu``),
-    ``threads`` (torch intra-op threads), ``host``, ``pid``.
-    """
-    from bench import __version__
-
-    try:
-        import torch
-
-        torch_version: str | None = str(torch.__version__)
-        threads: int | None = int(torch.get_num_threads())
-        if device is None or device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        torch_version, threads = None, None
-        device = device or "cpu"
-    return {
-        "git_commit": git_commit(),
-        "aebench_version": __version__,
-        "torch_version": torch_version,
-        "python_version": platform.python_version(),
-        "device": device,
-        "threads": threads,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Checking a file before touching it
-# --------------------------------------------------------------------------------------------
-def _check_header(path: Path) -> None:
-    """Refuse anything that is not an SQLite file made by aebench, by reading bytes only."""
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(100)
-            size = os.fstat(fh.fileno()).st_size
-    except IsADirectoryError:
-        raise UsageError(f"store {path} is a directory, not an aebench store") from None
-    except OSError as err:
-        raise UsageError(f"cannot read store {path}: {err.strerror or err}") from None
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        what = "empty" if size == 0 else "not an SQLite database (or truncated)"
-        raise UsageError(f"{path} is {what}, not an aebench store; refusing to touch it")
-    app_id = int.from_bytes(header[68:72], "big")
-    if app_id != APPLICATION_ID:
-        raise UsageError(
-            f"{path} is an SQLite database but not an aebench store "
-            f"(application_id {app_id:#x}); refusing to touch it"
-        )
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    n_pages = int.from_bytes(header[28:32], "big")
-    change = header[24:28]
-    valid_for = header[92:96]
-    if change == valid_for and n_pages and size < n_pages * page_size:
-        raise UsageError(
-            f"store {path} is truncated ({size} bytes, its header says {n_pages * page_size}); "
-            "refusing to touch it"
-        )
-
-
-def _inspect(conn: sqlite3.Connection, path: Path) -> int:
-    """Schema checks on a read-only connection; returns the store's schema version."""
-    try:
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
-        if problems != ["ok"]:
-            detail = " ".join(str(problems[0]).split())[:120]
-            raise UsageError(f"store {path} is corrupt ({detail}); refusing to touch it")
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        for table, needed in _REQUIRED_COLUMNS.items():
-            if table not in tables:
-                raise UsageError(f"store {path} has no {table!r} table: not an aebench store")
-            cols = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-            if not needed <= cols:
-                missing = ", ".join(sorted(needed - cols))
-                raise UsageError(f"store {path}: table {table!r} lacks columns {missing}")
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.OperationalError as err:
-        if Path(f"{path}-wal").exists():
-            raise _unusable_wal(path, err) from None
-        raise UsageError(f"store {path} is unreadable ({err}); refusing to touch it") from None
-    except sqlite3.DatabaseError as err:
-        raise UsageError(
-            f"store {path} is corrupt or unreadable ({err}); refusing to touch it"
-        ) from None
-    if meta.get("created_by") != "aebench":
-        raise UsageError(f"{path} was not created by aebench (meta.created_by missing)")
-    try:
-        version = int(meta["schema_version"])
-    except (KeyError, ValueError):
-        raise UsageError(f"store {path} has no valid schema_version") from None
-    if version > SCHEMA_VERSION:
-        raise UsageError(
-            f"store {path} was written by a newer aebench (schema {version}; this version reads "
-            f"up to {SCHEMA_VERSION}): upgrade aebench"
-        )
-    if version < 1:
-        raise UsageError(f"store {path} has an invalid schema_version {version}")
-    return version
-
-
-def _probe_uri(path: Path) -> str:
-    """A URI for inspecting ``path`` that cannot create or change any file.
-
-    Without a ``-wal`` file no connection has the database open and all its content is in the
-    main file, so ``immutable=1`` reads it exactly and creates no ``-wal``/``-shm`` files beside
-    it (a plain read-only open of a WAL database would). With a ``-wal`` present a writer may
-    be active, so read through it with ``mode=ro``.
-    """
-    if Path(f"{path}-wal").exists():
-        return _ro_uri(path)
-    return path.absolute().as_uri() + "?immutable=1"
-
-
-def _connect(path: Path, readonly: bool, uri: str | None = None) -> sqlite3.Connection:
-    target = uri or (_ro_uri(path) if readonly else str(path))
-    use_uri = uri is not None or readonly
-    conn = sqlite3.connect(target, uri=use_uri, timeout=30.0, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 30000")
-    return conn
-
-
-def refuse_output_onto_store(
-    store: str | os.PathLike[str] | None, out: str | os.PathLike[str], option: str
-) -> None:
-    """A one-line :class:`UsageError` if writing ``out`` would replace the store at ``store``
-    (default path if None) or a file SQLite or the lock keeps beside it: the same path, a
-    symlink or a hard link to it."""
-    path = Path(store) if store is not None else default_store_path()
-    out = Path(out)
-    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
-        own = path.with_name(path.name + suffix)
-        same = out.resolve() == own.resolve()
-        if not same and out.exists() and own.exists():
-            same = os.path.samefile(out, own)
-        if same:
-            raise UsageError(
-                f"{option} {out} is the results store's file {own.name}; refusing to overwrite it"
-            )
-
-
-def _unusable_wal(path: Path, err: Exception) -> UsageError:
-    return UsageError(
-        f"cannot read store {path} ({err}): it has a -wal file SQLite cannot use here "
-        "(read-only media without its -shm?); copy the store with its -wal and -shm files "
-        "somewhere writable"
-    )
-
-
-def _connect_reader(path: Path) -> sqlite3.Connection:
-    """A read-only connection that also works on read-only media.
-
-    ``mode=ro`` on a WAL store still needs to create the ``-shm`` file, which a read-only file
-    system (a mounted archive, a CD, a ``ro`` bind mount) refuses. Without a ``-wal`` file the
-    main file holds everything, so ``immutable=1`` then reads it exactly; with one, reading the
-    main file alone would silently miss committed rows, so that is refused in one line.
-    """
-    try:
-        conn = _connect(path, readonly=True)
-        conn.execute("SELECT COUNT(*) FROM meta").fetchone()
-        return conn
-    except sqlite3.OperationalError as err:
-        if Path(f"{path}-wal").exists():
-            raise _unusable_wal(path, err) from None
-    try:
-        return _connect(path, readonly=True, uri=path.absolute().as_uri() + "?immutable=1")
-    except sqlite3.Error as err:
-        raise UsageError(f"cannot read store {path}: {err}") from None
-
-
-def _create(path: Path) -> None:
-    """Build a fresh store beside ``path`` and link it into place atomically.
-
-    Building in a temporary file means no other process ever sees a half-made store, and
-    ``os.link`` fails instead of overwriting if someone else created ``path`` meanwhile.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(
-            f"cannot create store folder {path.parent}: {err.strerror or err}"
-        ) from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
-            leftover.unlink(missing_ok=True)
-        conn = sqlite3.connect(str(tmp), isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("BEGIN")
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("schema_version", str(SCHEMA_VERSION)),
-                    ("created_by", "aebench"),
-                    ("created_at", _now()),
-                ],
-            )
-            conn.execute("COMMIT")
-            conn.execute("PRAGMA journal_mode = WAL")
-        finally:
-            conn.close()  # last connection: checkpoints and removes -wal/-shm
-        # If another process created it first, theirs is as good as ours.
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    except sqlite3.Error as err:
-        raise UsageError(f"cannot create store {path}: {err}") from None
-    except OSError as err:
-        raise UsageError(f"cannot create store {path}: {err.strerror or err}") from None
-    finally:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+if TYPE_CHECKING:
+    from bench.suite import RunConfig
 
 
 # --------------------------------------------------------------------------------------------
 # The store
 # --------------------------------------------------------------------------------------------
-class Store:
+class Store(StoreQueries):
     """A handle on one results store. Create it with :meth:`Store.open`."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool) -> None:
@@ -698,135 +386,6 @@ class Store:
             )
 
     # -- reading -----------------------------------------------------------------------------
-    def done_hashes(self, suite: str | None = None) -> set[str]:
-        """Config hashes of runs finished ``done`` (in ``suite``, or in any suite)."""
-        sql = "SELECT DISTINCT config_hash FROM runs WHERE status = 'done'"
-        args: tuple[Any, ...] = ()
-        if suite is not None:
-            sql += " AND suite = ?"
-            args = (suite,)
-        return {r[0] for r in self._conn.execute(sql, args)}
-
-    def runs(
-        self, suite: str | None = None, status: str | Iterable[str] | None = None
-    ) -> list[dict[str, Any]]:
-        """Run rows as dicts (``config`` parsed from JSON), oldest first."""
-        where, args = _where(suite, status)
-        rows = self._conn.execute(f"SELECT * FROM runs{where} ORDER BY id", args).fetchall()
-        out = []
-        for row in rows:
-            d = dict(row)
-            with contextlib.suppress(TypeError, ValueError):
-                d["config"] = json.loads(d["config"])
-            out.append(d)
-        return out
-
-    def metrics(self, run_id: int, phase: str | None = "final") -> dict[str, float]:
-        """One run's metrics as ``{name: value}`` (``phase=None``: every phase, keys
-        ``phase/name``)."""
-        if phase is None:
-            rows = self._conn.execute(
-                f"SELECT phase || '/' || name, {_NUMERIC} FROM metrics WHERE run_id = ?",
-                (run_id,),
-            )
-        else:
-            rows = self._conn.execute(
-                f"SELECT name, {_NUMERIC} FROM metrics WHERE run_id = ? AND phase = ?",
-                (run_id, phase),
-            )
-        return {k: (math.nan if v is None else float(v)) for k, v in rows}
-
-    def count_non_numeric(self) -> int:
-        """Metric rows whose value is neither a number nor NULL (text or a blob written by
-        something other than aebench): every reader takes them as missing values."""
-        sql = f"SELECT COUNT(*) FROM metrics WHERE value IS NOT NULL AND {_NUMERIC} IS NULL"
-        return int(self._conn.execute(sql).fetchone()[0])
-
-    def count(self, table: str = "runs") -> int:
-        """Row count of ``runs`` or ``metrics`` (handy for tests and summaries)."""
-        if table not in ("runs", "metrics"):
-            raise ValueError(table)
-        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-    def metrics_frame(
-        self,
-        suite: str | None = None,
-        status: str | Iterable[str] | None = None,
-        phase: str | None = None,
-    ) -> pd.DataFrame:
-        """The metrics as a tidy DataFrame: one row per (run, phase, metric).
-
-        Columns: run_id, suite, run_name, config_hash, model, label, dataset, arch, seed,
-        status, phase, metric, value, git_commit, device, started_at, ended_at. Needs pandas
-        (imported here, so the rest of the store works without it).
-        """
-        try:
-            import pandas as pd
-        except ImportError:
-            raise UsageError(
-                "this needs pandas: pip install pandas (or pip install 'aebench[report]')"
-            ) from None
-        where, args = _where(suite, status, prefix="r.")
-        if phase is not None:
-            where += (" AND " if where else " WHERE ") + "m.phase = ?"
-            args = (*args, phase)
-        rows = self._conn.execute(
-            "SELECT r.id AS run_id, r.suite, r.run_name, r.config_hash, r.config, r.status, "
-            f"m.phase, m.name AS metric, {_NUMERIC.replace('value', 'm.value')} AS value, "
-            "r.git_commit, r.device, r.started_at, "
-            f"r.ended_at FROM metrics m JOIN runs r ON r.id = m.run_id{where} "
-            "ORDER BY r.id, m.phase, m.name",
-            args,
-        ).fetchall()
-        records = []
-        for row in rows:
-            d = dict(row)
-            try:
-                cfg = json.loads(d.pop("config"))
-            except (TypeError, ValueError):
-                cfg = {}
-            if not isinstance(cfg, dict):
-                cfg = {}
-            for key in ("model", "label", "dataset", "arch", "seed"):
-                d[key] = cfg.get(key)
-            records.append(d)
-        columns = [
-            "run_id", "suite", "run_name", "config_hash", "model", "label", "dataset", "arch",
-            "seed", "status", "phase", "metric", "value", "git_commit", "device", "started_at",
-            "ended_at",
-        ]  # fmt: skip
-        frame = pd.DataFrame.from_records(records, columns=columns)
-        frame["value"] = frame["value"].astype(float)
-        return frame
-
-
-def non_numeric_note(count: int) -> str:
-    """The one-line warning for :meth:`Store.count_non_numeric` rows."""
-    return (
-        f"{count} metric value(s) in the store are not numbers (written by another program?); "
-        "they are read as missing"
-    )
-
-
-#: a metric value as stored, or NULL where it is not a number (see count_non_numeric)
-_NUMERIC = "CASE WHEN typeof(value) IN ('integer', 'real') THEN value END"
-
-
-def _where(
-    suite: str | None, status: str | Iterable[str] | None, prefix: str = ""
-) -> tuple[str, tuple[Any, ...]]:
-    clauses, args = [], []
-    if suite is not None:
-        clauses.append(f"{prefix}suite = ?")
-        args.append(suite)
-    if status is not None:
-        wanted = [status] if isinstance(status, str) else list(status)
-        bad = [s for s in wanted if s not in STATUSES]
-        if bad:
-            raise UsageError(f"unknown status {bad[0]!r}; choose from: {', '.join(STATUSES)}")
-        clauses.append(f"{prefix}status IN ({', '.join('?' for _ in wanted)})")
-        args.extend(wanted)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
 
 
 def _number(value: Any) -> float:
@@ -865,6 +424,7 @@ def _nan_to_none(value: float | None) -> float | None:
 
 
 __all__ = [
+    "APPLICATION_ID",
     "DEFAULT_STORE",
     "FINAL_STATUSES",
     "MIGRATIONS",
@@ -874,5 +434,6 @@ __all__ = [
     "default_store_path",
     "environment",
     "git_commit",
+    "non_numeric_note",
     "refuse_output_onto_store",
 ]
