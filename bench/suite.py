@@ -43,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -53,11 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.metrics.constants import min_n_samples
-from models.config import GRID_OPTIONS, OptionError, check_option
-from models.config import describe as _describe
-from models.config import is_int as _is_int
-from models.config import is_real as _is_real
+from models.config import GRID_OPTIONS
 
 #: Names of the feature networks the metrics can use (issue 3).
 BACKBONES: tuple[str, ...] = ("domain", "inception")
@@ -338,7 +333,9 @@ class Suite:
     def from_dict(cls, data: Any, source: str = "<dict>", default_name: str = "suite") -> Suite:
         """Validate parsed TOML (or any value) into a suite; only ever raises UsageError."""
         try:
-            return _Validator(source).suite(data, default_name)
+            from bench.suite_parse import Validator
+
+            return Validator(source).suite(data, default_name)
         except UsageError:
             raise
         except RecursionError:
@@ -426,6 +423,8 @@ def parse_suite(text: str | bytes, source: str = "<string>", default_name: str =
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
+
+
 def _freeze(value: Any) -> Any:
     return tuple(_freeze(v) for v in value) if isinstance(value, list | tuple) else value
 
@@ -436,320 +435,3 @@ def _thaw(value: Any) -> Any:
 
 def _freeze_options(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((str(k), _freeze(v)) for k, v in options.items()))
-
-
-def _registered(module: str, fallback: tuple[str, ...]) -> list[str]:
-    """``fallback`` plus whatever ``bench.metrics.<module>.available()`` registers (plugins).
-
-    The metrics package is imported lazily and optionally, so suites validate even where it is
-    not importable; the built-in names are always accepted.
-    """
-    import importlib
-
-    try:
-        extra = importlib.import_module(f"bench.metrics.{module}").available()
-    except Exception:  # absent or broken metrics package: the built-in names still hold
-        extra = []
-    names = list(fallback)
-    names += sorted(n for n in extra if isinstance(n, str) and n not in names)
-    return names
-
-
-def _config_class(model_cls: type) -> type | None:
-    """The ModelConfig dataclass a model validates its options with, if it has one.
-
-    Prefers an explicit ``config_class`` attribute; otherwise the most derived
-    :class:`~models.config.ModelConfig` subclass visible in the model's module.
-    """
-    explicit = getattr(model_cls, "config_class", None)
-    if isinstance(explicit, type):
-        return explicit
-    import sys
-
-    from models.config import ModelConfig
-
-    module = sys.modules.get(model_cls.__module__)
-    found = (
-        [
-            v
-            for v in vars(module).values()
-            if isinstance(v, type) and issubclass(v, ModelConfig) and dataclasses.is_dataclass(v)
-        ]
-        if module
-        else []
-    )
-    for cand in found:
-        if all(issubclass(cand, other) for other in found):
-            return cand
-    return None
-
-
-class _Validator:
-    """Walks parsed TOML, turning the first problem into a one-line UsageError."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, key: str, message: str) -> UsageError:
-        return UsageError(f"{self.source}: key {key!r}: {message}")
-
-    # -- leaves ------------------------------------------------------------------------------
-    def table(self, value: Any, key: str, allowed: tuple[str, ...] | None) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, f"must be a table, got {_describe(value)}")
-        for k in value:
-            if not isinstance(k, str):
-                raise self.fail(key, f"keys must be strings, got {_describe(k)}")
-            if allowed is not None and k not in allowed:
-                full = f"{key}.{k}" if key else k
-                raise UsageError(
-                    f"{self.source}: unknown key {full!r}; allowed here: {', '.join(allowed)}"
-                )
-        return value
-
-    def int_(self, value: Any, key: str, low: int = 1, high: int = 2**63 - 1) -> int:
-        if not _is_int(value):
-            raise self.fail(key, f"must be an integer, got {_describe(value)}")
-        if not low <= value <= high:
-            bound = f">= {low}" if high == 2**63 - 1 else f"between {low} and {high}"
-            raise self.fail(key, f"must be {bound}, got {value}")
-        return int(value)
-
-    def real(self, value: Any, key: str, positive: bool = True) -> float:
-        if not _is_real(value):
-            raise self.fail(key, f"must be a finite number, got {_describe(value)}")
-        if positive and value <= 0:
-            raise self.fail(key, f"must be > 0, got {value}")
-        return float(value)
-
-    def name(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not _NAME_RE.match(value):
-            raise self.fail(
-                key,
-                "must be a name of letters, digits and ._+- (at most 64, starting with a letter "
-                f"or digit), got {_describe(value)}",
-            )
-        return value
-
-    def choice(self, value: Any, key: str, choices: list[str] | tuple[str, ...], what: str) -> str:
-        if not isinstance(value, str):
-            raise self.fail(key, f"must be a string, got {_describe(value)}")
-        if value not in choices:
-            raise self.fail(key, f"unknown {what} {value!r}; choose from: {', '.join(choices)}")
-        return value
-
-    def list_(self, value: Any, key: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(key, f"must be an array, got {_describe(value)}")
-        if not value:
-            raise self.fail(key, "must not be empty")
-        return value
-
-    def unique(self, items: list[Any], key: str) -> tuple[Any, ...]:
-        seen: set[Any] = set()
-        for item in items:
-            if item in seen:
-                raise self.fail(key, f"{item!r} is listed twice")
-            seen.add(item)
-        return tuple(items)
-
-    # -- sections ----------------------------------------------------------------------------
-    def suite(self, data: Any, default_name: str) -> Suite:
-        data = self.table(data, "", _TOP_KEYS)
-        for key in _REQUIRED_KEYS:
-            if key not in data:
-                raise UsageError(f"{self.source}: missing required key {key!r}")
-        name = self.name(data.get("name", default_name), "name")
-        description = data.get("description", "")
-        if not isinstance(description, str):
-            raise self.fail("description", f"must be a string, got {_describe(description)}")
-
-        from bench import data as datasets
-        from models.backbones import ARCHS
-
-        dataset_names = datasets.available()
-        ds = [
-            self.choice(v, f"datasets[{i}]", dataset_names, "dataset")
-            for i, v in enumerate(self.list_(data["datasets"], "datasets"))
-        ]
-        archs = [
-            self.choice(v, f"archs[{i}]", ARCHS, "architecture")
-            for i, v in enumerate(self.list_(data["archs"], "archs"))
-        ]
-        seeds = [
-            self.int_(v, f"seeds[{i}]", low=0, high=2**32 - 1)
-            for i, v in enumerate(self.list_(data["seeds"], "seeds"))
-        ]
-        budget = self.budget(data["budget"])
-        batch_size = self.int_(data.get("batch_size", 128), "batch_size", high=1_000_000)
-        latent_dim = self.int_(data.get("latent_dim", 16), "latent_dim", high=100_000)
-        metrics = self.metrics(data.get("metrics", {}))
-        device = data.get("device", "auto")
-        if not isinstance(device, str) or not _DEVICE_RE.match(device):
-            raise self.fail(
-                "device", f"must be auto, cpu, mps, cuda or cuda:N, got {_describe(device)}"
-            )
-        data_dir = data.get("data_dir")
-        if data_dir is not None and (not isinstance(data_dir, str) or not data_dir.strip()):
-            raise self.fail(
-                "data_dir", f"must be a non-empty path string, got {_describe(data_dir)}"
-            )
-        overrides = self.table(data.get("overrides", {}), "overrides", None)
-        specs = self.models(data["models"], overrides)
-
-        axes = (specs, ds, archs, seeds)
-        size = math.prod(len(a) for a in axes)
-        if size > MAX_RUNS:
-            raise UsageError(f"{self.source}: the grid has {size} runs (more than {MAX_RUNS})")
-        return Suite(
-            name=name,
-            models=tuple(specs),
-            datasets=self.unique(ds, "datasets"),
-            archs=self.unique(archs, "archs"),
-            seeds=self.unique(seeds, "seeds"),
-            budget=budget,
-            batch_size=batch_size,
-            latent_dim=latent_dim,
-            metrics=metrics,
-            device=device,
-            data_dir=data_dir,
-            description=description,
-            source=self.source,
-        )
-
-    def budget(self, value: Any) -> Budget:
-        table = self.table(value, "budget", BUDGET_KINDS)
-        if len(table) != 1:
-            given = ", ".join(table) or "none"
-            raise self.fail(
-                "budget", f"give exactly one of epochs, steps, seconds (given: {given})"
-            )
-        ((kind, amount),) = table.items()
-        if kind == "seconds":
-            return Budget(kind, self.real(amount, "budget.seconds"))
-        return Budget(kind, self.int_(amount, f"budget.{kind}"))
-
-    def metrics(self, value: Any) -> MetricsOptions:
-        table = self.table(value, "metrics", ("backbone", "n_samples", "sampler", "iw_k", "iw_n"))
-        d = MetricsOptions()
-        sampler = table.get("sampler", "default")
-        if sampler != "default":
-            sampler = self.choice(
-                sampler, "metrics.sampler", _registered("samplers", SAMPLERS), "sampler"
-            )
-        return MetricsOptions(
-            backbone=self.choice(
-                table.get("backbone", d.backbone),
-                "metrics.backbone",
-                _registered("features", BACKBONES),
-                "feature backbone",
-            ),
-            n_samples=self.int_(
-                table.get("n_samples", d.n_samples),
-                "metrics.n_samples",
-                low=min_n_samples(),
-                high=10_000_000,
-            ),
-            sampler=None if sampler == "default" else sampler,
-            iw_k=self.int_(table.get("iw_k", d.iw_k), "metrics.iw_k", high=1_000_000),
-            iw_n=self.int_(table.get("iw_n", d.iw_n), "metrics.iw_n", high=10_000_000),
-        )
-
-    def models(self, value: Any, overrides: dict[str, Any]) -> list[ModelSpec]:
-        import models as registry
-
-        names = registry.available()
-        entries: list[tuple[str, str, dict[str, Any], str]] = []  # model, label, options, key
-        for i, entry in enumerate(self.list_(value, "models")):
-            key = f"models[{i}]"
-            if isinstance(entry, str):
-                model = self.choice(entry, key, names, "model")
-                entries.append((model, model, {}, key))
-                continue
-            if not isinstance(entry, dict):
-                raise self.fail(
-                    key, f"must be a model name or an inline table, got {_describe(entry)}"
-                )
-            table = self.table(entry, key, None)
-            if "model" not in table:
-                raise self.fail(key, "an inline model table needs a 'model' key")
-            model = self.choice(table["model"], f"{key}.model", names, "model")
-            label = self.name(table.get("label", model), f"{key}.label")
-            options = {k: v for k, v in table.items() if k not in ("model", "label")}
-            entries.append((model, label, options, key))
-
-        labels = [label for _, label, _, _ in entries]
-        self.unique(labels, "models")
-        for target in overrides:
-            if target not in labels:
-                raise self.fail(
-                    f"overrides.{target}",
-                    f"no model {target!r} in this suite's models ({', '.join(labels)})",
-                )
-        specs = []
-        for model, label, options, key in entries:
-            extra = self.table(overrides.get(label, {}), f"overrides.{label}", None)
-            merged = {**options, **extra}
-            where = {k: (f"overrides.{label}.{k}" if k in extra else f"{key}.{k}") for k in merged}
-            specs.append(ModelSpec(model, label, self.model_options(model, merged, where)))
-        return specs
-
-    def model_options(
-        self, model: str, options: dict[str, Any], where: dict[str, str]
-    ) -> tuple[tuple[str, Any], ...]:
-        """Type-check overrides against the model's config dataclass, then let it validate.
-
-        Options equal to the model's default are dropped, so writing a default out explicitly
-        does not change the run's hash.
-        """
-        import models as registry
-
-        cls, registered = registry.get(model)
-        config_cls = _config_class(cls)
-        fields = (
-            {f.name: f for f in dataclasses.fields(config_cls)} if config_cls is not None else None
-        )
-        clean: dict[str, Any] = {}
-        for k, v in options.items():
-            key = where[k]
-            if k in RESERVED_OPTIONS:
-                raise self.fail(key, f"{k} is set by the suite grid, not per model")
-            if fields is not None and k not in fields:
-                raise self.fail(
-                    key,
-                    f"model {model!r} has no option {k!r}; options: "
-                    f"{', '.join(sorted(set(fields) - RESERVED_OPTIONS))}",
-                )
-            default = None
-            if fields is not None:
-                f = fields[k]
-                default = f.default if f.default is not dataclasses.MISSING else None
-            clean[k] = self.option_value(v, key, registered.get(k, default))
-        if config_cls is not None:
-            try:
-                config_cls.from_kwargs(model, {**registered, **clean})
-            except (UsageError, TypeError, ValueError) as err:
-                tables = sorted({w.rsplit(".", 1)[0] for w in where.values()}) or [model]
-                raise self.fail(" / ".join(tables), str(err)) from None
-            defaults = {**{n: f.default for n, f in fields.items()}, **registered}  # type: ignore[union-attr]
-            clean = {k: v for k, v in clean.items() if _freeze(defaults.get(k)) != _freeze(v)}
-        return _freeze_options(clean)
-
-    def option_value(self, value: Any, key: str, default: Any) -> Any:
-        """One option checked by the models' own validator (:func:`models.config.check_option`,
-        the one ``aebench train -o`` uses too) against the type of its default."""
-        if isinstance(default, bool | int | float | str | tuple):
-            try:
-                return check_option(key, value, default)
-            except OptionError as err:
-                raise self.fail(key, str(err)) from None
-        # Unknown default (a plugin model without a config dataclass): plain scalars only.
-        if isinstance(value, bool | str) or _is_int(value) or _is_real(value):
-            return value
-        if isinstance(value, list) and all(
-            isinstance(v, bool | str) or _is_int(v) or _is_real(v) for v in value
-        ):
-            return list(value)
-        raise self.fail(
-            key, f"must be a number, string, boolean or array of them, got {_describe(value)}"
-        )
