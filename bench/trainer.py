@@ -30,7 +30,7 @@ from bench.allocator import keep_freed_memory
 from bench.checkpoint import capture_state, load_checkpoint, restore_state, save_checkpoint
 from bench.data import ImageData
 from bench.errors import UsageError
-from bench.thin_deconv import route_thin_deconvs
+from bench.speed_switches import SpeedSwitches
 from models.base import GenerativeAutoencoder, Phase
 
 EVAL_BATCH = 500
@@ -113,10 +113,6 @@ def resolve_device(name: str) -> torch.device:
     raise UsageError(f"unknown device {name!r}; choose auto, cpu or cuda")
 
 
-def _has_conv(model: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and every CUDA device)."""
     random.seed(seed)
@@ -189,22 +185,10 @@ class Trainer:
             keep_freed_memory()  # no page faults on each batch's activations (bench/allocator.py)
         self.model_name = model_name or type(model).__name__
         self.model = model.to(self.device)
-        self.channels_last = (
-            config.channels_last
-            if config.channels_last is not None
-            else self.device.type == "cuda" and _has_conv(model)
-        )
-        # compiled forward+loss; the module itself stays as it was, so checkpoints and
-        # state_dict keys are the same with or without compile
-        self._loss = torch.compile(model.loss) if config.compile else model.loss
-        self._autocast_dtype = torch.bfloat16 if config.precision == "bf16" else None
-        self.native_thin_deconv = (
-            config.native_thin_deconv
-            if config.native_thin_deconv is not None
-            else self.device.type == "cpu" and not config.compile
-        )
-        self._thin_deconv_hooks: list[Any] = []
-        self._begin_speed_options()
+        # the speed switches stay on from here until fit() ends (or end_speed_options())
+        self.switches = SpeedSwitches(self.model, config, self.device).__enter__()
+        self.channels_last = self.switches.channels_last
+        self.native_thin_deconv = self.switches.native_thin_deconv
         self.data = data.to(self.device)
         self.phases = model.phases()
         if not self.phases:
@@ -218,21 +202,11 @@ class Trainer:
         self._stop_signal: int | None = None
 
     # -- one update ------------------------------------------------------------------------
-    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The model's loss terms for one batch, under the configured memory format/precision."""
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if self._autocast_dtype is None:
-            return self._loss(x)
-        with torch.autocast(self.device.type, dtype=self._autocast_dtype):
-            terms = self._loss(x)
-        return {k: v.float() for k, v in terms.items()}
-
     def train_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """One update on batch ``x`` (float images in [0, 1]): forward, every phase's backward,
         every optimizer step; returns the loss terms. The public step that `aebench speed`, the
         speed metric and tests time."""
-        terms = self._forward(x)
+        terms = self.switches.forward(x)
         if len(self.phases) == 1:
             phase, opt = self.phases[0], self.optimizers[0]
             opt.zero_grad(set_to_none=True)
@@ -382,7 +356,7 @@ class Trainer:
         """
         cfg = self.config
         seed_everything(cfg.seed)
-        self._begin_speed_options()  # again, if an earlier fit() ended them
+        self.switches.__enter__()  # again, if an earlier fit() ended them
         if not (resume and self.load_checkpoint()):
             self.history, self.step, self.epochs_done = [], 0, 0
         steps_per_epoch = math.ceil(self.data.train_x.shape[0] / cfg.batch_size)
@@ -435,21 +409,11 @@ class Trainer:
         self.model.eval()
         return self.history
 
-    def _begin_speed_options(self) -> None:
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        if self.native_thin_deconv and not self._thin_deconv_hooks:
-            self._thin_deconv_hooks = route_thin_deconvs(self.model)
-
     def end_speed_options(self) -> None:
-        """Undo the training-only speed details, so the model computes exactly what the same
-        weights loaded from disk compute: the usual memory layout, no thin-deconv hooks.
-        :meth:`fit` calls it when training ends."""
-        for hook in self._thin_deconv_hooks:
-            hook.remove()
-        self._thin_deconv_hooks = []
-        if self.channels_last:
-            self.model.to(memory_format=torch.contiguous_format)
+        """Undo the training-only speed switches (:class:`SpeedSwitches`), so the model computes
+        exactly what the same weights loaded from disk compute. :meth:`fit` does it when
+        training ends."""
+        self.switches.__exit__(None, None, None)
 
     def _seconds_spent(self, started: float) -> bool:
         limit = self.config.max_seconds

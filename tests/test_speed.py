@@ -183,7 +183,7 @@ def test_bf16_autocast_takes_effect_and_reaches_the_same_loss(small, plain_loss)
 @pytest.mark.slow
 def test_compiled_loss_reaches_the_same_loss_and_keeps_state_dict_keys(small, plain_loss):
     trainer, loss = _two_epochs(small, compile=True, channels_last=False)
-    assert trainer._loss is not trainer.model.loss
+    assert trainer.switches.loss is not trainer.model.loss
     assert not any(k.startswith("_orig_mod") for k in trainer.model.state_dict())
     # inductor fuses and reorders float math, so two epochs drift apart by ~1 %, not bit-exact
     assert loss == pytest.approx(plain_loss, rel=0.03)
@@ -194,3 +194,23 @@ def test_unknown_precision_is_a_usage_error():
 
     with pytest.raises(UsageError, match="precision"):
         TrainConfig(precision="fp8").validate()
+
+
+def test_speed_switches_are_a_context_manager_that_undoes_itself():
+    """Inside: NHWC weights and routed thin deconvolutions; outside: the model exactly as a
+    fresh load would build it, also when the block raises."""
+    import models
+    from bench.speed_switches import SpeedSwitches
+
+    model = models.create("vae", arch="conv", latent_dim=4)
+    cfg = TrainConfig(channels_last=True, native_thin_deconv=True, quiet=True)
+    deconvs = [m for m in model.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    with (
+        pytest.raises(RuntimeError, match="inside"),
+        SpeedSwitches(model, cfg, torch.device("cpu")),
+    ):
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+        assert any(m._forward_pre_hooks for m in deconvs)
+        raise RuntimeError("inside")
+    assert conv.weight.is_contiguous() and not any(m._forward_pre_hooks for m in deconvs)
