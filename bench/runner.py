@@ -82,7 +82,6 @@ def run_one(
     import torch
 
     from bench import data
-    from bench.metrics.evaluation import MetricOptions
     from bench.runio import HISTORY
     from bench.trainer import DivergenceError, TrainingInterrupted
     from bench.training import RunSpec, environment, evaluate_run, train_run
@@ -104,19 +103,10 @@ def run_one(
         # resume=True: a checkpoint left by an interrupted attempt of this very config (same
         # hash, same folder) is continued; the trainer refuses one of another run.
         # overwrite=True: the store, not the folder, says whether this run still has to run.
-        model, run_dir = train_run(spec, out_dir, resume=True, overwrite=True)
         dataset = data.load(cfg.dataset, cfg.data_dir)
+        model, run_dir = train_run(spec, out_dir, resume=True, overwrite=True, dataset=dataset)
         result.environment = environment(model.device)
-        m = cfg.metrics
-        options = MetricOptions(
-            n_samples=m.n_samples,
-            backbone=m.backbone,
-            sampler=m.sampler,
-            iw_k=m.iw_k,
-            iw_n=m.iw_n,
-            seed=cfg.seed,
-            train_batch_size=cfg.batch_size,
-        )
+        options = cfg.metrics.for_run(cfg.seed, cfg.batch_size)
         scores = evaluate_run(model, dataset, run_dir, options)
         result.scores = {k: v for k, v in scores.items() if k != "meta"}
         history = json.loads((run_dir / HISTORY).read_text())

@@ -132,6 +132,22 @@ class MetricsOptions:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def for_run(self, seed: int, train_batch_size: int) -> Any:
+        """The :class:`~bench.metrics.evaluation.MetricOptions` a run is evaluated with: these
+        options plus the run's own seed and batch size. The one conversion, used by the suite
+        runner and by ``aebench train``, so both write the same ``metrics.json``."""
+        from bench.metrics.evaluation import MetricOptions
+
+        return MetricOptions(
+            n_samples=self.n_samples,
+            backbone=self.backbone,
+            sampler=self.sampler,
+            iw_k=self.iw_k,
+            iw_n=self.iw_n,
+            seed=seed,
+            train_batch_size=train_batch_size,
+        )
+
 
 @dataclass(frozen=True)
 class ModelSpec:

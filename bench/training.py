@@ -137,7 +137,11 @@ def claim_out_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
 
 
 def train_run(
-    spec: RunSpec, out: str | Path, resume: bool = False, overwrite: bool = False
+    spec: RunSpec,
+    out: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    dataset: data.ImageData | None = None,
 ) -> tuple[models.GenerativeAutoencoder, Path]:
     """Train ``spec`` and write the run folder (weights, config, history, image grids).
 
@@ -146,7 +150,8 @@ def train_run(
     data, the model options and the model's size are checked before the folder is touched;
     :func:`claim_out_dir` says when an existing run may be replaced.
     """
-    dataset = data.load(spec.dataset, spec.data_dir)
+    if dataset is None:  # a caller that also evaluates passes the data it already loaded
+        dataset = data.load(spec.dataset, spec.data_dir)
     model_config = {
         "arch": spec.arch,
         "latent_dim": spec.latent_dim,

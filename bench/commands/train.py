@@ -107,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
         model_options=options,
         data_dir=args.data_dir,
     )
+    dataset = data.load(args.dataset, args.data_dir)
     try:
-        model, out_dir = train_run(spec, args.out, resume=args.resume, overwrite=args.overwrite)
+        model, out_dir = train_run(
+            spec, args.out, resume=args.resume, overwrite=args.overwrite, dataset=dataset
+        )
     except TrainingInterrupted as err:
         print(f"aebench: {err}; continue with the same command plus --resume", file=sys.stderr)
         return 130
@@ -117,9 +120,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not args.no_eval:
         from bench.metrics.evaluation import format_table
+        from bench.suite import MetricsOptions
         from bench.training import evaluate_run
 
-        scores = evaluate_run(model, data.load(args.dataset, args.data_dir), out_dir)
+        # evaluated exactly as a one-run suite with default [metrics] would be: the run's own
+        # seed and batch size, the suite's default options
+        options = MetricsOptions().for_run(args.seed, args.batch_size)
+        scores = evaluate_run(model, dataset, out_dir, options)
         print(format_table(scores))
     print(f"wrote {out_dir}")
     return 0
