@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -80,9 +81,27 @@ def _env(session: nox.Session) -> dict[str, str]:
     return env
 
 
+CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
+
+
+def _chromium(session: nox.Session) -> None:
+    """The report test drives a real headless Chromium (Debian's package): install it where
+    this session can (Debian, as root), else stop at once naming the one command to run."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        session.log("installing headless Chromium for the report test (Debian package)")
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-qq", external=True, env=env)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=env)
+        return
+    session.error(f"the report test needs headless Chromium; install it first: {CHROMIUM_INSTALL}")
+
+
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """Run the test suite (benchmarks run once each, untimed; slow tests: `slow`)."""
+    _chromium(session)
     env = _env(session)
     # pytest exits 5 when nothing was collected (e.g. a -k that matches nothing): not a failure
     session.run(
