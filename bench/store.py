@@ -385,6 +385,17 @@ class Store(StoreQueries):
                 _metric_rows(run_id, metrics or {}, history or ()),
             )
 
+    def add_metrics(self, run_id: int, metrics: Mapping[str, float]) -> int:
+        """Add final-phase metrics a finished run does not have yet, in ONE transaction
+        (``aebench eval --store``). Existing values are never replaced; returns rows added."""
+        self._require_writer()
+        with self._transaction() as conn:
+            cur = conn.executemany(
+                "INSERT OR IGNORE INTO metrics (run_id, name, value, phase) VALUES (?, ?, ?, ?)",
+                _metric_rows(run_id, metrics, ()),
+            )
+            return int(cur.rowcount)
+
     # -- reading -----------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""``aebench eval RUN_DIR``: measure a trained run; writes ``RUN_DIR/metrics.json``."""
+"""``aebench eval RUN_DIR`` (writes ``RUN_DIR/metrics.json``) and ``aebench eval --store``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,32 @@ import argparse
 from pathlib import Path
 
 NAME = "eval"
-HELP = "Evaluate a trained run (reconstruction, latent, FID/KID/P&R, sharpness, speed)."
+HELP = (
+    "Evaluate a trained run (reconstruction, latent, FID/KID/P&R, sharpness, speed), or with "
+    "--store the metric families a store's finished runs lack."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from bench.metrics.family import family_names
 
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `aebench train`")
+    p.add_argument(
+        "run_dir", metavar="RUN_DIR", nargs="?", help="run folder written by `aebench train`"
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        help="instead of RUN_DIR: evaluate the metric families that the store's finished runs "
+        "lack, from their saved weights (never retrains; resumable)",
+    )
+    p.add_argument("--suite", default=None, help="with --store: only this suite's runs")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="FAMILY",
+        help="with --store: only these metric families (repeatable)",
+    )
     p.add_argument(
         "--n-samples",
         type=int,
@@ -43,6 +62,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.errors import UsageError
+
+    if (args.run_dir is None) == (args.store is None):
+        raise UsageError("give either RUN_DIR or --store STORE")
+    if args.store is None and (args.suite or args.only):
+        raise UsageError("--suite and --only go with --store")
+    if args.store is not None:
+        from bench.reevaluate import reevaluate_store
+
+        only = tuple(args.only) if args.only else None
+        n = reevaluate_store(args.store, args.suite, only, args.device, args.data_dir)
+        print(f"{n} run(s) gained metrics in {args.store}")
+        return 0
     from bench import data
     from bench.metrics import MetricOptions, evaluate, format_table
     from bench.metrics.family import family_names
