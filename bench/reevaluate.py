@@ -1,12 +1,14 @@
-"""``aebench eval --store``: metric families a store's finished runs lack, from saved weights.
+"""``aebench eval --store``: metric families that finished runs lack, or that were computed
+with other options, evaluated from the saved weights.
 
-A metric family added after a suite ran (a plugin, or a new built-in) reaches the finished runs
-without retraining: each ``done`` run's weights are loaded from its artifacts folder, the
-families that have none of their keys in the store yet are evaluated with the run's own
-options (its suite's ``[metrics]``, its seed and batch size: the same conversion the runner
-uses), and the new rows go into the store in one transaction per run. Existing rows — the
-training history, earlier metrics — are never touched, so a kill loses at most the run in
-flight and running the same command again continues where it stopped.
+A run's hash covers only what changes its weights; each metric family's results are stored with
+the options they were computed with (the store's ``evaluations``). So a family added after a
+suite ran (a plugin, a new built-in), or a suite whose ``[metrics]`` changed, reaches the
+finished runs without retraining: each ``done`` run's weights are loaded from its artifacts
+folder, the families with no record, or with a record of other options, are evaluated (with the
+run's seed and batch size: the runner's own conversion), and their rows are replaced in one
+transaction per run. Other families' rows and the training history are never touched, so a kill
+loses at most the run in flight and the same command continues where it stopped.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from typing import Any
 from bench.errors import UsageError
 
 
-def missing_families(have: set[str], model: Any, only: tuple[str, ...] | None) -> list[str]:
-    """Families (``only``, else all registered) that apply to ``model`` and have none of their
-    keys in ``have``."""
+def families_to_evaluate(
+    recorded: dict[str, str], model: Any, options: Any, only: tuple[str, ...] | None
+) -> list[str]:
+    """Families (``only``, else all registered) that apply to ``model`` and whose recorded
+    options key is absent or differs from the one ``options`` give."""
     from bench.metrics.family import FAMILIES, family_names
 
-    names = only or family_names()
     wanted = []
-    for name in names:
+    for name in only or family_names():
         family = FAMILIES.get(name)
-        if family.applies_to(model) and not set(family.key_names) & have:
+        if family.applies_to(model) and recorded.get(name) != family.options_key(options):
             wanted.append(name)
     return wanted
 
@@ -43,14 +46,22 @@ def reevaluate_store(
     prints one line per run evaluated; returns the number of runs that gained metrics."""
     from bench import data
     from bench.metrics.evaluation import evaluate
-    from bench.metrics.family import family_names
+    from bench.metrics.family import FAMILIES, family_names
     from bench.report.collect import resolve_artifacts
     from bench.runio import load_run
     from bench.store import Store
-    from bench.suite import RunConfig
+    from bench.suite import RunConfig, load_suite
     from bench.trainer import resolve_device
 
     known = family_names()
+    metrics = None  # the metric options: a loadable suite's [metrics], else each run's own
+    if suite is not None:
+        try:
+            loaded = load_suite(suite)
+        except UsageError:
+            loaded = None  # a suite known only by its name in the store
+        if loaded is not None:
+            suite, metrics = loaded.name, loaded.metrics
     for name in only or ():
         if name not in known:
             raise UsageError(f"unknown metric family {name!r}; choose from: {', '.join(known)}")
@@ -70,17 +81,23 @@ def reevaluate_store(
             if not folder:
                 raise UsageError(f"run {row['id']} ({row['run_name']}) has no artifacts folder")
             model, _ = load_run(folder, map_location=target)
-            todo = missing_families(set(store.metrics(row["id"])), model, only)
+            options = (metrics or cfg.metrics).for_run(cfg.seed, cfg.batch_size)
+            todo = families_to_evaluate(store.evaluations(row["id"]), model, options, only)
             if not todo:
                 continue
             key = (cfg.dataset, data_dir or cfg.data_dir)
             if key not in datasets:
                 datasets[key] = data.load(*key)
-            options = dataclasses.replace(
-                cfg.metrics.for_run(cfg.seed, cfg.batch_size), families=tuple(todo)
-            )
-            scores = evaluate(model, datasets[key], options)
-            added = store.add_metrics(row["id"], {k: v for k, v in scores.items() if k != "meta"})
+            wanted = dataclasses.replace(options, families=tuple(todo))
+            scores = evaluate(model, datasets[key], wanted)
+            done = {
+                name: (FAMILIES.get(name).key_names, options_key)
+                for name, options_key in scores["meta"]["evaluations"].items()
+            }
+            values = {k: v for k, v in scores.items() if k != "meta"}
+            # measured with a suite's new [metrics]: the stored config says so from now on
+            config = dataclasses.replace(cfg, metrics=metrics).to_json() if metrics else None
+            store.record_evaluation(row["id"], values, done, config)
             updated += 1
-            print(f"{row['run_name']}: {', '.join(todo)} ({added} metric rows added)")
+            print(f"{row['run_name']}: evaluated {', '.join(todo)}")
     return updated

@@ -40,6 +40,7 @@ class RunResult:
     error: str | None = None
     seconds: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)
+    evaluations: dict[str, str] = field(default_factory=dict)  #: family → its options key
 
 
 def train_config(cfg: RunConfig, quiet: bool = True) -> Any:
@@ -109,6 +110,7 @@ def run_one(
         options = cfg.metrics.for_run(cfg.seed, cfg.batch_size)
         scores = evaluate_run(model, dataset, run_dir, options)
         result.scores = {k: v for k, v in scores.items() if k != "meta"}
+        result.evaluations = dict(scores["meta"]["evaluations"])
         history = json.loads((run_dir / HISTORY).read_text())
         result.history = flatten_history(history)
     except DivergenceError as err:
@@ -347,12 +349,23 @@ def run_suite(
         raise UsageError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
-    store = Store.open(store_path)
     configs = suite.expand()
-    with store.lock():
+    with Store.open(store_path) as store, store.lock():
         store.recover_stale()
         done = store.done_hashes(suite.name)
         todo = [c for c in configs if c.config_hash not in done]
+        stale = sum(
+            isinstance(r["config"], dict) and r["config"].get("metrics") != suite.metrics.to_dict()
+            for r in store.runs(suite=suite.name, status="done")
+        )
+        if stale:  # metric options are not part of a run's hash: re-evaluate, do not retrain
+            hint = shlex.quote(suite_arg or suite.name)
+            print(
+                f"note: {stale} finished run(s) were measured with other [metrics] options; "
+                f"`aebench eval --store {shlex.quote(str(store.path))} --suite {hint}` "
+                "re-evaluates them from their weights",
+                file=sys.stderr,
+            )
         if not todo:
             print(f"suite {suite.name!r}: all {len(configs)} runs are already done in {store.path}")
             return 0
@@ -400,6 +413,7 @@ def run_suite(
                             result.history,
                             result.error,
                             result.environment,
+                            result.evaluations,
                         )
                         if result.status == "interrupted":
                             interrupted = True

@@ -136,8 +136,12 @@ class Store(StoreQueries):
             raise UsageError(f"cannot open store {path} for writing: {err}") from None
         store = cls(path, conn, readonly=False)
         if version < SCHEMA_VERSION:
-            with store.lock():
-                store._migrate(version)
+            try:
+                with store.lock():
+                    store._migrate(version)
+            except BaseException:
+                store.close()  # a refused upgrade leaves no connection (nor lock) behind
+                raise
         return store
 
     def close(self) -> None:
@@ -352,8 +356,12 @@ class Store(StoreQueries):
         history: Sequence[Mapping[str, Any]] | None = None,
         error: str | None = None,
         environment: Mapping[str, Any] | None = None,
+        evaluations: Mapping[str, str] | None = None,
     ) -> None:
         """Record a run's outcome and every number it produced, in ONE transaction.
+
+        ``evaluations`` maps each metric family that was computed to its options key
+        (:meth:`~bench.metrics.family.MetricFamily.options_key`): the evaluation's identity.
 
         ``environment`` (optional) is the record of the process that actually ran it (a worker
         may run with fewer threads, another pid or host than the driver that marked it
@@ -384,17 +392,42 @@ class Store(StoreQueries):
                 "INSERT OR REPLACE INTO metrics (run_id, name, value, phase) VALUES (?, ?, ?, ?)",
                 _metric_rows(run_id, metrics or {}, history or ()),
             )
+            conn.execute("DELETE FROM evaluations WHERE run_id = ?", (run_id,))
+            conn.executemany(
+                "INSERT INTO evaluations (run_id, family, options) VALUES (?, ?, ?)",
+                [(run_id, f, o) for f, o in (evaluations or {}).items()],
+            )
 
-    def add_metrics(self, run_id: int, metrics: Mapping[str, float]) -> int:
-        """Add final-phase metrics a finished run does not have yet, in ONE transaction
-        (``aebench eval --store``). Existing values are never replaced; returns rows added."""
+    def record_evaluation(
+        self,
+        run_id: int,
+        metrics: Mapping[str, float],
+        evaluations: Mapping[str, tuple[Sequence[str], str]],
+        config: str | None = None,
+    ) -> None:
+        """Replace what some metric families measured for a finished run, in ONE transaction
+        (``aebench eval --store``): for each family in ``evaluations`` (its keys, its options
+        key) its earlier final rows go and ``metrics`` of those keys come in. Rows of other
+        families and the training history are never touched. ``config`` (JSON) replaces the
+        run's stored config, when the evaluation used a suite's new ``[metrics]``."""
         self._require_writer()
         with self._transaction() as conn:
-            cur = conn.executemany(
-                "INSERT OR IGNORE INTO metrics (run_id, name, value, phase) VALUES (?, ?, ?, ?)",
-                _metric_rows(run_id, metrics, ()),
+            if config is not None:
+                conn.execute("UPDATE runs SET config = ? WHERE id = ?", (config, run_id))
+            for family, (keys, options) in evaluations.items():
+                conn.executemany(
+                    "DELETE FROM metrics WHERE run_id = ? AND phase = 'final' AND name = ?",
+                    [(run_id, k) for k in keys],
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO evaluations (run_id, family, options) VALUES (?, ?, ?)",
+                    (run_id, family, options),
+                )
+            wanted = {k for keys, _ in evaluations.values() for k in keys}
+            conn.executemany(
+                "INSERT INTO metrics (run_id, name, value, phase) VALUES (?, ?, ?, ?)",
+                _metric_rows(run_id, {k: v for k, v in metrics.items() if k in wanted}, ()),
             )
-            return int(cur.rowcount)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -63,6 +63,13 @@ class StoreQueries:
             )
         return {k: (math.nan if v is None else float(v)) for k, v in rows}
 
+    def evaluations(self, run_id: int) -> dict[str, str]:
+        """``{family: options key}`` of the metric families recorded for a run."""
+        rows = self._conn.execute(
+            "SELECT family, options FROM evaluations WHERE run_id = ?", (run_id,)
+        )
+        return dict(rows.fetchall())
+
     def count_non_numeric(self) -> int:
         """Metric rows whose value is neither a number nor NULL (text or a blob written by
         something other than aebench): every reader takes them as missing values."""

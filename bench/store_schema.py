@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Written into the SQLite header (offset 68) so a foreign database is recognised without
 #: opening it through SQLite at all. ASCII "AEB1".
 APPLICATION_ID = 0x41454231
@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS metrics (
     phase  TEXT NOT NULL DEFAULT 'final',
     PRIMARY KEY (run_id, phase, name)
 );
+CREATE TABLE IF NOT EXISTS evaluations (
+    run_id  INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    family  TEXT NOT NULL,
+    options TEXT NOT NULL,
+    PRIMARY KEY (run_id, family)
+);
 """
 _REQUIRED_COLUMNS = {
     "meta": {"key", "value"},
@@ -81,8 +87,17 @@ _ENV_COLUMNS = (
 
 #: Schema migrations: ``MIGRATIONS[v]`` upgrades a store from version ``v`` to ``v + 1``. Each
 #: runs inside the transaction that also bumps ``schema_version``, so a failed migration leaves
-#: the store at its old version. (Empty while the schema is at version 1.)
+#: the store at its old version (bench/store_migrations.py).
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    from bench.store_migrations import v1_to_v2
+
+    v1_to_v2(conn)
+
+
+MIGRATIONS[1] = _v1_to_v2
 
 
 def default_store_path() -> Path:

@@ -64,7 +64,7 @@ RESERVED_OPTIONS: frozenset[str] = GRID_OPTIONS
 #: Refuse grids larger than this: almost certainly a mistake, and expansion would be slow.
 MAX_RUNS = 100_000
 #: Bump when the meaning of the hashed fields changes, so old hashes stop matching.
-HASH_VERSION = 1
+HASH_VERSION = 2
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -196,7 +196,12 @@ class RunConfig:
         return f"{self.label}-{self.dataset}-{self.arch}-s{self.seed}"
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define the run's results (what :attr:`config_hash` hashes)."""
+        """The fields that change the trained weights (what :attr:`config_hash` hashes).
+
+        Metric options are not among them: they are recorded with each metric result (the
+        store's ``evaluations``), so a new or re-optioned metric reaches finished runs through
+        ``aebench eval --store`` instead of retraining them. (Hash version 1 included them.)
+        """
         return {
             "v": HASH_VERSION,
             "model": self.model,
@@ -207,7 +212,6 @@ class RunConfig:
             "budget": self.budget.to_dict(),
             "batch_size": self.batch_size,
             "latent_dim": self.latent_dim,
-            "metrics": self.metrics.to_dict(),
             "device": self.device,
         }
 

@@ -15,6 +15,7 @@ import pytest
 
 from bench.cli import main
 from bench.metrics.family import FAMILIES
+from bench.store import Store
 from tests.conftest import REPO, file_hashes, one_line_error
 from tests.test_readme import _python_blocks
 
@@ -81,6 +82,7 @@ def test_a_kill_during_eval_store_then_a_rerun_completes(finished):
     reference = _rows(finished, where)
     with sqlite3.connect(finished) as conn:
         conn.execute(f"DELETE FROM metrics {where}")
+        conn.execute("DELETE FROM evaluations WHERE family = 'sharpness'")
     cmd = [sys.executable, "-m", "bench", "eval", "--store", str(finished), "--only", "sharpness"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -98,6 +100,80 @@ def test_a_kill_during_eval_store_then_a_rerun_completes(finished):
     assert [r[:3] for r in final] == [r[:3] for r in reference]
     for ours, theirs in zip(final, reference, strict=True):
         assert ours[3] == pytest.approx(theirs[3], rel=1e-6)
+
+
+def test_changed_metric_options_re_evaluate_only_the_families_that_read_them(
+    finished, tmp_path, capsys
+):
+    """The same suite with another ``[metrics] n_samples`` names the same runs (metric options
+    are not in the training hash): ``eval --store --suite FILE`` recomputes the families that
+    read n_samples and leaves the others' rows exactly as they were."""
+    with Store.open(finished, readonly=True) as store:
+        (run, _), hashes = store.runs()[:2], {r["config_hash"] for r in store.runs()}
+        before = store.evaluations(run["id"])
+    edited = tmp_path / "edited.toml"
+    edited.write_text(SUITE.replace("n_samples = 100", "n_samples = 120"))
+    from bench.suite import load_suite
+
+    assert {c.config_hash for c in load_suite(edited).expand()} == hashes
+    assert main(["run", str(edited), "--store", str(finished), "--quiet"]) == 0  # no retraining
+    assert "aebench eval --store" in capsys.readouterr().err  # but a hint to re-evaluate
+    recon = _rows(finished, "WHERE name = 'recon_mse' OR name = 'kl'")
+    assert main(["eval", "--store", str(finished), "--suite", str(edited)]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated generation, sharpness" in out and "2 run(s) gained" in out
+    with Store.open(finished, readonly=True) as store:
+        after = store.evaluations(run["id"])
+    changed = {f for f in after if after[f] != before[f]}
+    assert changed == {"generation", "sharpness"}
+    assert '"n_samples": 120' in after["generation"]
+    assert _rows(finished, "WHERE name = 'recon_mse' OR name = 'kl'") == recon
+    assert main(["run", str(edited), "--store", str(finished), "--quiet"]) == 0
+    assert "aebench eval --store" not in capsys.readouterr().err  # the store is up to date
+
+
+def test_a_schema_1_store_is_migrated_to_training_hashes_and_recorded_evaluations(finished):
+    """A store as aebench wrote it before schema 2 (hash version 1 folded the metric options
+    into the run's hash; no evaluations table) is upgraded on first write-open: new hashes that
+    the current suite recognises as done, and the options the runner used recorded per family."""
+    import json
+
+    from bench.store_migrations import _v1_hash
+    from bench.suite import RunConfig, load_suite
+
+    with Store.open(finished, readonly=True) as store:
+        expected = {r["id"]: store.evaluations(r["id"]) for r in store.runs()}
+    with sqlite3.connect(finished) as conn:  # turn it into what schema 1 left on disk
+        conn.execute("DROP TABLE evaluations")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        for run_id, text in conn.execute("SELECT id, config FROM runs").fetchall():
+            data = json.loads(text)
+            data.pop("config_hash")
+            old = _v1_hash(RunConfig.from_dict(data))
+            data["config_hash"] = old
+            conn.execute("UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+                         (old, json.dumps(data), run_id))  # fmt: skip
+    with Store.open(finished) as store:
+        assert store.schema_version == 2
+        assert {r["id"]: store.evaluations(r["id"]) for r in store.runs()} == expected
+        suite = load_suite(Path(finished.parent / "two.toml"))
+        assert store.done_hashes("two") == {c.config_hash for c in suite.expand()}
+    assert (
+        main(["run", str(finished.parent / "two.toml"), "--store", str(finished), "--quiet"]) == 0
+    )  # fmt: skip  (all done: nothing retrains)
+
+
+def test_an_edited_schema_1_store_is_refused_and_left_as_it_was(finished, capsys):
+    conn = sqlite3.connect(finished)
+    with conn:
+        conn.execute("DROP TABLE evaluations")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        conn.execute("UPDATE runs SET config_hash = 'f00' WHERE id = 1")
+    conn.close()  # the last connection folds the -wal into the file
+    before = finished.read_bytes()
+    line = one_line_error(capsys, ["eval", "--store", str(finished)])
+    assert "cannot upgrade" in line and "edited" in line
+    assert finished.read_bytes() == before
 
 
 def test_an_unknown_family_or_a_bad_combination_is_one_line(finished, tmp_path, capsys):

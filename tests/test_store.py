@@ -391,12 +391,13 @@ def test_migration_hook_upgrades_an_old_store(
     def add_notes(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 1, add_notes)
+    current = store_mod.SCHEMA_VERSION
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(store_mod.MIGRATIONS, current, add_notes)
     with pytest.raises(UsageError, match="upgrade"):
         Store.open(db, readonly=True)  # readers never migrate
     with Store.open(db) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == current + 1
         assert "notes" in store.runs()[0] and store.count("metrics") == 4
 
 
@@ -409,13 +410,14 @@ def test_failed_migration_leaves_the_old_version(
         conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
         raise RuntimeError("migration bug")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 1, broken)
+    current = store_mod.SCHEMA_VERSION
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(store_mod.MIGRATIONS, current, broken)
     with pytest.raises(RuntimeError, match="migration bug"):
         Store.open(db)
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current)
     with Store.open(db) as store:
-        assert store.schema_version == 1 and "notes" not in store.runs()[0]
+        assert store.schema_version == current and "notes" not in store.runs()[0]
 
 
 # -- the runs and export commands ------------------------------------------------------------

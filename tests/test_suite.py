@@ -113,11 +113,10 @@ def test_hash_is_stable_across_processes_and_pinned() -> None:
 
 
 # The canonical JSON (sorted keys, no spaces) of the fields that define a run, written out by
-# hand: suite, label and data_dir are deliberately absent; the metrics defaults are spelled out.
+# hand: suite, label, data_dir and the metric options are deliberately absent (hash version 2).
 PINNED_CANONICAL = (
     '{"arch":"conv","batch_size":128,"budget":{"epochs":5},"dataset":"mnist-5k",'
-    '"device":"auto","latent_dim":16,"metrics":{"backbone":"domain","iw_k":500,"iw_n":1000,'
-    '"n_samples":1000,"sampler":null},"model":"vae","model_options":{},"seed":0,"v":1}'
+    '"device":"auto","latent_dim":16,"model":"vae","model_options":{},"seed":0,"v":2}'
 )
 
 
@@ -125,6 +124,9 @@ def test_hash_ignores_bookkeeping_but_not_what_decides_results(tmp_path: Path) -
     cfg = load_suite(write(tmp_path, GOOD)).expand()[0]
     same = dataclasses.replace(cfg, suite="other", label="renamed", data_dir="/elsewhere")
     assert same.config_hash == cfg.config_hash
+    # metric options do not change the weights: they are the evaluation's identity, not the run's
+    measured = dataclasses.replace(cfg, metrics=MetricsOptions(n_samples=99, backbone="inception"))
+    assert measured.config_hash == cfg.config_hash
     for change in (
         {"seed": 7},
         {"budget": Budget("epochs", 3)},
@@ -132,7 +134,6 @@ def test_hash_ignores_bookkeeping_but_not_what_decides_results(tmp_path: Path) -
         {"batch_size": 65},
         {"latent_dim": 5},
         {"device": "cuda"},
-        {"metrics": MetricsOptions(n_samples=99)},
         {"model_options": (("lr", 0.5),)},
         {"arch": "conv"},
         {"dataset": "mnist"},

@@ -146,9 +146,12 @@ def evaluate(
             "FID from few images is biased upwards, compare only at equal n"
         )
     out: dict[str, float] = {}
+    evaluated: dict[str, str] = {}  #: family → its options key (the store records them)
+    ctx.meta["evaluations"] = evaluated
     for name, family in FAMILIES.items():
         if name not in (opts.families or ()) or not family.applies_to(model):
             continue
+        evaluated[name] = family.options_key(opts)
         t0 = time.perf_counter()
         with torch.set_grad_enabled(family.needs_grad):
             values = family.compute(ctx)

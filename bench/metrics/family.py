@@ -20,6 +20,7 @@ families register through the entry-point group ``aebench.metrics``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -64,6 +65,13 @@ class MetricFamily:
     @property
     def key_names(self) -> tuple[str, ...]:
         return tuple(k.name for k in self.keys)
+
+    def options_key(self, options: Any) -> str:
+        """The evaluation's identity: the family's name and the values of the options it
+        reads, as canonical JSON. The store keeps it with the family's results, so
+        ``aebench eval --store`` can tell a result that is missing or was made otherwise."""
+        values = {k: getattr(options, k, None) for k in self.options}
+        return json.dumps({"family": self.name, **values}, sort_keys=True, default=str)
 
 
 #: family name → family, in registration (= evaluation and report) order

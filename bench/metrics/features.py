@@ -377,8 +377,8 @@ class InceptionFeatures(nn.Module):
 
     Grey images are repeated to three channels; resizing to 299² uses torch-fidelity's
     TF1-compatible bilinear interpolation (``antialias=False``), as the reference FID code does.
-    torch-fidelity's constructor loads its weights with ``torch.load(weights_only=False)``, so it
-    is handed an in-memory stream of the already validated tensors, never a user's path.
+    torch-fidelity's constructor unpickles its weights file (weights_only=False), so it is handed
+    an in-memory stream of the already validated tensors, never a user's path.
     """
 
     num_features = 2048

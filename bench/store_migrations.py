@@ -1,0 +1,74 @@
+"""Upgrading a results store written by an older aebench, in place and in one transaction.
+
+Schema 2 (2026-12) separates a run's training identity from its evaluation identity: the run's
+``config_hash`` covers only what changes the trained weights (hash version 2, metric options
+left out), and a new ``evaluations`` table records, per run and metric family, the options its
+results were computed with. The upgrade re-derives every run's hash from its stored config —
+after checking that the config still matches the hash recorded under version 1, so an edited
+row is refused rather than silently re-labelled — and records the options the runner used for
+the families whose metrics the run already has. Any problem rolls the whole upgrade back and is
+one :class:`~bench.errors.UsageError` line; the store stays at schema 1, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from typing import Any
+
+from bench.errors import UsageError
+
+
+def _v1_hash(cfg: Any) -> str:
+    """The config hash hash version 1 gave (it included the metric options)."""
+    identity = {**cfg.identity(), "v": 1, "metrics": cfg.metrics.to_dict()}
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def v1_to_v2(conn: sqlite3.Connection) -> None:
+    from bench.metrics.family import FAMILIES
+    from bench.suite import RunConfig
+
+    conn.execute(
+        "CREATE TABLE evaluations (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE "
+        "CASCADE, family TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (run_id, family))"
+    )
+    rows = conn.execute("SELECT id, suite, run_name, config, status FROM runs").fetchall()
+    seen: dict[tuple[str, str], str] = {}
+    for run_id, suite, name, text, status in rows:
+        try:
+            data = json.loads(text)
+            recorded = data.pop("config_hash", None)
+            cfg = RunConfig.from_dict(data)
+        except (ValueError, TypeError, UsageError) as err:
+            raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
+        if recorded is not None and recorded != _v1_hash(cfg):
+            raise UsageError(
+                f"cannot upgrade the store: run {run_id} ({name}) was edited (its config no "
+                "longer matches its recorded hash)"
+            )
+        other = seen.get((suite, cfg.config_hash))
+        if other is not None:
+            raise UsageError(
+                f"cannot upgrade the store: runs {other} and {name} of suite {suite!r} differ only "
+                "in metric options, which no longer make separate runs; export and split it first"
+            )
+        seen[(suite, cfg.config_hash)] = name
+        conn.execute(
+            "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+            (cfg.config_hash, cfg.to_json(), run_id),
+        )
+        if status != "done":
+            continue
+        have = {r[0] for r in conn.execute(
+            "SELECT name FROM metrics WHERE run_id = ? AND phase = 'final'", (run_id,)
+        )}  # fmt: skip
+        options = cfg.metrics.for_run(cfg.seed, cfg.batch_size)
+        for family_name, family in FAMILIES.items():
+            if set(family.key_names) & have:
+                conn.execute(
+                    "INSERT INTO evaluations (run_id, family, options) VALUES (?, ?, ?)",
+                    (run_id, family_name, family.options_key(options)),
+                )
