@@ -85,7 +85,7 @@ def run_one(
     from bench import data
     from bench.runio import HISTORY
     from bench.trainer import DivergenceError, TrainingInterrupted
-    from bench.training import RunSpec, environment, evaluate_run, train_run
+    from bench.training import RunSpec, evaluate_run, run_environment, train_run
 
     if threads:
         torch.set_num_threads(threads)
@@ -106,7 +106,7 @@ def run_one(
         # overwrite=True: the store, not the folder, says whether this run still has to run.
         dataset = data.load(cfg.dataset, cfg.data_dir)
         model, run_dir = train_run(spec, out_dir, resume=True, overwrite=True, dataset=dataset)
-        result.environment = environment(model.device)
+        result.environment = run_environment(model.device)
         options = cfg.metrics.for_run(cfg.seed, cfg.batch_size)
         scores = evaluate_run(model, dataset, run_dir, options)
         result.scores = {k: v for k, v in scores.items() if k != "meta"}

@@ -40,7 +40,7 @@ class RunSpec:
     data_dir: str | None = None
 
 
-def environment(device: torch.device) -> dict[str, Any]:
+def run_environment(device: torch.device) -> dict[str, Any]:
     """What produced the numbers: the store's environment record (git commit, versions,
     device, threads, host) plus the CPU, the CPU allocator setting (bench/allocator.py) and, on
     CUDA, the GPU name."""
@@ -174,7 +174,7 @@ def train_run(
         "arch": spec.arch,
         "seed": spec.train.seed,
         "train": spec.train.to_json(),
-        "environment": environment(trainer.device),
+        "environment": run_environment(trainer.device),
         "started_at": started,
         "wall_seconds": time.time() - started,
     }
