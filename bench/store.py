@@ -43,10 +43,8 @@ Typical runner use::
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
-import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -62,6 +60,7 @@ from bench.store_files import (
     _probe_uri,
     refuse_output_onto_store,
 )
+from bench.store_lock import WriterLock
 from bench.store_queries import StoreQueries, non_numeric_note
 from bench.store_schema import (
     _ENV_COLUMNS,
@@ -84,7 +83,7 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------------------------
 # The store
 # --------------------------------------------------------------------------------------------
-class Store(StoreQueries):
+class Store(StoreQueries, WriterLock):
     """A handle on one results store. Create it with :meth:`Store.open`."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool) -> None:
@@ -159,63 +158,9 @@ class Store(StoreQueries):
         return f"Store({str(self.path)!r}{', readonly' if self.readonly else ''})"
 
     @property
-    def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
-
-    @property
     def schema_version(self) -> int:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0])
-
-    # -- the writer lock ---------------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[Store]:
-        """Hold the store's single-writer lock for the ``with`` block.
-
-        Non-blocking: if another process holds it, raise :class:`UsageError` saying which
-        (pid, host, since when) — waiting silently would look like a hang.
-        """
-        if self.readonly:
-            raise UsageError(f"store {self.path} is open read-only")
-        if self._lock_fh is not None:
-            raise RuntimeError("Store.lock() is not reentrant")
-        try:
-            fh = open(self.lock_path, "a+")  # noqa: SIM115 - held for the with block
-        except OSError as err:
-            raise UsageError(f"cannot create lock file {self.lock_path}: {err.strerror}") from None
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise UsageError(
-                f"store {self.path} is in use by {holder}; wait for it to finish, or pass "
-                "--store to use another file"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {_now()}")
-        fh.flush()
-        self._lock_fh = fh
-        try:
-            yield self
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        fh, self._lock_fh = self._lock_fh, None
-        if fh is not None:
-            with contextlib.suppress(OSError):
-                fh.seek(0)
-                fh.truncate()
-                fh.flush()
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-            fh.close()
-
-    @property
-    def locked(self) -> bool:
-        return self._lock_fh is not None
 
     def _require_writer(self) -> None:
         if self.readonly:
