@@ -76,7 +76,7 @@ def identity(trainer: Trainer) -> dict[str, Any]:
     return {
         "model_name": trainer.model_name,
         "model_config": trainer.model.config,
-        "train": trainer.config.to_json(),
+        "train": trainer.config.to_dict(),
         "n_train": int(trainer.data.train_x.shape[0]),
         "dataset": trainer.data.name,
     }
@@ -197,7 +197,9 @@ def restore_state(
         step, epochs_done, history = meta.get("step"), meta.get("epochs_done"), meta.get("history")
         if not (_count(step) and _count(epochs_done)):
             raise ValueError("step and epochs_done must be whole numbers >= 0")
-        if epochs_done > meta["train"].get("epochs", 0) or epochs_done > step:
+        epochs = meta["train"].get("epochs")
+        limit = epochs if _count(epochs) else (2**62 if epochs is None else 0)
+        if epochs_done > limit or epochs_done > step:
             raise ValueError(f"epochs_done={epochs_done} is more than the run trained")
         if not isinstance(history, list) or [
             h.get("epoch") if isinstance(h, dict) else None for h in history

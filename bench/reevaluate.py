@@ -45,12 +45,13 @@ def reevaluate_store(
     """Evaluate what the finished runs of ``store_path`` (of ``suite``, if given) are missing;
     prints one line per run evaluated; returns the number of runs that gained metrics."""
     from bench import data
+    from bench.config import RunConfig
     from bench.metrics.evaluation import evaluate
     from bench.metrics.family import FAMILIES, family_names
     from bench.report.collect import resolve_artifacts
     from bench.runio import load_run
     from bench.store import Store
-    from bench.suite import RunConfig, load_suite
+    from bench.suite import load_suite
     from bench.trainer import resolve_device
 
     known = family_names()
@@ -81,7 +82,7 @@ def reevaluate_store(
             if not folder:
                 raise UsageError(f"run {row['id']} ({row['run_name']}) has no artifacts folder")
             model, _ = load_run(folder, map_location=target)
-            options = (metrics or cfg.metrics).for_run(cfg.seed, cfg.batch_size)
+            options = cfg.evaluation_options(metrics)
             todo = families_to_evaluate(store.evaluations(row["id"]), model, options, only)
             if not todo:
                 continue

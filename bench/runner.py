@@ -7,6 +7,7 @@ this process, in worker processes, or as Ray tasks). Only the driver writes the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -43,23 +44,6 @@ class RunResult:
     evaluations: dict[str, str] = field(default_factory=dict)  #: family → its options key
 
 
-def train_config(cfg: RunConfig, quiet: bool = True) -> Any:
-    """The harness's :class:`~bench.trainer.TrainConfig` for a suite run's budget."""
-    from bench.trainer import TrainConfig
-
-    budget = cfg.budget
-    unlimited = 10**9  # a step or time budget ends training, not the epoch count
-    return TrainConfig(
-        epochs=budget.epochs if budget.epochs is not None else unlimited,
-        max_steps=budget.steps,
-        max_seconds=budget.seconds,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        device=cfg.device,
-        quiet=quiet,
-    )
-
-
 def flatten_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``[{epoch, train: {...}, test: {...}}]`` → ``[{epoch, train_loss, test_loss, ...}]``."""
     flat = []
@@ -85,30 +69,21 @@ def run_one(
     from bench import data
     from bench.runio import HISTORY
     from bench.trainer import DivergenceError, TrainingInterrupted
-    from bench.training import RunSpec, evaluate_run, run_environment, train_run
+    from bench.training import evaluate_run, run_environment, train_run
 
     if threads:
         torch.set_num_threads(threads)
     started = time.perf_counter()
-    spec = RunSpec(
-        model=cfg.model,
-        dataset=cfg.dataset,
-        arch=cfg.arch,
-        latent_dim=cfg.latent_dim,
-        train=train_config(cfg, quiet),
-        model_options=cfg.options,
-        data_dir=cfg.data_dir,
-    )
     result = RunResult(cfg.config_hash, "done")
     try:
         # resume=True: a checkpoint left by an interrupted attempt of this very config (same
         # hash, same folder) is continued; the trainer refuses one of another run.
         # overwrite=True: the store, not the folder, says whether this run still has to run.
         dataset = data.load(cfg.dataset, cfg.data_dir)
-        model, run_dir = train_run(spec, out_dir, resume=True, overwrite=True, dataset=dataset)
+        run = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, quiet=quiet))
+        model, run_dir = train_run(run, out_dir, resume=True, overwrite=True, dataset=dataset)
         result.environment = run_environment(model.device)
-        options = cfg.metrics.for_run(cfg.seed, cfg.batch_size)
-        scores = evaluate_run(model, dataset, run_dir, options)
+        scores = evaluate_run(model, dataset, run_dir, cfg.evaluation_options())
         result.scores = {k: v for k, v in scores.items() if k != "meta"}
         result.evaluations = dict(scores["meta"]["evaluations"])
         history = json.loads((run_dir / HISTORY).read_text())
@@ -176,7 +151,8 @@ def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
         key = (cfg.model, cfg.model_options, cfg.arch, cfg.latent_dim, cfg.dataset, cfg.data_dir)
         if key not in costs:
             shape, n_train = shapes[(cfg.dataset, cfg.data_dir)]
-            budget = cfg.budget.value * (n_train if cfg.budget.kind == "epochs" else 1)
+            kind, value = cfg.train.budget.kind, cfg.train.budget.value
+            budget = value * (n_train if kind == "epochs" else 1)
             costs[key] = step_cost(cfg, shape) * float(budget)
         return costs[key]
 
@@ -293,7 +269,7 @@ def ray_executor(address: str | None = None, quiet: bool = True) -> Executor:
             remote = ray.remote(run_one)
             refs = {}
             for cfg, out in work:
-                gpus = 1 if cfg.device.startswith("cuda") else 0
+                gpus = 1 if cfg.train.device.startswith("cuda") else 0
                 threads = 1 if address is None else None
                 task = remote.options(num_cpus=1, num_gpus=gpus)
                 started(cfg, out)  # queued in Ray's scheduler, which starts it when it fits
@@ -329,6 +305,16 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def _measured_otherwise(config: Any, suite: Suite) -> bool:
+    """Whether a stored run's metric options differ from the suite's ``[metrics]``."""
+    from bench.metrics.options import MetricOptions
+
+    try:
+        return MetricOptions.from_dict(dict(config["metrics"])) != suite.metrics
+    except (UsageError, KeyError, TypeError, ValueError):
+        return False  # unreadable: the store's own checks report it
+
+
 def run_suite(
     suite: Suite,
     store_path: str | os.PathLike[str] | None = None,
@@ -355,7 +341,7 @@ def run_suite(
         done = store.done_hashes(suite.name)
         todo = [c for c in configs if c.config_hash not in done]
         stale = sum(
-            isinstance(r["config"], dict) and r["config"].get("metrics") != suite.metrics.to_dict()
+            _measured_otherwise(r["config"], suite)
             for r in store.runs(suite=suite.name, status="done")
         )
         if stale:  # metric options are not part of a run's hash: re-evaluate, do not retrain
@@ -388,7 +374,8 @@ def run_suite(
         ids: dict[str, int] = {}  # runs started and not yet finished
 
         def started(cfg: RunConfig, out: Path) -> None:
-            ids[cfg.config_hash] = store.mark_running(cfg, environment(cfg.device), artifacts=out)
+            env = environment(cfg.train.device)
+            ids[cfg.config_hash] = store.mark_running(cfg, env, artifacts=out)
             if executor == "local" and jobs == 1:
                 bar.set_description(cfg.run_name)
 

@@ -10,6 +10,7 @@ those two numbers only.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import statistics
 import sys
@@ -36,17 +37,14 @@ class SpeedOptions:
     models: tuple[str, ...] = ("ae", "vae", "beta-vae", "vae-gan")
     archs: tuple[str, ...] = ("mlp", "conv")
     batch_sizes: tuple[int, ...] = (64, 256)
-    device: str = "auto"
     latent_dim: int = 16
     warmup_steps: int = 5
     steps: int = 20  #: optimizer steps per timed repeat
     repeats: int = 5  #: timed repeats per loop; the median is reported
     image_shape: tuple[int, int, int] = (1, 28, 28)
-    # the harness's speed options (bench.trainer.TrainConfig); the reference loop stays plain
-    precision: str = "fp32"
-    channels_last: bool | None = None  #: None: the harness default (conv nets on CUDA)
-    native_thin_deconv: bool | None = None  #: None: the harness default (on for CPU)
-    compile: bool = False
+    #: the harness's device and speed switches (precision, channels_last, compile, ...); the
+    #: batch size is set per measurement, and the reference loop stays plain
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 @dataclass
@@ -142,8 +140,8 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
     The matmul rate is timed between the repeats too: on a shared machine whose speed drifts by
     tens of percent within minutes, "% of matmul" is only meaningful against a rate measured
     at the same moment."""
-    device = resolve_device(opts.device)
-    dtype = torch.bfloat16 if opts.precision == "bf16" else torch.float32
+    device = resolve_device(opts.train.device)
+    dtype = torch.bfloat16 if opts.train.precision == "bf16" else torch.float32
     n = batch_size * (opts.steps + 1)
     data = _synthetic_data(opts.image_shape, n, device)
     torch.manual_seed(0)
@@ -153,15 +151,8 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
     trainer = Trainer(
         model,
         data,
-        TrainConfig(
-            epochs=1,
-            batch_size=batch_size,
-            device=str(device),
-            quiet=True,
-            precision=opts.precision,
-            channels_last=opts.channels_last,
-            native_thin_deconv=opts.native_thin_deconv,
-            compile=opts.compile,
+        dataclasses.replace(
+            opts.train, epochs=1, batch_size=batch_size, device=str(device), quiet=True
         ),
         name,
     )

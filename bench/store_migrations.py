@@ -20,16 +20,17 @@ from typing import Any
 from bench.errors import UsageError
 
 
-def _v1_hash(cfg: Any) -> str:
-    """The config hash hash version 1 gave (it included the metric options)."""
-    identity = {**cfg.identity(), "v": 1, "metrics": cfg.metrics.to_dict()}
+def _v1_hash(cfg: Any, metrics: Any) -> str:
+    """The config hash hash version 1 gave (it included the metric options, ``metrics``: the
+    five-key table that version wrote)."""
+    identity = {**cfg.identity(), "v": 1, "metrics": metrics}
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def v1_to_v2(conn: sqlite3.Connection) -> None:
+    from bench.config import RunConfig
     from bench.metrics.family import FAMILIES
-    from bench.suite import RunConfig
 
     conn.execute(
         "CREATE TABLE evaluations (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE "
@@ -44,7 +45,7 @@ def v1_to_v2(conn: sqlite3.Connection) -> None:
             cfg = RunConfig.from_dict(data)
         except (ValueError, TypeError, UsageError) as err:
             raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
-        if recorded is not None and recorded != _v1_hash(cfg):
+        if recorded is not None and recorded != _v1_hash(cfg, data.get("metrics")):
             raise UsageError(
                 f"cannot upgrade the store: run {run_id} ({name}) was edited (its config no "
                 "longer matches its recorded hash)"
@@ -65,7 +66,7 @@ def v1_to_v2(conn: sqlite3.Connection) -> None:
         have = {r[0] for r in conn.execute(
             "SELECT name FROM metrics WHERE run_id = ? AND phase = 'final'", (run_id,)
         )}  # fmt: skip
-        options = cfg.metrics.for_run(cfg.seed, cfg.batch_size)
+        options = cfg.evaluation_options()
         for family_name, family in FAMILIES.items():
             if set(family.key_names) & have:
                 conn.execute(

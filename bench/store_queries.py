@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from bench.config import stored_fields
 from bench.errors import UsageError
 from bench.store_schema import STATUSES
 
@@ -121,8 +122,9 @@ class StoreQueries:
                 cfg = {}
             if not isinstance(cfg, dict):
                 cfg = {}
+            fields = stored_fields(cfg)
             for key in ("model", "label", "dataset", "arch", "seed"):
-                d[key] = cfg.get(key)
+                d[key] = fields[key]
             records.append(d)
         columns = [
             "run_id", "suite", "run_name", "config_hash", "model", "label", "dataset", "arch",

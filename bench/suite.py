@@ -41,30 +41,36 @@ if the suite was renamed or reordered.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench.config import BUDGET_KINDS, HASH_VERSION, Budget, RunConfig, TrainConfig
 from bench.errors import UsageError
+from bench.metrics.options import MetricOptions
 from models.config import GRID_OPTIONS
 
-#: Names of the feature networks the metrics can use (issue 3).
-BACKBONES: tuple[str, ...] = ("domain", "inception")
-#: Samplers for generation metrics; ``None`` in a config means "the model's own default".
-SAMPLERS: tuple[str, ...] = ("prior", "gaussian", "gmm")
-BUDGET_KINDS: tuple[str, ...] = ("epochs", "steps", "seconds")
+__all__ = [
+    "BUDGET_KINDS",
+    "HASH_VERSION",
+    "Budget",
+    "ModelSpec",
+    "RunConfig",
+    "Suite",
+    "TrainConfig",
+    "available_suites",
+    "load_suite",
+    "load_suite_file",
+    "parse_suite",
+]
+
 #: Model options a suite may not override: the runner sets them from the grid point.
 RESERVED_OPTIONS: frozenset[str] = GRID_OPTIONS
 #: Refuse grids larger than this: almost certainly a mistake, and expansion would be slow.
 MAX_RUNS = 100_000
-#: Bump when the meaning of the hashed fields changes, so old hashes stop matching.
-HASH_VERSION = 2
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -91,65 +97,6 @@ _REQUIRED_KEYS = ("models", "datasets", "archs", "seeds", "budget")
 # Values
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Budget:
-    """How long every model trains: ``epochs``, optimizer ``steps`` or wall-clock ``seconds``.
-
-    One kind per suite, so every model gets the same allowance and comparisons stay fair.
-    """
-
-    kind: str
-    value: int | float
-
-    @property
-    def epochs(self) -> int | None:
-        return int(self.value) if self.kind == "epochs" else None
-
-    @property
-    def steps(self) -> int | None:
-        return int(self.value) if self.kind == "steps" else None
-
-    @property
-    def seconds(self) -> float | None:
-        return float(self.value) if self.kind == "seconds" else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {self.kind: self.value}
-
-    def __str__(self) -> str:
-        return f"{self.value:g} {self.kind}"
-
-
-@dataclass(frozen=True)
-class MetricsOptions:
-    """How each run is measured (shared by the whole suite, so numbers are comparable)."""
-
-    backbone: str = "domain"
-    n_samples: int = 1000
-    sampler: str | None = None  #: None: each model's default (prior for VAEs, gaussian for AE)
-    iw_k: int = 500
-    iw_n: int = 1000
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def for_run(self, seed: int, train_batch_size: int) -> Any:
-        """The :class:`~bench.metrics.evaluation.MetricOptions` a run is evaluated with: these
-        options plus the run's own seed and batch size. The one conversion, used by the suite
-        runner and by ``aebench train``, so both write the same ``metrics.json``."""
-        from bench.metrics.evaluation import MetricOptions
-
-        return MetricOptions(
-            n_samples=self.n_samples,
-            backbone=self.backbone,
-            sampler=self.sampler,
-            iw_k=self.iw_k,
-            iw_n=self.iw_n,
-            seed=seed,
-            train_batch_size=train_batch_size,
-        )
-
-
-@dataclass(frozen=True)
 class ModelSpec:
     """One model column of the grid: a registered model, its label and its option overrides."""
 
@@ -163,148 +110,6 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything needed to reproduce one training + evaluation; a plain, hashable value.
-
-    ``suite``, ``label`` and ``data_dir`` are bookkeeping and do not enter :attr:`config_hash`:
-    renaming a suite or moving the data does not change a run's numbers, so it is the same run.
-    """
-
-    suite: str
-    model: str
-    label: str
-    dataset: str
-    arch: str
-    seed: int
-    budget: Budget
-    batch_size: int
-    latent_dim: int
-    metrics: MetricsOptions = field(default_factory=MetricsOptions)
-    device: str = "auto"
-    model_options: tuple[tuple[str, Any], ...] = ()
-    data_dir: str | None = None
-
-    # -- derived ------------------------------------------------------------------------------
-    @property
-    def options(self) -> dict[str, Any]:
-        """The model option overrides as a dict (lists, not tuples)."""
-        return {k: _thaw(v) for k, v in self.model_options}
-
-    @property
-    def run_name(self) -> str:
-        """Readable, unique within a suite: ``vae-mnist-5k-conv-s0``."""
-        return f"{self.label}-{self.dataset}-{self.arch}-s{self.seed}"
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that change the trained weights (what :attr:`config_hash` hashes).
-
-        Metric options are not among them: they are recorded with each metric result (the
-        store's ``evaluations``), so a new or re-optioned metric reaches finished runs through
-        ``aebench eval --store`` instead of retraining them. (Hash version 1 included them.)
-        """
-        return {
-            "v": HASH_VERSION,
-            "model": self.model,
-            "model_options": self.options,
-            "dataset": self.dataset,
-            "arch": self.arch,
-            "seed": self.seed,
-            "budget": self.budget.to_dict(),
-            "batch_size": self.batch_size,
-            "latent_dim": self.latent_dim,
-            "device": self.device,
-        }
-
-    @property
-    def config_hash(self) -> str:
-        """sha256 (hex) of the canonical JSON of :meth:`identity`: stable across processes."""
-        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    @property
-    def short_hash(self) -> str:
-        return self.config_hash[:12]
-
-    def model_kwargs(self, image_shape: tuple[int, int, int]) -> dict[str, Any]:
-        """Keyword arguments for ``models.create(cfg.model, **kwargs)`` on data of this shape."""
-        return {
-            **self.options,
-            "arch": self.arch,
-            "latent_dim": self.latent_dim,
-            "image_shape": tuple(image_shape),
-        }
-
-    # -- JSON ---------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` inverts it exactly."""
-        return {
-            "suite": self.suite,
-            "model": self.model,
-            "label": self.label,
-            "dataset": self.dataset,
-            "arch": self.arch,
-            "seed": self.seed,
-            "budget": self.budget.to_dict(),
-            "batch_size": self.batch_size,
-            "latent_dim": self.latent_dim,
-            "metrics": self.metrics.to_dict(),
-            "device": self.device,
-            "model_options": self.options,
-            "data_dir": self.data_dir,
-            "config_hash": self.config_hash,
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        """Rebuild a config stored by :meth:`to_dict` (e.g. from the results store).
-
-        Raises :class:`UsageError` if the data is malformed or was edited so that its recorded
-        hash no longer matches.
-        """
-        try:
-            (kind, value), *rest = dict(data["budget"]).items()
-            if rest or kind not in BUDGET_KINDS:
-                raise ValueError(f"bad budget {data['budget']!r}")
-            cfg = cls(
-                suite=str(data["suite"]),
-                model=str(data["model"]),
-                label=str(data.get("label", data["model"])),
-                dataset=str(data["dataset"]),
-                arch=str(data["arch"]),
-                seed=int(data["seed"]),
-                budget=Budget(kind, float(value) if kind == "seconds" else int(value)),
-                batch_size=int(data["batch_size"]),
-                latent_dim=int(data["latent_dim"]),
-                metrics=MetricsOptions(**dict(data.get("metrics", {}))),
-                device=str(data.get("device", "auto")),
-                model_options=_freeze_options(dict(data.get("model_options", {}))),
-                data_dir=None if data.get("data_dir") is None else str(data["data_dir"]),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise UsageError(f"malformed run config: {err!r}") from None
-        recorded = data.get("config_hash")
-        if recorded is not None and recorded != cfg.config_hash:
-            raise UsageError(
-                f"run config {cfg.run_name}: recorded hash {str(recorded)[:12]} does not match "
-                f"its fields ({cfg.short_hash}); the config was edited"
-            )
-        return cfg
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> RunConfig:
-        try:
-            data = json.loads(text)
-        except (ValueError, TypeError) as err:
-            raise UsageError(f"run config is not valid JSON: {err}") from None
-        if not isinstance(data, dict):
-            raise UsageError("run config JSON must be an object")
-        return cls.from_dict(data)
-
-
-@dataclass(frozen=True)
 class Suite:
     """A validated suite: the grid's axes plus the settings every run shares."""
 
@@ -313,14 +118,17 @@ class Suite:
     datasets: tuple[str, ...]
     archs: tuple[str, ...]
     seeds: tuple[int, ...]
-    budget: Budget
-    batch_size: int = 128
+    #: budget, batch size and device of every run; each grid point sets its own seed
+    train: TrainConfig
     latent_dim: int = 16
-    metrics: MetricsOptions = field(default_factory=MetricsOptions)
-    device: str = "auto"
+    metrics: MetricOptions = field(default_factory=MetricOptions)
     data_dir: str | None = None
     description: str = ""
     source: str = "<dict>"  #: the file it came from (for messages)
+
+    @property
+    def budget(self) -> Budget:
+        return self.train.budget
 
     def __len__(self) -> int:
         return len(self.models) * len(self.datasets) * len(self.archs) * len(self.seeds)
@@ -334,13 +142,10 @@ class Suite:
                 label=spec.label,
                 dataset=dataset,
                 arch=arch,
-                seed=seed,
-                budget=self.budget,
-                batch_size=self.batch_size,
                 latent_dim=self.latent_dim,
-                metrics=self.metrics,
-                device=self.device,
                 model_options=spec.options,
+                train=dataclasses.replace(self.train, seed=seed),
+                metrics=self.metrics,
                 data_dir=self.data_dir,
             )
             for spec in self.models
@@ -440,18 +245,5 @@ def parse_suite(text: str | bytes, source: str = "<string>", default_name: str =
     return Suite.from_dict(data, source=source, default_name=default_name)
 
 
-# --------------------------------------------------------------------------------------------
-# Validation
-# --------------------------------------------------------------------------------------------
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(_freeze(v) for v in value) if isinstance(value, list | tuple) else value
-
-
 def _thaw(value: Any) -> Any:
     return [_thaw(v) for v in value] if isinstance(value, tuple) else value
-
-
-def _freeze_options(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted((str(k), _freeze(v)) for k, v in options.items()))

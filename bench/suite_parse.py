@@ -11,46 +11,26 @@ import dataclasses
 import math
 from typing import Any
 
+from bench.config import _freeze, freeze_options
 from bench.errors import UsageError
-from bench.metrics.constants import min_n_samples
+from bench.metrics.options import MetricOptions, option_names
 from bench.suite import (
     _DEVICE_RE,
     _NAME_RE,
     _REQUIRED_KEYS,
     _TOP_KEYS,
-    BACKBONES,
     BUDGET_KINDS,
     MAX_RUNS,
     RESERVED_OPTIONS,
-    SAMPLERS,
     Budget,
-    MetricsOptions,
     ModelSpec,
     Suite,
-    _freeze,
-    _freeze_options,
+    TrainConfig,
 )
 from models.config import OptionError, check_option
 from models.config import describe as _describe
 from models.config import is_int as _is_int
 from models.config import is_real as _is_real
-
-
-def _registered(module: str, fallback: tuple[str, ...]) -> list[str]:
-    """``fallback`` plus whatever ``bench.metrics.<module>.available()`` registers (plugins).
-
-    The metrics package is imported lazily and optionally, so suites validate even where it is
-    not importable; the built-in names are always accepted.
-    """
-    import importlib
-
-    try:
-        extra = importlib.import_module(f"bench.metrics.{module}").available()
-    except Exception:  # absent or broken metrics package: the built-in names still hold
-        extra = []
-    names = list(fallback)
-    names += sorted(n for n in extra if isinstance(n, str) and n not in names)
-    return names
 
 
 def _config_class(model_cls: type) -> type | None:
@@ -205,11 +185,9 @@ class Validator:
             datasets=self.unique(ds, "datasets"),
             archs=self.unique(archs, "archs"),
             seeds=self.unique(seeds, "seeds"),
-            budget=budget,
-            batch_size=batch_size,
+            train=TrainConfig(batch_size=batch_size, device=device, **budget.train_fields()),
             latent_dim=latent_dim,
             metrics=metrics,
-            device=device,
             data_dir=data_dir,
             description=description,
             source=self.source,
@@ -227,31 +205,14 @@ class Validator:
             return Budget(kind, self.real(amount, "budget.seconds"))
         return Budget(kind, self.int_(amount, f"budget.{kind}"))
 
-    def metrics(self, value: Any) -> MetricsOptions:
-        table = self.table(value, "metrics", ("backbone", "n_samples", "sampler", "iw_k", "iw_n"))
-        d = MetricsOptions()
-        sampler = table.get("sampler", "default")
-        if sampler != "default":
-            sampler = self.choice(
-                sampler, "metrics.sampler", _registered("samplers", SAMPLERS), "sampler"
-            )
-        return MetricsOptions(
-            backbone=self.choice(
-                table.get("backbone", d.backbone),
-                "metrics.backbone",
-                _registered("features", BACKBONES),
-                "feature backbone",
-            ),
-            n_samples=self.int_(
-                table.get("n_samples", d.n_samples),
-                "metrics.n_samples",
-                low=min_n_samples(),
-                high=10_000_000,
-            ),
-            sampler=None if sampler == "default" else sampler,
-            iw_k=self.int_(table.get("iw_k", d.iw_k), "metrics.iw_k", high=1_000_000),
-            iw_n=self.int_(table.get("iw_n", d.iw_n), "metrics.iw_n", high=10_000_000),
-        )
+    def metrics(self, value: Any) -> MetricOptions:
+        """The ``[metrics]`` table, validated by :class:`MetricOptions` itself (shared fields
+        and every registered family's settings); a bad value names ``metrics.KEY``."""
+        table = self.table(value, "metrics", option_names())
+        try:
+            return MetricOptions.from_dict(table)
+        except OptionError as err:
+            raise self.fail(f"metrics.{err.key}", str(err)) from None
 
     def models(self, value: Any, overrides: dict[str, Any]) -> list[ModelSpec]:
         import models as registry
@@ -331,7 +292,7 @@ class Validator:
                 raise self.fail(" / ".join(tables), str(err)) from None
             defaults = {**{n: f.default for n, f in fields.items()}, **registered}  # type: ignore[union-attr]
             clean = {k: v for k, v in clean.items() if _freeze(defaults.get(k)) != _freeze(v)}
-        return _freeze_options(clean)
+        return freeze_options(clean)
 
     def option_value(self, value: Any, key: str, default: Any) -> Any:
         """One option checked by the models' own validator (:func:`models.config.check_option`,

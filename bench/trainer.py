@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 
 from bench.allocator import keep_freed_memory
 from bench.checkpoint import capture_state, load_checkpoint, restore_state, save_checkpoint
+from bench.config import TrainConfig
 from bench.data import ImageData
 from bench.errors import UsageError
 from bench.speed_switches import SpeedSwitches
@@ -47,57 +47,6 @@ class TrainingInterrupted(Exception):
 
 class DivergenceError(RuntimeError):
     """A loss term became NaN or infinite; the message names model, epoch, step and term."""
-
-
-PRECISIONS = ("fp32", "bf16")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How long and how to train; the same for every model in a comparison."""
-
-    epochs: int = 10
-    batch_size: int = 64
-    seed: int = 0
-    device: str = "auto"
-    max_steps: int | None = None  #: stop after this many optimizer steps (budget in steps)
-    max_seconds: float | None = None  #: stop after this wall-clock time (checked per epoch)
-    grad_clip: float | None = None  #: clip each phase's gradient norm to this value
-    quiet: bool = False
-    # Speed options (README, "Speed"): channels_last defaults to on for conv nets on CUDA only
-    # (on the 2-core reference CPU, once the allocator stopped page-faulting, NHWC measured
-    # 0.95-1.04x NCHW: no gain worth a second layout); compile is off (slower on CPU); bf16 is
-    # off so that quality numbers do not depend on the hardware, though on CPUs with AMX it
-    # trains 1.3-1.6x faster. Each is a switch so a user can measure it on their own device.
-    precision: str = "fp32"  #: "bf16": forward and loss under bfloat16 autocast
-    #: NHWC memory format for the model and every batch; None: on for conv nets on CUDA
-    channels_last: bool | None = None
-    compile: bool = False  #: torch.compile the model's loss (forward) before training
-    #: forward of ConvTranspose2d layers with <= 4 output channels on PyTorch's native kernel
-    #: instead of oneDNN (bench/thin_deconv.py); None: on for CPU training without compile
-    native_thin_deconv: bool | None = None
-
-    def validate(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise UsageError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise UsageError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise UsageError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise UsageError(f"max_steps must be >= 1, got {self.max_steps!r}")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise UsageError(f"max_seconds must be > 0, got {self.max_seconds!r}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise UsageError(f"grad_clip must be > 0, got {self.grad_clip!r}")
-        resolve_device(self.device)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -360,7 +309,7 @@ class Trainer:
         if not (resume and self.load_checkpoint()):
             self.history, self.step, self.epochs_done = [], 0, 0
         steps_per_epoch = math.ceil(self.data.train_x.shape[0] / cfg.batch_size)
-        total = steps_per_epoch * cfg.epochs
+        total = steps_per_epoch * cfg.epoch_limit
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
         quiet = cfg.quiet or not sys.stderr.isatty()
@@ -375,7 +324,7 @@ class Trainer:
                 unit="step",
                 leave=False,
             ) as bar:
-                for epoch in range(self.epochs_done + 1, cfg.epochs + 1):
+                for epoch in range(self.epochs_done + 1, cfg.epoch_limit + 1):
                     if cfg.max_steps is not None and self.step >= cfg.max_steps:
                         break
                     t0 = time.perf_counter()

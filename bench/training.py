@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +16,15 @@ import torch
 import models
 from bench import data
 from bench.allocator import allocator_state
+from bench.config import RunConfig
 from bench.errors import UsageError
 from bench.images import pair_rows, save_grid
 from bench.runio import CONFIG, HISTORY, WEIGHTS, prepare_out_dir, save_run
-from bench.trainer import TrainConfig, Trainer, resolve_device, seed_everything
+from bench.trainer import Trainer, resolve_device, seed_everything
 from models.base import GenerativeAutoencoder
 
 N_GRID_SAMPLES = 64
 N_GRID_RECON = 32
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that defines one training run."""
-
-    model: str
-    dataset: str = "mnist-5k"
-    arch: str = "mlp"
-    latent_dim: int = 16
-    train: TrainConfig = field(default_factory=TrainConfig)
-    model_options: dict[str, Any] = field(default_factory=dict)
-    data_dir: str | None = None
 
 
 def run_environment(device: torch.device) -> dict[str, Any]:
@@ -137,13 +124,13 @@ def claim_out_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
 
 
 def train_run(
-    spec: RunSpec,
+    cfg: RunConfig,
     out: str | Path,
     resume: bool = False,
     overwrite: bool = False,
     dataset: data.ImageData | None = None,
 ) -> tuple[models.GenerativeAutoencoder, Path]:
-    """Train ``spec`` and write the run folder (weights, config, history, image grids).
+    """Train ``cfg`` and write the run folder (weights, config, history, image grids).
 
     A checkpoint is kept in the folder while training (every epoch, and on SIGTERM/SIGINT);
     ``resume=True`` continues from it. It is removed once the finished run is written. The
@@ -151,35 +138,26 @@ def train_run(
     :func:`claim_out_dir` says when an existing run may be replaced.
     """
     if dataset is None:  # a caller that also evaluates passes the data it already loaded
-        dataset = data.load(spec.dataset, spec.data_dir)
-    model_config = {
-        "arch": spec.arch,
-        "latent_dim": spec.latent_dim,
-        "image_shape": list(dataset.image_shape),
-        **spec.model_options,
-    }
-    spec.train.validate()
-    seed_everything(spec.train.seed)  # the seed fixes the initial weights too
-    model = build_model(spec.model, model_config, resolve_device(spec.train.device))
+        dataset = data.load(cfg.dataset, cfg.data_dir)
+    cfg.train.validate()
+    seed_everything(cfg.seed)  # the seed fixes the initial weights too
+    model = build_model(
+        cfg.model, cfg.model_kwargs(dataset.image_shape), resolve_device(cfg.train.device)
+    )
     out_dir = claim_out_dir(out, resume, overwrite)
     checkpoint = out_dir / CHECKPOINT
-    trainer = Trainer(model, dataset, spec.train, model_name=spec.model, checkpoint=checkpoint)
+    trainer = Trainer(model, dataset, cfg.train, model_name=cfg.model, checkpoint=checkpoint)
     started = time.time()
     history = trainer.fit(resume=resume)
     config = {
-        "model": spec.model,
+        **cfg.to_dict(),  # the run's config (RunConfig.from_dict reads it back)
         "model_config": model.config,
-        "dataset": spec.dataset,
-        "data_dir": spec.data_dir,
-        "arch": spec.arch,
-        "seed": spec.train.seed,
-        "train": spec.train.to_json(),
         "environment": run_environment(trainer.device),
         "started_at": started,
         "wall_seconds": time.time() - started,
     }
     save_run(out_dir, model, config, history)
-    write_images(model, dataset, out_dir, seed=spec.train.seed)
+    write_images(model, dataset, out_dir, seed=cfg.seed)
     checkpoint.unlink(missing_ok=True)
     return model, out_dir
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -161,3 +162,16 @@ def evil_pickle(marker: Path, torch_format: bool = False) -> bytes:
     buffer = io.BytesIO()
     torch.save({"state_dict": Payload()}, buffer)
     return buffer.getvalue()
+
+
+def flat_layout(cfg: Any) -> dict[str, Any]:
+    """A run config as stores wrote it before the config tree (2026-12-01): budget, batch
+    size, seed and device at the top, and the five metric options of that time."""
+    return {
+        "suite": cfg.suite, "model": cfg.model, "label": cfg.label, "dataset": cfg.dataset,
+        "arch": cfg.arch, "seed": cfg.seed, "budget": cfg.train.budget.to_dict(),
+        "batch_size": cfg.train.batch_size, "latent_dim": cfg.latent_dim,
+        "device": cfg.train.device, "model_options": cfg.options, "data_dir": cfg.data_dir,
+        "metrics": {k: cfg.metrics.to_dict()[k]
+                    for k in ("backbone", "n_samples", "sampler", "iw_k", "iw_n")},
+    }  # fmt: skip

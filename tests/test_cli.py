@@ -74,7 +74,7 @@ def test_train_writes_the_run_folder(tmp_path):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "vae" and config["model_config"]["latent_dim"] == 8
-    assert config["environment"]["threads"] >= 1 and config["seed"] == 1
+    assert config["environment"]["threads"] >= 1 and config["train"]["seed"] == 1
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 1 and {"loss", "recon", "kl"} <= set(history[0]["test"])
     with Image.open(out / "samples.png") as im:

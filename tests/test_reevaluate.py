@@ -16,7 +16,7 @@ import pytest
 from bench.cli import main
 from bench.metrics.family import FAMILIES
 from bench.store import Store
-from tests.conftest import REPO, file_hashes, one_line_error
+from tests.conftest import REPO, file_hashes, flat_layout, one_line_error
 from tests.test_readme import _python_blocks
 
 SUITE = """
@@ -147,9 +147,9 @@ def test_a_schema_1_store_is_migrated_to_training_hashes_and_recorded_evaluation
         conn.execute("DROP TABLE evaluations")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         for run_id, text in conn.execute("SELECT id, config FROM runs").fetchall():
-            data = json.loads(text)
-            data.pop("config_hash")
-            old = _v1_hash(RunConfig.from_dict(data))
+            cfg = RunConfig.from_json(text)
+            data = flat_layout(cfg)
+            old = _v1_hash(cfg, data["metrics"])
             data["config_hash"] = old
             conn.execute("UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
                          (old, json.dumps(data), run_id))  # fmt: skip

@@ -112,8 +112,8 @@ def make_store(
 @pytest.fixture(scope="session")
 def run_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One really trained tiny model per label (1 epoch on mnist-5k, MLP), shared by seeds."""
-    from bench.trainer import TrainConfig
-    from bench.training import RunSpec, train_run
+    from bench.config import RunConfig, TrainConfig
+    from bench.training import train_run
 
     root = tmp_path_factory.mktemp("report-artifacts")
     dirs = {}
@@ -123,8 +123,8 @@ def run_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         for label in MODELS:
             # one epoch, capped at a few optimizer steps: real weights, a cheap fixture
             train = TrainConfig(epochs=1, max_steps=6, batch_size=128, device="cpu", quiet=True)
-            spec = RunSpec(model=label, latent_dim=LATENT[label], arch="mlp", train=train)
-            _, dirs[label] = train_run(spec, root / label)
+            cfg = RunConfig(model=label, latent_dim=LATENT[label], arch="mlp", train=train)
+            _, dirs[label] = train_run(cfg, root / label)
     finally:
         torch.set_num_threads(threads)
     return dirs

@@ -86,7 +86,7 @@ def test_overwrite_replaces_the_run_and_leaves_no_stale_metrics(finished, tmp_pa
     assert main([*TRAIN, "--epochs", "1", "--seed", "4", "--out", str(out), "--overwrite"]) == 0
     assert (out / "model.safetensors").read_bytes() != old
     assert not (out / "metrics.json").exists()  # --no-eval: no metrics of the old weights stay
-    assert json.loads((out / "config.json").read_text())["seed"] == 4
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 4
 
 
 # -- items 4 and 8: a checkpoint resumed under other settings, or with edited metadata ---------
@@ -131,7 +131,7 @@ def test_resume_with_the_same_or_more_epochs_finishes(tmp_path, epochs):
     out = _checkpointed_run(tmp_path)
     assert main([*RESUME, "--epochs", str(epochs), "--out", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["train"]["epochs"] == epochs and config["seed"] == 3
+    assert config["train"]["epochs"] == epochs and config["train"]["seed"] == 3
     assert config["train"]["batch_size"] == 64
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, epochs + 1))

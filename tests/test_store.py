@@ -3,6 +3,7 @@ single-writer lock, crash recovery, migrations, and the runs/export commands."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -198,7 +199,7 @@ def make_big_store(path: Path, configs: list[RunConfig]) -> None:
     with Store.open(path) as store, store.lock():
         for k in range(60):
             cfg = configs[k % len(configs)]
-            cfg = RunConfig.from_dict({**cfg.to_dict(), "seed": 100 + k, "config_hash": None})
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=100 + k))
             run_id = store.mark_running(cfg, {"host": "h" * 200})
             store.finish(run_id, "done", {f"m{j}": float(j) for j in range(40)})
 

@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from bench.config import TrainConfig
 from bench.errors import UsageError
+from bench.metrics.options import MetricOptions
 from bench.suite import (
     Budget,
-    MetricsOptions,
     RunConfig,
     Suite,
     available_suites,
     load_suite,
     parse_suite,
 )
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, flat_layout, run_cli
 
 GOOD = """
 name = "t"
@@ -60,7 +61,7 @@ def test_shipped_suites_load_and_expand_to_stated_grids() -> None:
     assert quick.seeds == (0, 1, 2)
     assert len(quick.expand()) == len(quick) == 12
     smoke = load_suite("smoke")
-    assert len(smoke.models) == 2 and smoke.archs == ("mlp",) and smoke.budget.epochs == 1
+    assert len(smoke.models) == 2 and smoke.archs == ("mlp",) and smoke.train.epochs == 1
     assert 1 <= len(smoke.seeds) <= 2
     for name in available_suites():
         suite = load_suite(name)
@@ -76,8 +77,9 @@ def test_expansion_order_names_and_counts(tmp_path: Path) -> None:
     assert len(runs) == 2 * 1 * 2 * 3
     assert runs[0].run_name == "ae-mnist-5k-mlp-s0"
     assert runs[-1].run_name == "vae-mnist-5k-conv-s2"
-    assert all(r.suite == "t" and r.budget == Budget("epochs", 2) for r in runs)
-    assert runs[0].metrics == MetricsOptions("domain", 100, None, 5, 20)
+    assert all(r.suite == "t" and r.train.budget == Budget("epochs", 2) for r in runs)
+    assert runs[0].metrics == MetricOptions(n_samples=100, backbone="domain", iw_k=5, iw_n=20)
+    assert [r.train.seed for r in runs[:3]] == [0, 1, 2]
     assert len({r.config_hash for r in runs}) == 12
 
 
@@ -93,15 +95,13 @@ def test_hash_is_stable_across_processes_and_pinned() -> None:
         label="vae",
         dataset="mnist-5k",
         arch="conv",
-        seed=0,
-        budget=Budget("epochs", 5),
-        batch_size=128,
         latent_dim=16,
+        train=TrainConfig(epochs=5, batch_size=128, seed=0),
     )
     code = (
         "from bench.suite import *; print(RunConfig(suite='x', model='vae', label='vae', "
-        "dataset='mnist-5k', arch='conv', seed=0, budget=Budget('epochs', 5), batch_size=128, "
-        "latent_dim=16).config_hash)"
+        "dataset='mnist-5k', arch='conv', latent_dim=16, "
+        "train=TrainConfig(epochs=5, batch_size=128, seed=0)).config_hash)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
@@ -125,15 +125,23 @@ def test_hash_ignores_bookkeeping_but_not_what_decides_results(tmp_path: Path) -
     same = dataclasses.replace(cfg, suite="other", label="renamed", data_dir="/elsewhere")
     assert same.config_hash == cfg.config_hash
     # metric options do not change the weights: they are the evaluation's identity, not the run's
-    measured = dataclasses.replace(cfg, metrics=MetricsOptions(n_samples=99, backbone="inception"))
+    measured = dataclasses.replace(cfg, metrics=MetricOptions(n_samples=99, backbone="inception"))
     assert measured.config_hash == cfg.config_hash
+    quiet = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, quiet=True))
+    assert quiet.config_hash == cfg.config_hash and quiet == cfg  # display only
     for change in (
         {"seed": 7},
-        {"budget": Budget("epochs", 3)},
-        {"budget": Budget("steps", 2)},
+        {"epochs": 3},
+        {"epochs": None, "max_steps": 2},
         {"batch_size": 65},
-        {"latent_dim": 5},
         {"device": "cuda"},
+        {"precision": "bf16"},
+        {"grad_clip": 1.0},
+    ):
+        train = dataclasses.replace(cfg.train, **change)
+        assert dataclasses.replace(cfg, train=train).config_hash != cfg.config_hash, change
+    for change in (
+        {"latent_dim": 5},
         {"model_options": (("lr", 0.5),)},
         {"arch": "conv"},
         {"dataset": "mnist"},
@@ -168,7 +176,7 @@ def test_overrides_and_labelled_variants(tmp_path: Path) -> None:
     cfg = next(c for c in suite.expand() if c.label == "vae-b8")
     assert cfg.run_name.startswith("vae-b8-") and cfg.model == "vae"
     kwargs = cfg.model_kwargs((1, 28, 28))
-    assert kwargs == {"beta": 8.0, "arch": cfg.arch, "latent_dim": 4, "image_shape": (1, 28, 28)}
+    assert kwargs == {"beta": 8.0, "arch": cfg.arch, "latent_dim": 4, "image_shape": [1, 28, 28]}
     import models
 
     models.create(cfg.model, **kwargs)  # the options really build the model
@@ -188,12 +196,23 @@ def test_json_round_trip_every_shipped_config(tmp_path: Path) -> None:
 def test_from_json_refuses_edited_or_malformed_configs() -> None:
     cfg = load_suite("smoke").expand()[0]
     data = json.loads(cfg.to_json())
-    data["seed"] = 99
+    data["train"]["seed"] = 99
     with pytest.raises(UsageError, match="does not match"):
         RunConfig.from_json(json.dumps(data))
-    for bad in ("{", "[]", '{"model": "ae"}', json.dumps({**data, "budget": {"x": 1}})):
+    bad_train = json.dumps({**data, "train": {"x": 1}})
+    bad_metric = json.dumps({**data, "metrics": {"iw_k": 0}})
+    for bad in ("{", "[]", '{"model": "ae"}', bad_train, bad_metric):
         with pytest.raises(UsageError):
             RunConfig.from_json(bad)
+
+
+def test_the_flat_layout_of_older_stores_reads_back_with_the_same_hash() -> None:
+    """Stores written before the config tree hold budget, batch size, seed and device at the
+    top and five metric options; they read back as the same run (same hash, same options)."""
+    cfg = load_suite("quick").expand()[4]
+    flat = {**flat_layout(cfg), "config_hash": cfg.config_hash}
+    back = RunConfig.from_dict(flat)
+    assert back == cfg and back.config_hash == cfg.config_hash
 
 
 def test_unknown_suite_name_lists_shipped_ones() -> None:

@@ -3,13 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 NAME = "eval"
 HELP = (
     "Evaluate a trained run (reconstruction, latent, FID/KID/P&R, sharpness, speed), or with "
     "--store the metric families a store's finished runs lack."
 )
+
+
+def add_metric_option_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-m",
+        "--metric-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a metric option, as in a suite's [metrics] (e.g. -m n_samples=2000, or a metric "
+        "family's own setting); repeatable",
+    )
+
+
+def metric_options(items: list[str], given: dict[str, Any] | None = None, **runtime: Any) -> Any:
+    """``-m KEY=VALUE`` items (VALUE read as JSON when it parses) plus ``given``, as one
+    validated :class:`~bench.metrics.options.MetricOptions`; a bad key or value is one line."""
+    from bench.errors import UsageError
+    from bench.metrics.options import MetricOptions
+
+    table = dict(given or {})
+    for text in items:
+        key, sep, raw = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"metric option {text!r} is not KEY=VALUE")
+        try:
+            table[key.replace("-", "_")] = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            table[key.replace("-", "_")] = raw
+    try:
+        return MetricOptions.from_dict(table, **runtime)
+    except UsageError as err:
+        raise UsageError(f"metric option: {err}") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,15 +74,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="generated images and real test images compared (default: 10000; 500 for the "
         "inception backbone on a CPU)",
     )
-    p.add_argument("--backbone", default="domain", help="feature space: domain or inception")
+    p.add_argument("--backbone", default=None, help="feature space: domain or inception")
     p.add_argument(
         "--sampler",
         default=None,
-        help="prior, gaussian or gmm (default: prior for VAEs, gaussian otherwise)",
+        help="prior, gaussian or gmm (default: each sampler the model declares)",
     )
-    p.add_argument("--iw-k", type=int, default=500, help="importance samples for nll_iw")
-    p.add_argument("--iw-n", type=int, default=1000, help="test images for nll_iw")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iw-k", type=int, default=None, help="importance samples (default 500)")
+    p.add_argument("--iw-n", type=int, default=None, help="test images for nll_iw (default 1000)")
+    p.add_argument("--seed", type=int, default=None, help="default: the run's training seed")
+    add_metric_option_argument(p)
     p.add_argument(
         "--skip",
         action="append",
@@ -76,30 +112,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"{n} run(s) gained metrics in {args.store}")
         return 0
     from bench import data
-    from bench.metrics import MetricOptions, evaluate, format_table
+    from bench.metrics import evaluate, format_table
     from bench.metrics.family import family_names
     from bench.runio import load_run, write_json_atomic
     from bench.trainer import resolve_device
 
-    options = MetricOptions(
-        n_samples=args.n_samples,
-        backbone=args.backbone,
-        sampler=args.sampler,
-        iw_k=args.iw_k,
-        iw_n=args.iw_n,
-        seed=args.seed,
+    flags = {"n_samples": args.n_samples, "backbone": args.backbone, "sampler": args.sampler,
+             "iw_k": args.iw_k, "iw_n": args.iw_n}  # fmt: skip
+    device = resolve_device(args.device)
+    model, config = load_run(args.run_dir, map_location=device)
+    dataset = data.load(config.get("dataset", "mnist-5k"), args.data_dir or config.get("data_dir"))
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    seeds = [s for s in (args.seed, train.get("seed"), config.get("seed")) if s is not None]
+    batch = train.get("batch_size")
+    options = metric_options(
+        args.metric_option,
+        {k: v for k, v in flags.items() if v is not None},
+        seed=seeds[0] if seeds else None,
+        train_batch_size=batch if isinstance(batch, int) and batch > 0 else None,
         families=tuple(f for f in family_names() if f not in args.skip),
         cache_dir=args.cache_dir,
         inception_weights=args.inception_weights,
     )
-    device = resolve_device(args.device)
-    model, config = load_run(args.run_dir, map_location=device)
-    dataset = data.load(config.get("dataset", "mnist-5k"), args.data_dir or config.get("data_dir"))
-    train_batch = (config.get("train") or {}).get("batch_size")
-    if isinstance(train_batch, int) and train_batch > 0:
-        from dataclasses import replace
-
-        options = replace(options, train_batch_size=train_batch)
     scores = evaluate(model, dataset, options)
     out = Path(args.run_dir) / "metrics.json"
     write_json_atomic(out, scores)

@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import models
+    from bench.config import TrainConfig
     from bench.speed import SpeedOptions, format_table, run_speed
 
     names = args.models or tuple(models.available())
@@ -50,10 +51,9 @@ def run(args: argparse.Namespace) -> int:
         models=tuple(names),
         archs=tuple(args.archs),
         batch_sizes=tuple(args.batch_sizes),
-        device=args.device,
         steps=args.steps,
         repeats=args.repeats,
-        **speed_option_values(args),
+        train=TrainConfig(device=args.device, **speed_option_values(args)),
     )
     results = run_speed(opts, progress=not args.json)
     if args.json:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from bench.commands.eval import add_metric_option_argument, metric_options
 from bench.commands.speed_options import add_speed_option_arguments, speed_option_values
 from bench.errors import UsageError
 
@@ -73,14 +74,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="replace a finished run (or an unfinished one's checkpoint) already in --out",
     )
     p.add_argument("--no-eval", action="store_true", help="skip `aebench eval` on the finished run")
+    add_metric_option_argument(p)
     add_speed_option_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     import models
     from bench import data
-    from bench.trainer import DivergenceError, TrainConfig, TrainingInterrupted
-    from bench.training import RunSpec, train_run
+    from bench.config import RunConfig, TrainConfig
+    from bench.trainer import DivergenceError, TrainingInterrupted
+    from bench.training import train_run
 
     models.get(args.model)  # unknown names fail before any data is loaded
     data.DATASETS.get(args.dataset)  # unknown names fail before any data is loaded
@@ -98,19 +101,20 @@ def run(args: argparse.Namespace) -> int:
     options = dict(parse_option(o) for o in args.option)
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite contradict each other: continue, or start again")
-    spec = RunSpec(
+    cfg = RunConfig(
+        metrics=metric_options(args.metric_option),
         model=args.model,
         dataset=args.dataset,
         arch=args.arch,
         latent_dim=args.latent_dim,
-        train=train,
         model_options=options,
+        train=train,
         data_dir=args.data_dir,
     )
     dataset = data.load(args.dataset, args.data_dir)
     try:
         model, out_dir = train_run(
-            spec, args.out, resume=args.resume, overwrite=args.overwrite, dataset=dataset
+            cfg, args.out, resume=args.resume, overwrite=args.overwrite, dataset=dataset
         )
     except TrainingInterrupted as err:
         print(f"aebench: {err}; continue with the same command plus --resume", file=sys.stderr)
@@ -120,13 +124,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not args.no_eval:
         from bench.metrics.evaluation import format_table
-        from bench.suite import MetricsOptions
         from bench.training import evaluate_run
 
         # evaluated exactly as a one-run suite with default [metrics] would be: the run's own
-        # seed and batch size, the suite's default options
-        options = MetricsOptions().for_run(args.seed, args.batch_size)
-        scores = evaluate_run(model, dataset, out_dir, options)
+        # seed and batch size, the default metric options
+        scores = evaluate_run(model, dataset, out_dir, cfg.evaluation_options())
         print(format_table(scores))
     print(f"wrote {out_dir}")
     return 0

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 #: nearest neighbours of precision/recall and density/coverage (Kynkäänniemi et al. 2019: k = 5)
 K_NEAREST = 5
+#: KID's subsets and their size, as in Bińkowski et al. (2018) and torch-fidelity
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
 
 
 def min_n_samples(k_nearest: int = K_NEAREST) -> int:

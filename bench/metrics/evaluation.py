@@ -14,86 +14,17 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
 
 from bench.data import ImageData
-from bench.errors import UsageError
-from bench.metrics import features, samplers
-from bench.metrics.constants import K_NEAREST, min_n_samples
 from bench.metrics.context import EvalContext
-from bench.metrics.family import FAMILIES, all_keys, family_names
-from bench.metrics.generation import KID_SUBSET_SIZE, KID_SUBSETS
+from bench.metrics.family import FAMILIES, all_keys
+from bench.metrics.options import MetricOptions
 
-DEFAULT_N_SAMPLES = 10_000
-#: the TF-Inception costs ~0.3 s per image on a CPU: fewer images there by default
-DEFAULT_N_SAMPLES_INCEPTION_CPU = 500
-
-
-@dataclass(frozen=True)
-class MetricOptions:
-    """How to evaluate; validated on construction (bad values are a :class:`UsageError`).
-
-    ``n_samples`` None picks a default (10,000; 500 for ``inception`` on a CPU); the real set is
-    the first ``min(n_samples, test size)`` test images. ``sampler`` None picks the model's own
-    ``default_sampler`` (``prior`` for the VAEs, ``gaussian`` for the AE).
-    """
-
-    n_samples: int | None = None
-    backbone: str = "domain"
-    sampler: str | None = None
-    iw_k: int = 500
-    iw_n: int = 1000
-    seed: int = 0
-    k_nearest: int = K_NEAREST
-    kid_subsets: int = KID_SUBSETS
-    kid_subset_size: int = KID_SUBSET_SIZE
-    batch_size: int = 500
-    train_batch_size: int = 64
-    families: tuple[str, ...] | None = None  #: None: every registered family
-    cache_dir: str | None = None
-    inception_weights: str | None = None
-
-    def __post_init__(self) -> None:
-        def positive(name: str, minimum: int = 1) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise UsageError(
-                    f"metric option {name} must be an integer >= {minimum}, got {value!r}"
-                )
-
-        if self.n_samples is not None:
-            k = self.k_nearest if isinstance(self.k_nearest, int) else K_NEAREST
-            positive("n_samples", min_n_samples(k))
-        for name in ("iw_k", "iw_n", "k_nearest", "kid_subsets", "kid_subset_size"):
-            positive(name)
-        positive("batch_size")
-        positive("train_batch_size")
-        positive("seed", 0)
-        if self.backbone not in features.available():
-            raise UsageError(
-                f"unknown feature backbone {self.backbone!r}; "
-                f"choose one of: {', '.join(features.available())}"
-            )
-        if self.sampler is not None:
-            samplers.get(self.sampler)
-        known = family_names()
-        families = known if self.families is None else tuple(self.families)
-        unknown = sorted(set(families) - set(known))
-        if unknown:
-            raise UsageError(
-                f"unknown metric family {unknown[0]!r}; choose from: {', '.join(known)}"
-            )
-        object.__setattr__(self, "families", families)
-
-    def resolved_n_samples(self, device: torch.device) -> int:
-        if self.n_samples is not None:
-            return self.n_samples
-        if self.backbone == "inception" and device.type == "cpu":
-            return DEFAULT_N_SAMPLES_INCEPTION_CPU
-        return DEFAULT_N_SAMPLES
+__all__ = ["MetricOptions", "evaluate", "format_table", "trainer_step"]
 
 
 def trainer_step(model: torch.nn.Module, data: ImageData, batch_size: int) -> Callable:
@@ -121,7 +52,7 @@ def evaluate(
     ``train_step(batch)`` is what ``train_samples_per_s`` times; by default one step of
     :class:`bench.trainer.Trainer` on a copy of the model.
     """
-    opts = options or MetricOptions()
+    opts = (options or MetricOptions()).resolved()
     model.eval()
     ctx = EvalContext(model, data, opts, train_step)
     ctx.meta.update(

@@ -8,8 +8,10 @@ timm's registry: a family declares
   belongs in the report's headline table;
 * which models it **applies to** (:meth:`MetricFamily.applies_to`, a capability check on the
   model, never a list of model names);
-* the **options** it reads (names of :class:`~bench.metrics.evaluation.MetricOptions` fields,
-  so a stored result can say which options produced it);
+* its **options**: the shared :class:`~bench.metrics.options.MetricOptions` fields it reads
+  (:attr:`MetricFamily.options`) and its own **settings** with their defaults
+  (:attr:`MetricFamily.settings`, validated against each default's type), so a stored result
+  can say which options produced it and a plugin family brings its own options;
 * how it **computes** its numbers from an :class:`~bench.metrics.context.EvalContext`, which
   hands out only tensors and the model's public API.
 
@@ -49,8 +51,11 @@ class MetricFamily:
 
     name: ClassVar[str]
     keys: ClassVar[tuple[MetricKey, ...]]
-    #: the :class:`~bench.metrics.evaluation.MetricOptions` fields its numbers depend on
+    #: the shared :class:`~bench.metrics.options.MetricOptions` fields its numbers depend on
     options: ClassVar[tuple[str, ...]] = ()
+    #: its own options, name → default: a suite sets them in ``[metrics]``, ``aebench eval``
+    #: with ``--metric-option NAME=VALUE``; read them with ``ctx.options.setting(name)``
+    settings: ClassVar[dict[str, Any]] = {}
     #: compute runs with autograd on (it trains, e.g. to time a step); else under no_grad
     needs_grad: ClassVar[bool] = False
 
@@ -71,6 +76,7 @@ class MetricFamily:
         reads, as canonical JSON. The store keeps it with the family's results, so
         ``aebench eval --store`` can tell a result that is missing or was made otherwise."""
         values = {k: getattr(options, k, None) for k in self.options}
+        values.update({k: options.setting(k) for k in self.settings})
         return json.dumps({"family": self.name, **values}, sort_keys=True, default=str)
 
 
@@ -88,8 +94,25 @@ def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
     clash = sorted(taken & {k.name for k in cls.keys})
     if clash:
         raise ValueError(f"metric family {cls.name!r}: key {clash[0]!r} is declared twice")
+    import dataclasses
+
+    from bench.metrics.options import MetricOptions
+
+    owners = {k: owner for k, (owner, _) in family_settings().items() if owner != cls.name}
+    owners.update({f.name: "MetricOptions" for f in dataclasses.fields(MetricOptions)})
+    taken_options = sorted(set(cls.settings) & set(owners))
+    if taken_options:
+        name = taken_options[0]
+        raise ValueError(f"metric family {cls.name!r}: setting {name!r} is {owners[name]}'s")
     FAMILIES.register(cls.name, cls())
     return cls
+
+
+def family_settings() -> dict[str, tuple[str, Any]]:
+    """Every registered family's own options: name → (family, default)."""
+    from bench.metrics import families as _builtin  # noqa: F401
+
+    return {k: (f.name, v) for _, f in FAMILIES.items() for k, v in f.settings.items()}
 
 
 def all_keys() -> dict[str, MetricKey]:

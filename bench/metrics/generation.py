@@ -23,10 +23,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from bench.metrics.constants import K_NEAREST
-
-KID_SUBSETS = 100
-KID_SUBSET_SIZE = 1000
+from bench.metrics.constants import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS
 
 
 class _Precomputed(nn.Module):

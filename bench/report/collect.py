@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.config import stored_fields
 from bench.errors import UsageError
 from bench.store import Store
 
@@ -141,7 +142,7 @@ def resolve_artifacts(artifacts: str | None, store_path: Path) -> str | None:
 def _runs_frame(rows: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
     records = []
     for r in rows:
-        cfg = r["config"] if isinstance(r["config"], dict) else {}
+        cfg = stored_fields(r["config"])
         records.append(
             {
                 "run_id": r["id"],
@@ -208,7 +209,7 @@ def _cpu_name() -> str:
 
 def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
     """Where and how the numbers were made: the report's first lines."""
-    cfgs = [r["config"] if isinstance(r["config"], dict) else {} for r in rows]
+    cfgs = [stored_fields(r["config"]) for r in rows]
     budgets = [
         " ".join(f"{v:g} {k}" for k, v in c["budget"].items())
         for c in cfgs
