@@ -324,13 +324,16 @@ def freeze_options(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 def stored_fields(data: Any) -> dict[str, Any]:
     """The fields tables and reports read from a stored run config — model, label, dataset,
-    arch, seed, batch_size, device, budget (a ``{kind: value}`` dict), data_dir — from either
+    arch, seed, batch_size, device, budget (a ``{kind: value}`` dict), data_dir, the metric
+    options' sampler — from either
     layout (nested ``train`` or the flat one of older stores); missing or damaged ones are None.
     Unlike :meth:`RunConfig.from_dict` it never raises: a report shows what it can."""
     cfg = data if isinstance(data, Mapping) else {}
     train = cfg.get("train")
     train = train if isinstance(train, Mapping) else cfg
     out = {k: cfg.get(k) for k in ("model", "label", "dataset", "arch", "data_dir")}
+    metrics = cfg.get("metrics")
+    out["sampler"] = metrics.get("sampler") if isinstance(metrics, Mapping) else None
     out.update({k: train.get(k) for k in ("seed", "batch_size", "device")})
     if isinstance(cfg.get("budget"), Mapping):
         out["budget"] = dict(cfg["budget"])

@@ -12,13 +12,11 @@ import json
 import math
 import os
 import shlex
-import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,132 +157,6 @@ def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
     return sorted(configs, key=cost, reverse=True)
 
 
-def local_executor(jobs: int = 1, quiet: bool = True) -> Executor:
-    """Run in this process (``jobs=1``) or in ``jobs`` worker processes, threads split evenly."""
-
-    def execute(work: list[tuple[RunConfig, Path]], started: Started) -> Iterator[RunResult]:
-        if jobs <= 1:
-            for cfg, out in work:
-                started(cfg, out)
-                yield run_one(cfg, out, quiet=quiet)
-            return
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        pool = cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
-        # never more runs handed to the pool than there are workers: a run in the pool's queue
-        # cannot be cancelled, so on Ctrl-C it would still start and train to the end
-        queue = list(work)
-        running: dict[cf.Future[RunResult], RunConfig] = {}
-        try:
-            while queue or running:
-                while queue and len(running) < jobs:
-                    cfg, out = queue.pop(0)
-                    started(cfg, out)
-                    running[pool.submit(run_one, cfg, out, threads)] = cfg
-                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                dead = [f for f in done if isinstance(f.exception(), cf.process.BrokenProcessPool)]
-                for fut in done:
-                    if fut not in dead:
-                        del running[fut]
-                        yield fut.result()
-                if dead:
-                    # a worker died (killed, out of memory): the pool is gone with every run in
-                    # flight, so those runs fail and a fresh pool takes the queued ones
-                    for cfg in running.values():
-                        yield RunResult(cfg.config_hash, "failed", error=WORKER_DIED)
-                    running.clear()
-                    pool.shutdown(wait=True)
-                    pool = cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
-        except BaseException:  # Ctrl-C, SIGTERM, or the driver stopped reading (a run was
-            # interrupted): stop the workers instead of waiting for their runs to finish
-            _stop_workers(pool)
-            raise
-        pool.shutdown(wait=True)
-
-    return execute
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While a suite runs, SIGTERM (a scheduler's or ``kill``'s stop) is handled like Ctrl-C:
-    runs in flight checkpoint and are recorded as interrupted instead of left 'running'."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-def _stop_workers(pool: Any, grace_s: float = 60.0) -> None:
-    """Ask the running workers to stop: SIGTERM makes a training worker write its checkpoint
-    and return, and the driver then records every unfinished run as interrupted, so the same
-    command resumes them. A worker still alive after ``grace_s`` is killed (its run resumes from
-    the last epoch's checkpoint)."""
-    import multiprocessing as mp
-
-    pool.shutdown(wait=False, cancel_futures=True)
-    workers = mp.active_children()
-    for proc in workers:
-        with suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for proc in workers:
-        proc.join(max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():
-            proc.kill()
-    pool.shutdown(wait=True)
-
-
-def ray_executor(address: str | None = None, quiet: bool = True) -> Executor:
-    """Each run is a Ray task asking for its CPUs (and a GPU when the suite's device is CUDA);
-    results come back to the driver, which alone writes the store."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("the ray executor needs Ray: pip install 'aebench[ray]'") from None
-
-    def execute(work: list[tuple[RunConfig, Path]], started: Started) -> Iterator[RunResult]:
-        started_here = False
-        if not ray.is_initialized():
-            if address:
-                ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
-            else:
-                ray.init(
-                    num_cpus=os.cpu_count() or 1,
-                    include_dashboard=False,
-                    object_store_memory=200 * 1024**2,
-                    log_to_driver=not quiet,
-                )
-            started_here = True
-        try:
-            remote = ray.remote(run_one)
-            refs = {}
-            for cfg, out in work:
-                gpus = 1 if cfg.train.device.startswith("cuda") else 0
-                threads = 1 if address is None else None
-                task = remote.options(num_cpus=1, num_gpus=gpus)
-                started(cfg, out)  # queued in Ray's scheduler, which starts it when it fits
-                refs[task.remote(cfg, str(out), threads, quiet)] = cfg
-            pending = list(refs)
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                yield ray.get(ready[0])
-        finally:
-            if started_here:
-                ray.shutdown()
-
-    return execute
-
-
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: run name, status, seconds and the headline metrics."""
     from bench.metrics.family import headline_keys
@@ -329,6 +201,7 @@ def run_suite(
     suite (a shipped name or a TOML path), for the resume hint."""
     from tqdm.auto import tqdm
 
+    from bench import executors
     from bench.store import Store
 
     if executor not in EXECUTORS:
@@ -366,9 +239,9 @@ def run_suite(
             todo = plan_parallel(todo)
         work = [(cfg, store.artifacts_dir(cfg)) for cfg in todo]
         execute = (
-            local_executor(jobs, quiet=True)
+            executors.local_executor(jobs, quiet=True)
             if executor == "local"
-            else ray_executor(ray_address, quiet=True)
+            else executors.ray_executor(ray_address, quiet=True)
         )
         by_hash = {c.config_hash: c for c in todo}
         ids: dict[str, int] = {}  # runs started and not yet finished
@@ -386,7 +259,7 @@ def run_suite(
             tqdm(
                 total=len(work), desc=suite.name, unit="run", disable=quiet, file=sys.stderr
             ) as bar,
-            _sigterm_as_interrupt(),
+            executors.sigterm_as_interrupt(),
         ):
             try:
                 # closing: leaving the loop early stops the executor's workers right away
@@ -427,4 +300,21 @@ def run_suite(
     print(f"{n_done} done, {len(rows) - n_done} failed")
     for line in failed:
         print(f"  {line}", file=sys.stderr)
+    print_claims(store_path, suite)
     return 1 if failed else 0
+
+
+def print_claims(store_path: str | os.PathLike[str] | None, suite: Suite) -> None:
+    """The claims' verdicts on every finished run of the suite (this run's and earlier)."""
+    from bench.claims import BUILTIN, check
+    from bench.report import collect
+
+    try:
+        data = collect.load(store_path, suite.name)
+    except UsageError:
+        return  # no finished run to test anything on
+    verdicts = check(data.runs, (*BUILTIN, *suite.claims), [k for k in data.keys if k != "label"])
+    if verdicts:
+        print(f"claims ({len(data.runs)} finished runs; Welch's t-test over seeds, alpha 0.05):")
+        for v in verdicts:
+            print(f"  {v.line()}")

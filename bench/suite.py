@@ -48,6 +48,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench.claims import Claim
 from bench.config import BUDGET_KINDS, HASH_VERSION, Budget, RunConfig, TrainConfig
 from bench.errors import UsageError
 from bench.metrics.options import MetricOptions
@@ -89,6 +90,7 @@ _TOP_KEYS = (
     "device",
     "data_dir",
     "overrides",
+    "claims",
 )
 _REQUIRED_KEYS = ("models", "datasets", "archs", "seeds", "budget")
 
@@ -123,6 +125,8 @@ class Suite:
     latent_dim: int = 16
     metrics: MetricOptions = field(default_factory=MetricOptions)
     data_dir: str | None = None
+    #: the suite's own claims (``[[claims]]``), checked in its report beside the built-in ones
+    claims: tuple[Claim, ...] = ()
     description: str = ""
     source: str = "<dict>"  #: the file it came from (for messages)
 

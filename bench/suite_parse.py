@@ -11,6 +11,7 @@ import dataclasses
 import math
 from typing import Any
 
+from bench.claims import parse_claims
 from bench.config import _freeze, freeze_options
 from bench.errors import UsageError
 from bench.metrics.options import MetricOptions, option_names
@@ -189,6 +190,7 @@ class Validator:
             latent_dim=latent_dim,
             metrics=metrics,
             data_dir=data_dir,
+            claims=parse_claims(data["claims"], self.source) if "claims" in data else (),
             description=description,
             source=self.source,
         )

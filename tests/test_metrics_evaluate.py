@@ -30,15 +30,44 @@ def ae_scores(trained_ae, mnist5k, domain_net, metrics_cache):
     return evaluate(trained_ae, mnist5k, _small(metrics_cache, families=("reconstruction",)))
 
 
-def test_vae_gets_every_metric(vae_scores):
-    assert set(vae_scores) - {"meta"} == set(METRICS)
-    for key in METRICS:
+def _for_samplers(samplers: tuple[str, ...]) -> set[str]:
+    """Every declared key, the per-sampler ones only for ``samplers``."""
+    return {k for k in METRICS if "@" not in k or k.split("@")[1] in samplers}
+
+
+def test_vae_gets_every_metric(vae_scores, trained_vae):
+    assert trained_vae.samplers == ("prior", "gmm")
+    expected = _for_samplers(trained_vae.samplers)
+    assert set(vae_scores) - {"meta"} == expected
+    for key in expected:
         assert isinstance(vae_scores[key], float) and math.isfinite(vae_scores[key]), key
     assert vae_scores["nll_iw"] <= -vae_scores["elbo"]
     meta = vae_scores["meta"]
     assert meta["sampler"] == "prior" and meta["backbone"]["name"] == "domain"
     assert meta["backbone"]["test_accuracy"] >= 0.9
     assert meta["speed"]["threads"] == torch.get_num_threads()
+
+
+def test_generation_is_measured_per_declared_sampler(
+    vae_scores, trained_ae, mnist5k, metrics_cache
+):
+    """Each sampler the model declares gets its own keys (fid@prior, fid@gmm); the plain keys
+    repeat the default sampler's numbers; a sampler chosen in the options is the only one."""
+    assert vae_scores["meta"]["samplers"] == ["prior", "gmm"]
+    for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage"):
+        assert vae_scores[key] == vae_scores[f"{key}@prior"], key
+    assert vae_scores["sharpness_samples"] == vae_scores["sharpness_samples@prior"]
+    assert vae_scores["fid@gmm"] != vae_scores["fid@prior"]
+    ae = evaluate(trained_ae, mnist5k, _small(metrics_cache, families=("generation",)))
+    assert ae["meta"]["samplers"] == ["gaussian", "normal", "gmm"]
+    assert {"fid@gaussian", "fid@normal", "fid@gmm"} <= set(ae)
+    assert ae["fid"] == ae["fid@gaussian"] and len({ae["fid@normal"], ae["fid@gmm"]}) == 2
+    only = evaluate(
+        trained_ae, mnist5k, _small(metrics_cache, families=("generation",), sampler="gmm")
+    )
+    assert only["meta"]["samplers"] == ["gmm"] and only["fid"] == only["fid@gmm"]
+    assert not any(k.endswith(("@normal", "@gaussian")) for k in only)
+    assert only["fid@gmm"] == pytest.approx(ae["fid@gmm"], rel=1e-9)  # same seed, same stream
 
 
 def test_ae_has_no_latent_keys(ae_scores):
@@ -81,9 +110,9 @@ def test_options_are_frozen():
         MetricOptions().iw_k = 3  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("name", ["prior", "gaussian", "gmm"])
+@pytest.mark.parametrize("name", ["prior", "normal", "gaussian", "gmm"])
 def test_every_sampler_works_for_every_model(name, trained_ae, trained_vae, mnist5k):
-    assert set(available()) >= {"prior", "gaussian", "gmm"}
+    assert set(available()) >= {"prior", "normal", "gaussian", "gmm"}
     codes = trained_vae.encode(mnist5k.train_x[:1000].float() / 255).detach()
     for model in (trained_ae, trained_vae):
         gen = torch.Generator().manual_seed(0)

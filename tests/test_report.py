@@ -40,18 +40,21 @@ LATENT = {"ae": 2, "vae": 2, "beta-vae": 4}
 CENTRES: dict[str, dict[str, float | None]] = {
     "ae": {"recon_mse": 0.020, "ssim": 0.80, "kl": None, "nll_iw": None, "fid": 40.0,
            "kid_mean": 0.030, "precision": 0.70, "recall": 0.40, "sharpness_samples": 0.9,
-           "train_samples_per_s": 9000.0, "peak_mem_mb": 300.0, "active_units": 2.0},
+           "train_samples_per_s": 9000.0, "peak_mem_mb": 300.0, "active_units": 2.0,
+           "fid@gaussian": 40.0, "fid@normal": 90.0, "fid@gmm": 25.0, "recall@gmm": 0.5},
     "vae": {"recon_mse": 0.030, "ssim": 0.70, "kl": 25.0, "nll_iw": 95.0, "fid": 30.0,
             "kid_mean": 0.020, "precision": 0.60, "recall": 0.55, "sharpness_samples": 0.6,
-            "train_samples_per_s": 8000.0, "peak_mem_mb": 320.0, "active_units": 2.0},
+            "train_samples_per_s": 8000.0, "peak_mem_mb": 320.0, "active_units": 2.0,
+            "fid@prior": 30.0, "fid@gmm": 28.0},
     "beta-vae": {"recon_mse": 0.045, "ssim": 0.60, "kl": 9.0, "nll_iw": 110.0, "fid": 55.0,
                  "kid_mean": 0.050, "precision": 0.50, "recall": 0.60, "sharpness_samples": 0.5,
-                 "train_samples_per_s": 8500.0, "peak_mem_mb": 310.0, "active_units": 3.0},
+                 "train_samples_per_s": 8500.0, "peak_mem_mb": 310.0, "active_units": 3.0,
+                 "fid@prior": 55.0, "fid@gmm": 50.0},
 }  # fmt: skip
 #: Directions written down independently of bench/report/columns.py.
 LOWER = {"recon_mse", "kl", "nll_iw", "fid", "kid_mean", "peak_mem_mb"}
 HIGHER = {"ssim", "precision", "recall", "sharpness_samples", "train_samples_per_s"}
-FIG_FILES = [name for name, _ in FIGURES.values()]
+FIG_FILES = [name for name, _, _ in FIGURES.values()]
 
 
 def _suite(name: str) -> Suite:
@@ -183,6 +186,48 @@ def test_table_mean_std_equal_pandas(report, store_path: Path) -> None:
             ))  # fmt: skip
             mean, std = expected.loc[(label, metric)]
             assert cells[col].strip("*") == format_mean_std(mean, std)
+
+
+def _md_section(text: str, title: str) -> tuple[list[str], list[list[str]]]:
+    block = text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in block.splitlines() if ln.startswith("|")]
+    split = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines]
+    return split[0], split[2:]
+
+
+def test_per_sampler_keys_reach_the_store_and_the_sampler_table(report, store_path) -> None:
+    expected = _pandas_stats(store_path)
+    assert ("ae", "fid@gmm") in expected.index and ("vae", "fid@prior") in expected.index
+    header, rows = _md_section((report.out / "report.md").read_text(), "Generation by sampler")
+    assert header[0] == "Model" and {"gaussian: FID ↓", "gmm: FID ↓", "normal: FID ↓",
+                                     "prior: FID ↓", "gmm: Recall ↑"} <= set(header)  # fmt: skip
+    by_model = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    for label, sampler in (("ae", "gmm"), ("ae", "normal"), ("vae", "prior"), ("beta-vae", "gmm")):
+        mean, std = expected.loc[(label, f"fid@{sampler}")]
+        assert by_model[label][f"{sampler}: FID ↓"].strip("*") == format_mean_std(mean, std)
+    assert by_model["vae"]["normal: FID ↓"] == "–"  # the VAE does not declare N(0, I)
+    assert by_model["ae"]["gmm: FID ↓"].startswith("**")  # best of its column
+    html_text = (report.out / "report.html").read_text()
+    assert 'id="sampler-table"' in html_text and 'class="group" colspan="3">gmm<' in html_text
+    assert "ae: gaussian, vae: prior, beta-vae: prior" in html_text  # the headline sampler
+
+
+def test_claims_section_tests_the_builtin_claims_on_planted_data(report) -> None:
+    claims = pd.read_csv(report.out / "claims.csv").set_index("name")
+    for name in ("ae-reconstructs-better", "vae-prior-beats-ae-normal", "ae-gmm-beats-normal",
+                 "beta-vae-lower-kl", "beta-vae-worse-recon"):  # fmt: skip
+        assert claims.loc[name, "verdict"] == "holds", name
+        assert claims.loc[name, "p_value"] < 0.05
+    assert "vae-gan-fid" not in claims.index  # no VAE-GAN in this suite: not applicable
+    header, rows = _md_section((report.out / "report.md").read_text(), "Claims")
+    assert header[:2] == ["Claim", "Verdict"] and len(rows) == len(claims)
+    assert 'id="claims-table"' in (report.out / "report.html").read_text()
+
+
+def test_every_figure_says_what_to_look_for(report) -> None:
+    text = (report.out / "report.md").read_text()
+    for _, caption, hint in FIGURES.values():
+        assert caption in text and f"*{hint}*" in text
 
 
 def test_one_row_per_model_with_seed_count(report) -> None:
@@ -335,6 +380,8 @@ window.addEventListener("load", () => {
     broken: images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.alt),
     rows: document.querySelectorAll("#main-table tbody tr").length,
     nan: cells.filter((c) => /\\bnan\\b/i.test(c.textContent)).map((c) => c.textContent),
+    tableRight: document.getElementById("main-table").getBoundingClientRect().right,
+    width: document.documentElement.clientWidth,
   };
   const out = document.createElement("pre");
   out.id = "aebench-probe";
@@ -365,7 +412,8 @@ def test_html_report_in_headless_chromium(report, tmp_path: Path) -> None:
     page = tmp_path / "probe.html"
     page.write_text((report.out / "report.html").read_text().replace("</body>", _PROBE + "</body>"))
     dom = subprocess.run(
-        [*flags, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        [*flags, "--window-size=1280,2400", "--virtual-time-budget=5000", "--dump-dom",
+         page.as_uri()],
         capture_output=True, text=True, timeout=90,
     )  # fmt: skip
     found = re.search(r'<pre id="aebench-probe">(.*?)</pre>', dom.stdout, re.S)
@@ -375,6 +423,7 @@ def test_html_report_in_headless_chromium(report, tmp_path: Path) -> None:
     assert result["broken"] == []
     assert result["rows"] == len(MODELS)
     assert result["nan"] == []
+    assert result["width"] <= 1280 and result["tableRight"] <= result["width"]  # fits the page
 
     shot = tmp_path / "report.png"
     subprocess.run(

@@ -67,15 +67,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
 
 
+def suite_claims(suite: str | None) -> tuple[str | None, tuple]:
+    """The store's suite name and the suite's own ``[[claims]]`` when ``suite`` names a
+    loadable suite (a shipped one, or a TOML file: its ``name``); else ``suite`` as given."""
+    from bench.errors import UsageError
+    from bench.suite import load_suite
+
+    if suite is None:
+        return None, ()
+    try:
+        loaded = load_suite(suite)
+    except UsageError:
+        if suite.endswith(".toml"):
+            raise  # a suite file that does not load is the user's to fix
+        return suite, ()  # a suite known only by its name in the store
+    return loaded.name, loaded.claims
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the report; print what was written and any regressions; 1 if any regressed."""
     from bench.report import build_report
     from bench.store import non_numeric_note
 
+    suite, claims = suite_claims(args.suite)
     result = build_report(
         args.store,
         args.out,
-        suite=args.suite,
+        suite=suite,
+        claims=claims,
         baseline=args.baseline,
         figures=not args.no_figures,
         alpha=args.alpha,
@@ -88,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if result.data.non_numeric:
         print(f"warning: {non_numeric_note(result.data.non_numeric)}", file=sys.stderr)
+    for v in result.verdicts:
+        print(f"claim: {v.line()}")
     for fig in result.figures:
         if fig.problem:
             print(f"warning: {fig.path.name} not drawn: {fig.problem}")

@@ -93,18 +93,29 @@ class EvalContext:
 
         return self._once("train_codes", make)
 
+    def samplers(self) -> tuple[str, ...]:
+        """The samplers to evaluate: the options' one if set, else every sampler the model
+        declares, its default (the headline columns' sampler) first."""
+        if self.options.sampler is not None:
+            return (self.options.sampler,)
+        declared = tuple(getattr(self.model, "samplers", ()) or ())
+        return tuple(dict.fromkeys((self.sampler, *declared)))
+
     @torch.no_grad()
-    def samples(self) -> torch.Tensor:
-        """``n_samples`` generated images from the options' sampler (float in [0, 1], CPU),
-        drawn from a generator seeded with the evaluation seed."""
+    def samples(self, sampler: str | None = None) -> torch.Tensor:
+        """``n_samples`` generated images from ``sampler`` (default: the headline sampler;
+        float in [0, 1], CPU), drawn from a generator seeded with the evaluation seed, so every
+        sampler of one run starts from the same random stream."""
         from bench.metrics import samplers
+
+        name = sampler or self.sampler
 
         def make() -> torch.Tensor:
             gen = torch.Generator(device=self.device).manual_seed(self.options.seed)
-            sample = samplers.get(self.sampler)
+            sample = samplers.get(name)
             return sample(self.model, self.train_codes, self.n_samples, gen).float().clamp(0, 1)
 
-        return self._once("samples", lambda: make().cpu(), timed="sampling")
+        return self._once(f"samples@{name}", lambda: make().cpu(), timed=f"sampling@{name}")
 
     def real_images(self) -> torch.Tensor:
         """The real set as float images in [0, 1]."""

@@ -60,7 +60,8 @@ def evaluate(
             "dataset": data.name,
             "dataset_fingerprint": data.fingerprint(),
             "options": asdict(opts),
-            "sampler": ctx.sampler,
+            "sampler": ctx.sampler,  #: the headline columns' sampler
+            "samplers": list(ctx.samplers()),
             "n_real": ctx.n_real,
             "n_samples": ctx.n_samples,
             "device": str(ctx.device),

@@ -89,21 +89,44 @@ _GENERATION = (
 _HEADLINE_GENERATION = ("fid", "kid_mean", "precision", "recall")
 
 
+def per_sampler(keys: tuple[MetricKey, ...]) -> tuple[MetricKey, ...]:
+    """``keys`` once per registered sampler, named ``KEY@SAMPLER`` (``fid@gmm``): how
+    published tables report generation, e.g. Ghosh et al. (2020, Table 1) give an AE's FID
+    from N(0, I) beside its FID from a GMM on the codes."""
+    from bench.metrics import samplers
+
+    return tuple(
+        MetricKey(f"{k.name}@{s}", f"{k.label} @{s}", f"{k.description}; {s} sampler",
+                  k.higher_is_better, k.unit)
+        for s in samplers.available()
+        for k in keys
+    )  # fmt: skip
+
+
 @register_family
 class Generation(MetricFamily):
     """Generated images (and, suffix ``_recon``, reconstructions) against the real test images
-    in one feature space: FID, KID, precision/recall, density/coverage."""
+    in one feature space: FID, KID, precision/recall, density/coverage. Generated images come
+    from every sampler the model declares (keys ``fid@prior``, ``fid@gmm``, ...); the plain
+    keys (``fid``) repeat the model's default sampler's numbers for the headline table."""
 
     name = "generation"
+    version = 2  #: 2: one set of keys per sampler (fid@prior, ...)
     options = ("n_samples", "backbone", "sampler", "seed", "k_nearest", "kid_subsets",
                "kid_subset_size", "batch_size", "inception_weights")  # fmt: skip
-    keys = tuple(
-        MetricKey(n, label, text, better, headline=n in _HEADLINE_GENERATION)
+    base_keys = tuple(
+        MetricKey(n, label, f"{text}; the model's default sampler", better,
+                  headline=n in _HEADLINE_GENERATION)
         for n, label, text, better in _GENERATION
-    ) + tuple(
+    )  # fmt: skip
+    recon_keys = tuple(
         MetricKey(f"{n}_recon", f"{label} (recon)", f"{text} — for reconstructions", better)
         for n, label, text, better in _GENERATION
     )
+
+    @property
+    def keys(self) -> tuple[MetricKey, ...]:  # type: ignore[override]
+        return self.base_keys + self.recon_keys + per_sampler(self.base_keys)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         from bench.metrics import features
@@ -114,7 +137,7 @@ class Generation(MetricFamily):
             ctx.notes.append(skip)
             return {}
         opts = ctx.options
-        samples, recons = ctx.samples(), ctx.reconstructions()
+        recons = ctx.reconstructions()
         weights = {"weights": opts.inception_weights} if opts.backbone == "inception" else {}
         net = features.build(
             opts.backbone, ctx.data, cache=opts.cache_dir, device=ctx.device, **weights
@@ -123,7 +146,13 @@ class Generation(MetricFamily):
         real_f = features.extract(net, ctx.real, opts.batch_size)
         kw = dict(k=opts.k_nearest, kid_subsets=opts.kid_subsets,
                   kid_subset_size=opts.kid_subset_size, seed=opts.seed)  # fmt: skip
-        out = generation_metrics(real_f, features.extract(net, samples), **kw)
+        out: dict[str, float] = {}
+        for sampler in ctx.samplers():
+            gen_f = features.extract(net, ctx.samples(sampler), opts.batch_size)
+            values = generation_metrics(real_f, gen_f, **kw)
+            out.update({f"{k}@{sampler}": v for k, v in values.items()})
+            if sampler == ctx.sampler:
+                out.update(values)
         recon_f = features.extract(net, recons, opts.batch_size)
         out.update(generation_metrics(real_f, recon_f, suffix="_recon", **kw))
         ctx.meta["kid_subset_size"] = min(
@@ -157,29 +186,55 @@ class Sharpness(MetricFamily):
     sharper): variance of the Laplacian and the high-frequency share of spectral energy."""
 
     name = "sharpness"
+    version = 2  #: 2: one set of keys per sampler
     options = ("n_samples", "sampler", "seed", "batch_size")
-    keys = (
-        MetricKey("sharpness_samples", "Sharpness", "Laplacian variance of samples / that of "
-                  "test images (1.0 = as sharp)", True, headline=True),
+    sample_keys = (
+        MetricKey(
+            "sharpness_samples",
+            "Sharpness",
+            "Laplacian variance of samples / that of "
+            "test images (1.0 = as sharp); the model's default sampler",
+            True,
+            headline=True,
+        ),
+        MetricKey(
+            "hf_energy_samples",
+            "HF energy",
+            "high-frequency spectral energy share of "
+            "samples / that of test images; the model's default sampler",
+            True,
+        ),
+    )
+    recon_keys = (
         MetricKey("sharpness_recon", "Sharpness (recon)", "Laplacian variance of "
                   "reconstructions / that of test images", True),
-        MetricKey("hf_energy_samples", "HF energy", "high-frequency spectral energy share of "
-                  "samples / that of test images", True),
         MetricKey("hf_energy_recon", "HF energy (recon)", "high-frequency spectral energy "
                   "share of reconstructions / of test images", True),
     )  # fmt: skip
 
+    @property
+    def keys(self) -> tuple[MetricKey, ...]:  # type: ignore[override]
+        return self.sample_keys + self.recon_keys + per_sampler(self.sample_keys)
+
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         from bench.metrics import sharpness
 
-        samples, recons, real = ctx.samples(), ctx.reconstructions(), ctx.real_images()
+        recons, real = ctx.reconstructions(), ctx.real_images()
         ctx.meta["hf_cutoff"] = sharpness.HF_CUTOFF
-        return {
-            "sharpness_samples": sharpness.sharpness_ratio(samples, real),
+        out = {
             "sharpness_recon": sharpness.sharpness_ratio(recons, real),
-            "hf_energy_samples": sharpness.high_frequency_ratio(samples, real),
             "hf_energy_recon": sharpness.high_frequency_ratio(recons, real),
         }
+        for sampler in ctx.samplers():
+            samples = ctx.samples(sampler)
+            values = {
+                "sharpness_samples": sharpness.sharpness_ratio(samples, real),
+                "hf_energy_samples": sharpness.high_frequency_ratio(samples, real),
+            }
+            out.update({f"{k}@{sampler}": v for k, v in values.items()})
+            if sampler == ctx.sampler:
+                out.update(values)
+        return out
 
 
 @register_family

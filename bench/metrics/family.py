@@ -50,6 +50,7 @@ class MetricFamily:
     :meth:`compute`, and decorate the class with :func:`register_family`."""
 
     name: ClassVar[str]
+    #: its keys; a family may compute them in a property (e.g. one per registered sampler)
     keys: ClassVar[tuple[MetricKey, ...]]
     #: the shared :class:`~bench.metrics.options.MetricOptions` fields its numbers depend on
     options: ClassVar[tuple[str, ...]] = ()
@@ -58,6 +59,9 @@ class MetricFamily:
     settings: ClassVar[dict[str, Any]] = {}
     #: compute runs with autograd on (it trains, e.g. to time a step); else under no_grad
     needs_grad: ClassVar[bool] = False
+    #: bump when what the family computes changes (new keys, a corrected formula): results
+    #: stored under another version are re-evaluated by ``aebench eval --store``
+    version: ClassVar[int] = 1
 
     def applies_to(self, model: Any) -> bool:
         """Whether this family can measure ``model`` (by capability: ``has_posterior``, …)."""
@@ -77,6 +81,8 @@ class MetricFamily:
         ``aebench eval --store`` can tell a result that is missing or was made otherwise."""
         values = {k: getattr(options, k, None) for k in self.options}
         values.update({k: options.setting(k) for k in self.settings})
+        if self.version != 1:
+            values["version"] = self.version
         return json.dumps({"family": self.name, **values}, sort_keys=True, default=str)
 
 
@@ -90,8 +96,9 @@ FAMILIES: Registry[MetricFamily] = Registry(
 
 def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
     """Class decorator: register one instance of ``cls`` under ``cls.name``."""
+    family = cls()
     taken = {k for _, f in FAMILIES.items() for k in f.key_names if f.name != cls.name}
-    clash = sorted(taken & {k.name for k in cls.keys})
+    clash = sorted(taken & {k.name for k in family.keys})
     if clash:
         raise ValueError(f"metric family {cls.name!r}: key {clash[0]!r} is declared twice")
     import dataclasses
@@ -104,7 +111,7 @@ def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
     if taken_options:
         name = taken_options[0]
         raise ValueError(f"metric family {cls.name!r}: setting {name!r} is {owners[name]}'s")
-    FAMILIES.register(cls.name, cls())
+    FAMILIES.register(cls.name, family)
     return cls
 
 

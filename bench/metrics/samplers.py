@@ -1,6 +1,8 @@
 """Where generated images come from: code samplers, selectable for every model.
 
 * ``prior``    — the model's own ``sample(n, generator)`` (N(0, I) for VAEs);
+* ``normal``   — N(0, I) in the latent space, for any model: what a plain AE "can't generate
+  anything" from (its codes were never pulled towards it); for a VAE it equals ``prior``;
 * ``gaussian`` — a full-covariance Gaussian fitted to the training codes (the natural choice for
   a plain AE, which has no prior);
 * ``gmm``      — a 10-component full-covariance Gaussian mixture fitted to the training codes
@@ -66,6 +68,17 @@ def prior_sampler(
     """The model's own sampler."""
     with torch.no_grad():
         return torch.cat([model.sample(min(500, n - s), generator) for s in range(0, n, 500)])
+
+
+@register_sampler("normal")
+def normal_sampler(
+    model: torch.nn.Module,
+    codes: Callable[[], torch.Tensor],
+    n: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Decode draws from N(0, I), whatever the model's codes look like."""
+    return _decode(model, _standard_normal(n, int(model.latent_dim), generator))
 
 
 @register_sampler("gaussian")

@@ -16,12 +16,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from bench.claims import BUILTIN, Claim, Verdict, check
 from bench.report import baseline as _baseline
 from bench.report import collect, render
 from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
 from bench.report.collect import ReportData
 from bench.report.figures import FigureFile, make_figures
+from bench.report.sections import claims_section, sampler_section
 from bench.report.tables import Table, build_table
 from bench.store import Store
 
@@ -36,6 +39,7 @@ class ReportResult:
     figures: list[FigureFile] = field(default_factory=list)
     comparison: Comparison | None = None
     files: list[Path] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)  #: the claims tested
 
     @property
     def regressed(self) -> bool:
@@ -57,13 +61,15 @@ def build_report(
     alpha: float = DEFAULT_ALPHA,
     tolerance: float = DEFAULT_TOLERANCE,
     metrics: list[str] | None = None,
+    claims: tuple[Claim, ...] = (),
 ) -> ReportResult:
     """Build the report of ``suite`` (default: the newest suite with finished runs) into ``out``.
 
     ``store`` is a :class:`Store` or a path (None: the default store). ``baseline`` is another
     store's path or a suite name in the same store; ``metrics`` limits what the baseline
     comparison tests (default: the headline metrics). ``figures=False`` skips the PNGs (fast,
-    for CI regression checks). Raises :class:`~bench.errors.UsageError` for a missing store or
+    for CI regression checks). ``claims`` are tested beside the built-in ones (a suite's
+    ``[[claims]]``). Raises :class:`~bench.errors.UsageError` for a missing store or
     suite or an unusable ``out``.
     """
     from bench.runio import prepare_out_dir
@@ -71,6 +77,9 @@ def build_report(
     data = collect.load(store, suite)
     out_dir = prepare_out_dir(out)
     table = build_table(data)
+    verdicts = check(data.runs, (*BUILTIN, *claims), [k for k in data.keys if k != "label"])
+    sections = [s for s in (sampler_section(data), claims_section(verdicts)) if s is not None]
+    header = {**data.header, "Headline sampler": headline_samplers(data)}
     comparison = None
     if baseline is not None:
         base, name = _baseline.load_baseline(baseline, data)
@@ -78,8 +87,8 @@ def build_report(
     drawn = make_figures(data, table, out_dir) if figures else []
     files = [f.path for f in drawn]
     written = {
-        "report.md": render.markdown(data.header, table, drawn, comparison),
-        "report.html": render.html_page(data.header, table, drawn, comparison),
+        "report.md": render.markdown(header, table, drawn, comparison, sections),
+        "report.html": render.html_page(header, table, drawn, comparison, sections),
         "table.tex": render.latex(table, f"aebench suite {data.suite}: mean ± std over seeds."),
     }
     for name, text in written.items():
@@ -90,7 +99,37 @@ def build_report(
     if comparison is not None:
         render.write_comparison_csv(comparison, out_dir / "comparison.csv")
         files.append(out_dir / "comparison.csv")
-    return ReportResult(out_dir, data, table, drawn, comparison, files)
+    claims_csv = out_dir / "claims.csv"
+    claims_csv.write_text(claims_frame(verdicts).to_csv(index=False), encoding="utf-8")
+    files.append(claims_csv)
+    return ReportResult(out_dir, data, table, drawn, comparison, files, verdicts)
+
+
+def headline_samplers(data: ReportData) -> str:
+    """Which sampler the results table's generation columns show, per model label: the one a
+    suite's ``[metrics] sampler`` chose, else each model's ``default_sampler``."""
+    import models
+
+    chosen = {}
+    for label, model, sampler in data.runs[["label", "model", "sampler"]].itertuples(index=False):
+        if label in chosen:
+            continue
+        if isinstance(sampler, str) and sampler:
+            chosen[label] = sampler
+        else:
+            try:
+                cls, _ = models.get(str(model))
+                chosen[label] = cls.default_sampler
+            except Exception:  # a plugin model that is not installed here
+                chosen[label] = "its default"
+    return ", ".join(f"{k}: {v}" for k, v in chosen.items()) or "–"
+
+
+def claims_frame(verdicts: list[Verdict]) -> Any:
+    """``claims.csv``: one row per claim tested, with both sides' values per seed."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records([v.record() for v in verdicts], columns=Verdict.COLUMNS)
 
 
 __all__ = ["ReportResult", "build_report"]

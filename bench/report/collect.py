@@ -153,13 +153,14 @@ def _runs_frame(rows: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame
                 "arch": cfg.get("arch"),
                 "seed": cfg.get("seed"),
                 "data_dir": cfg.get("data_dir"),
+                "sampler": cfg.get("sampler"),
                 "artifacts": r.get("artifacts"),
             }
         )
     runs = pd.DataFrame.from_records(
         records,
         columns=["run_id", "run_name", "label", "model", "dataset", "arch", "seed", "data_dir",
-                 "artifacts"],
+                 "sampler", "artifacts"],
     )  # fmt: skip
     final = frame[frame["phase"] == "final"]
     if not final.empty:

@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.report.baseline import Comparison
 from bench.report.columns import info
 from bench.report.figures import FigureFile
+from bench.report.sections import Section
 from bench.report.tables import MISSING, Table, format_mean_std
 
 MAIN_TABLE_ID = "main-table"
@@ -23,13 +24,17 @@ _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
        max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { padding: 0.3em 0.7em; border-bottom: 1px solid #ddd; text-align: right; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
+th, td { padding: 0.3em 0.5em; border-bottom: 1px solid #ddd; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-thead th { border-bottom: 2px solid #444; }
+thead th { border-bottom: 2px solid #444; vertical-align: bottom; }
+th.group { text-align: center; border-bottom: 1px solid #888; }
 table.header td, table.header th { text-align: left; border: none; padding: 0.1em 0.7em; }
-td.regressed { color: #b00020; font-weight: bold; } td.improved { color: #087f23; }
-#main-table td, #baseline-table td { white-space: nowrap; }
+td.regressed, tr.contradicted td:nth-child(2) { color: #b00020; font-weight: bold; }
+td.improved, tr.holds td:nth-child(2) { color: #087f23; font-weight: bold; }
+#main-table td, #sampler-table td, #baseline-table td { white-space: nowrap; }
+#main-table td .sd { display: block; color: #666; font-size: 0.85em; }
+#claims-table td { text-align: left; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9em; }
 .note { color: #8a6d00; }
@@ -117,11 +122,25 @@ def main_rows(table: Table, bold: tuple[str, str]) -> list[list[str]]:
     return rows
 
 
+def _md_section(section: Section) -> list[str]:
+    rows = [
+        [f"**{c}**" if (i, j) in section.bold else c for j, c in enumerate(row)]
+        for i, row in enumerate(section.rows)
+    ]
+    header = section.header
+    if section.groups:  # Markdown has no column groups: name the group in each header
+        names = [g for g, n in section.groups for _ in range(n)]
+        header = [header[0]] + [f"{g}: {h}" for g, h in zip(names, header[1:], strict=True)]
+    lines = ["", f"## {section.title}", "", section.intro, ""]
+    return lines + (_md_table(header, rows) if rows else [])
+
+
 def markdown(
     header: dict[str, str],
     table: Table,
     figures: list[FigureFile],
     comparison: Comparison | None = None,
+    sections: list[Section] | None = None,
 ) -> str:
     """``report.md``: GitHub-flavoured Markdown, figures linked as files beside it."""
     lines = [f"# aebench report — suite `{header.get('Suite', '')}`", ""]
@@ -134,12 +153,16 @@ def markdown(
     ]
     cols = [_first_column(table)] + [info(m).header for m in table.columns] + ["Seeds"]
     lines += _md_table(cols, main_rows(table, ("**", "**")))
+    for section in sections or []:
+        lines += _md_section(section)
     if comparison is not None:
         lines += ["", "## Baseline comparison", "", _comparison_summary(comparison), ""]
         lines += _md_table(_COMPARISON_HEADER, _comparison_rows(comparison))
     lines += ["", "## Figures", ""]
     for f in figures:
         lines += [f"### {f.caption}", "", f"![{f.caption}]({f.path.name})", ""]
+        if f.hint:
+            lines += [f"*{f.hint}*", ""]
         if f.problem:
             lines += [f"> Not drawn: {f.problem}", ""]
     return "\n".join(lines).rstrip() + "\n"
@@ -156,11 +179,40 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _html_cell(text: str) -> str:
+    """A main-table cell: the mean, and the ± std on a line of its own (narrow columns)."""
+    mean, sep, std = text.partition(" ± ")
+    return _h(mean) + (f'<span class="sd">± {_h(std)}</span>' if sep else "")
+
+
+def _html_section(section: Section) -> list[str]:
+    out = [f"<h2>{_h(section.title)}</h2>", f"<p>{_h(section.intro)}</p>"]
+    if not section.rows:
+        return out
+    out.append(f'<table id="{_h(section.id)}"><thead>')
+    if section.groups:
+        out.append("<tr><th></th>" + "".join(
+            f'<th class="group" colspan="{n}">{_h(g)}</th>' for g, n in section.groups
+        ) + "</tr>")  # fmt: skip
+    out.append("<tr>" + "".join(f"<th>{_h(h)}</th>" for h in section.header) + "</tr>")
+    out.append("</thead><tbody>")
+    for i, row in enumerate(section.rows):
+        cls = section.row_classes[i] if i < len(section.row_classes) else ""
+        cells = [
+            f"<td><strong>{_h(c)}</strong></td>" if (i, j) in section.bold else f"<td>{_h(c)}</td>"
+            for j, c in enumerate(row)
+        ]
+        out.append((f'<tr class="{_h(cls)}">' if cls else "<tr>") + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return out
+
+
 def html_page(
     header: dict[str, str],
     table: Table,
     figures: list[FigureFile],
     comparison: Comparison | None = None,
+    sections: list[Section] | None = None,
 ) -> str:
     """``report.html``: one self-contained page (inline CSS, images as data URIs)."""
     suite = header.get("Suite", "")
@@ -186,12 +238,14 @@ def html_page(
     for i, name in enumerate(table.row_names()):
         cells = [f"<td>{_h(name)}</td>"]
         for m in table.columns:
-            text = _h(table.cell(i, m))
+            text = _html_cell(table.cell(i, m))
             cells.append(f"<td><strong>{text}</strong></td>" if table.is_best(i, m) else
                          f"<td>{text}</td>")  # fmt: skip
         cells.append(f"<td>{int(table.summary['n_runs'].iloc[i])}</td>")
         out.append('<tr class="model-row">' + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
+    for section in sections or []:
+        out += _html_section(section)
     if comparison is not None:
         out += ["<h2>Baseline comparison</h2>", f"<p>{_h(_comparison_summary(comparison))}</p>"]
         out.append('<table id="baseline-table"><thead><tr>')
@@ -206,7 +260,8 @@ def html_page(
     out.append("<h2>Figures</h2>")
     for f in figures:
         out.append(f'<figure><img src="{_data_uri(f.path)}" alt="{_h(f.caption)}">')
-        out.append(f"<figcaption>{_h(f.caption)}</figcaption>")
+        hint = f"<br><em>{_h(f.hint)}</em>" if f.hint else ""
+        out.append(f"<figcaption>{_h(f.caption)}{hint}</figcaption>")
         if f.problem:
             out.append(f'<p class="note">Not drawn: {_h(f.problem)}</p>')
         out.append("</figure>")

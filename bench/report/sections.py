@@ -1,0 +1,112 @@
+"""The report's sections beyond the main table: generation per sampler, and the claims.
+
+Each is a plain :class:`Section` (a title, one line saying how to read it, a header and text
+rows) so that the Markdown and the HTML renderers format the same cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bench.claims import CONTRADICTED, HOLDS, Verdict
+from bench.report.collect import ReportData
+from bench.report.columns import info
+from bench.report.tables import aggregate, best_rows, format_mean_std
+
+#: per sampler, the columns of the generation table
+SAMPLER_COLUMNS = ("fid", "precision", "recall")
+
+
+@dataclass
+class Section:
+    """A titled table of text cells. ``groups`` (HTML only) spans column-group captions over
+    the header: ``[(caption, n_columns), ...]`` after the first column. ``bold`` marks cells
+    (row, column) to emphasise; ``row_classes`` tags rows (e.g. a claim's verdict)."""
+
+    id: str
+    title: str
+    intro: str
+    header: list[str]
+    rows: list[list[str]]
+    groups: list[tuple[str, int]] = field(default_factory=list)
+    bold: set[tuple[int, int]] = field(default_factory=set)
+    row_classes: list[str] = field(default_factory=list)
+
+
+def samplers_in(data: ReportData) -> list[str]:
+    """The samplers the runs have generation metrics for (``fid@NAME`` columns), in registry
+    order (then any unknown ones, sorted)."""
+    from bench.metrics import samplers
+
+    found = {m.split("@", 1)[1] for m in data.metrics if m.startswith("fid@")}
+    order = [s for s in samplers.available() if s in found]
+    return order + sorted(found - set(order))
+
+
+def sampler_section(data: ReportData) -> Section | None:
+    """FID, precision and recall once per sampler: the same weights, different code
+    distributions (Ghosh et al. 2020 report an AE's FID from N(0, I) beside a GMM's)."""
+    names = samplers_in(data)
+    if not names:
+        return None
+    metrics = [f"{m}@{s}" for s in names for m in SAMPLER_COLUMNS]
+    summary = aggregate(data, metrics)
+    header = ["Model"]
+    rows: list[list[str]] = []
+    bold: set[tuple[int, int]] = set()
+    for s in names:
+        header += [info(m).header.replace(f" @{s}", "") for m in SAMPLER_COLUMNS]
+    for i, row in enumerate(summary[data.keys].itertuples(index=False)):
+        cells = [" · ".join(str(v) for v in row)]
+        for m in metrics:
+            cells.append(format_mean_std(summary[f"{m}_mean"].iloc[i], summary[f"{m}_std"].iloc[i]))
+        rows.append(cells)
+    for j, m in enumerate(metrics, start=1):
+        bold |= {(i, j) for i in best_rows(summary, m)}
+    return Section(
+        id="sampler-table",
+        title="Generation by sampler",
+        intro=(
+            "The same trained weights, decoded from each code distribution the model declares "
+            "(prior: the model's own; normal: N(0, I); gaussian / gmm: a Gaussian / 10-component "
+            "mixture fitted to the training codes). –: the model does not declare that sampler. "
+            "The results table shows each model's default sampler."
+        ),
+        header=header,
+        rows=rows,
+        groups=[(s, len(SAMPLER_COLUMNS)) for s in names],
+        bold=bold,
+    )
+
+
+def claims_section(verdicts: Sequence[Verdict]) -> Section:
+    """One row per claim tested: verdict, the two sides' means ± std over seeds, Welch's p."""
+    rows, classes = [], []
+    for v in verdicts:
+        where = f" [{v.group}]" if v.group else ""
+        verdict = v.verdict + (f" ({v.why})" if v.why else "")
+        rows.append([
+            f"{v.claim.claim}{where}",
+            verdict,
+            f"{v.claim.a} {v.claim.a_metric}: {v.a_text}",
+            f"{v.claim.b} {v.claim.b_metric}: {v.b_text}",
+            v.p_text,
+            v.claim.source,
+        ])  # fmt: skip
+        classes.append(
+            {HOLDS: "holds", CONTRADICTED: "contradicted"}.get(v.verdict, "inconclusive")
+        )
+    return Section(
+        id="claims-table",
+        title="Claims",
+        intro=(
+            "Statements from the literature, tested on these runs with Welch's t-test over "
+            "seeds: holds / contradicted when p < 0.05, else inconclusive (also with fewer than "
+            "2 seeds). Suites add their own with [[claims]]."
+            + ("" if rows else " No claim applies to the models of this suite.")
+        ),
+        header=["Claim", "Verdict", "Side A (mean ± std)", "Side B (mean ± std)", "p", "Source"],
+        rows=rows,
+        row_classes=classes,
+    )
