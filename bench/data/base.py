@@ -29,6 +29,10 @@ class ImageData:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    #: dynamic binarization: the grey-level training images (uint8 intensities = Bernoulli
+    #: probabilities x 255) that :meth:`train_images` resamples every epoch; ``train_x`` then
+    #: holds one fixed binarization, for everything that is not training (codes, features)
+    train_intensity: torch.Tensor | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -47,7 +51,16 @@ class ImageData:
         return ImageData(
             self.name,
             *(t.to(device) for t in (self.train_x, self.train_y, self.test_x, self.test_y)),
+            None if self.train_intensity is None else self.train_intensity.to(device),
         )
+
+    def train_images(self, epoch: int, seed: int) -> torch.Tensor:
+        """The training images of ``epoch``: ``train_x``, or for dynamic binarization a fresh
+        Bernoulli draw from ``train_intensity`` seeded by (seed, epoch) — one tensor op on the
+        data's device, the same draw again after a resume."""
+        if self.train_intensity is None:
+            return self.train_x
+        return binarize(self.train_intensity, seed * 1_000_003 + epoch)
 
     @staticmethod
     def batch(images: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
@@ -57,10 +70,19 @@ class ImageData:
     def fingerprint(self) -> str:
         """A short content hash, used to key caches (e.g. the domain feature network)."""
         h = hashlib.sha256(self.name.encode())
-        for t in (self.train_x, self.train_y):
+        extra = () if self.train_intensity is None else (self.train_intensity,)
+        for t in (self.train_x, self.train_y, *extra):
             h.update(str(tuple(t.shape)).encode())
             h.update(t.cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
+
+
+def binarize(intensity: torch.Tensor, seed: int) -> torch.Tensor:
+    """uint8 images in {0, 255}: each pixel on with probability intensity / 255 (Bernoulli),
+    drawn from a generator seeded with ``seed`` on the images' device."""
+    gen = torch.Generator(device=intensity.device).manual_seed(seed)
+    p = intensity.float().div_(255.0)
+    return torch.bernoulli(p, generator=gen).to(torch.uint8).mul_(255)
 
 
 Loader = Callable[..., ImageData]

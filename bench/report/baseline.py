@@ -156,7 +156,7 @@ def _values(runs: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, list[f
     """``{row key: {metric: [finite values over seeds]}}``."""
     out: dict[tuple, dict[str, list[float]]] = {}
     skip = {"run_id", "run_name", "label", "model", "dataset", "arch", "seed", "data_dir",
-            "artifacts"}  # fmt: skip
+            "sampler", "artifacts"}  # fmt: skip
     for key, group in runs.groupby(keys, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         out[key] = {

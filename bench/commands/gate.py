@@ -1,0 +1,102 @@
+"""``aebench gate speed|quality``: the CI regression gates (bench/gates.py).
+
+Each compares against a committed baseline and exits 1 on a regression; with no baseline yet it
+writes one and exits 0 (saying where), and ``--update-baseline`` rewrites it deliberately.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "gate"
+HELP = "CI regression gates: benchmark speed (machine-normalised) or a suite's quality (Welch)."
+SPEED_BASELINE = "tests/benchmarks/baseline.json"
+QUALITY_BASELINE = "tests/benchmarks/quality_baseline.csv"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from bench.gates import SPEED_THRESHOLD
+    from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE
+
+    sub = p.add_subparsers(dest="gate", required=True, metavar="{speed,quality}")
+    speed = sub.add_parser("speed", help="pytest-benchmark JSON against the calibrated baseline")
+    speed.add_argument("results", help="the --benchmark-json file of a tests/benchmarks run")
+    speed.add_argument("--baseline", default=SPEED_BASELINE, help=f"default: {SPEED_BASELINE}")
+    speed.add_argument(
+        "--threshold",
+        type=float,
+        default=SPEED_THRESHOLD,
+        help=f"fail beyond this relative growth of a calibrated time (default {SPEED_THRESHOLD})",
+    )
+    quality = sub.add_parser("quality", help="a suite's finished runs against a per-seed CSV")
+    quality.add_argument("--store", required=True, help="the results store the suite ran into")
+    quality.add_argument("--suite", default="gate", help="suite name in the store (default: gate)")
+    quality.add_argument(
+        "--baseline", default=QUALITY_BASELINE, help=f"default: {QUALITY_BASELINE}"
+    )
+    quality.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="Welch p threshold")
+    quality.add_argument(
+        "--tolerance", type=float, default=DEFAULT_TOLERANCE, help="smallest relative change"
+    )
+    for sp in (speed, quality):
+        sp.add_argument(
+            "--update-baseline", action="store_true", help="rewrite the baseline from this run"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    return _speed(args) if args.gate == "speed" else _quality(args)
+
+
+def _speed(args: argparse.Namespace) -> int:
+    from bench import gates
+    from bench.atomic import write_json_atomic
+    from bench.errors import UsageError
+
+    if not 0 < args.threshold < 100:
+        raise UsageError(f"--threshold must be between 0 and 100, got {args.threshold}")
+    medians = gates.read_benchmarks(args.results)
+    current = gates.normalise(medians)
+    path = Path(args.baseline)
+    if args.update_baseline or not path.exists():
+        why = "rewritten" if path.exists() else "none found, saved"
+        write_json_atomic(path, gates.speed_baseline(medians))
+        print(f"speed baseline {why}: {path} ({len(current)} benchmarks); commit it to gate "
+              "later runs")  # fmt: skip
+        return 0
+    check = gates.compare_speed(current, gates.read_speed_baseline(path), args.threshold)
+    for line in check.lines():
+        print(line)
+    n = len(check.failed)
+    verdict = f"{n} benchmark(s) regressed" if n else "no regression"
+    print(f"speed gate against {path}: {verdict} (fail beyond +{args.threshold:.0%} of the "
+          "baseline's time relative to the calibration matmul)")  # fmt: skip
+    return 1 if n else 0
+
+
+def _quality(args: argparse.Namespace) -> int:
+    from bench import gates
+    from bench.atomic import atomic_write
+    from bench.report import collect
+
+    data = collect.load(args.store, args.suite)
+    path = Path(args.baseline)
+    if args.update_baseline or not path.exists():
+        why = "rewritten" if path.exists() else "none found, saved"
+        tidy = gates.quality_frame(data)
+        atomic_write(path, lambda tmp: tidy.to_csv(tmp, index=False))
+        print(f"quality baseline {why}: {path} ({len(tidy)} values of {len(data.runs)} runs); "
+              "commit it to gate later runs")  # fmt: skip
+        return 0
+    comp = gates.compare_quality(data, path, args.alpha, args.tolerance)
+    for r in comp.regressions.itertuples(index=False):
+        key = " · ".join(str(getattr(r, k)) for k in comp.keys)
+        print(f"REGRESSION {key} {r.metric}: baseline {r.baseline_mean:.4g} ± "
+              f"{r.baseline_std:.2g}, now {r.current_mean:.4g} ± {r.current_std:.2g}, "
+              f"p = {r.p_value:.2g}")  # fmt: skip
+    n = len(comp.regressions)
+    tested = int((comp.frame["status"] != "untested").sum())
+    print(f"quality gate against {path}: {n} regression(s) in {tested} model × metric tests "
+          f"(Welch p < {args.alpha:g} and |Δ| > {args.tolerance:.0%})")  # fmt: skip
+    return 1 if n else 0
