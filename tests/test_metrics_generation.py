@@ -135,3 +135,38 @@ def test_density_coverage_known_answer():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         fid(torch.zeros(5, 3), torch.zeros(5, 4))
+
+
+def test_features_and_scores_do_not_depend_on_the_extraction_batch_size(mnist5k, domain_net):
+    """Like clean-fid's batch-size tests: the same images give the same features (to float32
+    rounding) and the same FID/KID/P&R whatever batch size extracts them."""
+    from bench.metrics.generation import generation_metrics
+
+    real, fake = mnist5k.test_x[:600], mnist5k.train_x[:600]
+    scores = []
+    for bs in (37, 128, 600):
+        r, f = features.extract(domain_net, real, bs), features.extract(domain_net, fake, bs)
+        scores.append((r, generation_metrics(r, f, kid_subsets=20, kid_subset_size=200)))
+    (r0, s0), *rest = scores
+    for r, s in rest:
+        assert torch.allclose(r, r0, rtol=1e-5, atol=1e-6)
+        for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage"):
+            assert s[key] == pytest.approx(s0[key], rel=1e-4, abs=1e-6), key
+
+
+def test_a_mode_collapsed_generator_has_high_precision_and_low_recall(mnist5k, domain_net):
+    """The P&R convention (Kynkäänniemi et al. 2019) on images: a "generator" that emits only a
+    handful of real training digits, jittered by one grey level, is precise (every image is
+    on the real manifold) but recalls little of it."""
+    gen = torch.Generator().manual_seed(0)
+    modes = mnist5k.train_x[:20]
+    copies = modes.repeat_interleave(25, 0).to(torch.int16)
+    jitter = torch.randint(-1, 2, copies.shape, generator=gen, dtype=torch.int16)
+    collapsed = (copies + jitter).clamp(0, 255).to(torch.uint8)
+    real = features.extract(domain_net, mnist5k.test_x[:500])
+    precision, recall = precision_recall(real, features.extract(domain_net, collapsed))
+    varied = features.extract(domain_net, mnist5k.train_x[:500])
+    varied_precision, varied_recall = precision_recall(real, varied)
+    # as precise as 500 varied real digits (each mode is a real digit), a fraction of the recall
+    assert precision > 0.7 and precision > varied_precision - 0.15
+    assert recall < 0.15 and varied_recall > 0.5
