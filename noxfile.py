@@ -173,6 +173,15 @@ def slow(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def device_check(session: nox.Session) -> None:
+    """The CUDA paths on a lent GPU in a few minutes: train + eval on the device, no per-step
+    host sync in a profiled epoch, channels_last and bf16 speed; writes
+    runs/device-check/device_check.{json,md}. ``-- --device cpu`` runs the same logic here."""
+    env = _env(session)
+    session.run(_bin("python"), "-m", "bench.device_check", *session.posargs, env=env)
+
+
+@nox.session(venv_backend="none")
 def regress(session: nox.Session) -> None:
     """Speed gate: time tests/benchmarks, each also as a ratio to a calibration matmul timed in
     the same run, and fail when one grew beyond the threshold in bench/gates.py against the

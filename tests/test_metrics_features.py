@@ -88,3 +88,34 @@ def test_domain_net_accuracy_on_full_datasets(name, minimum, data_dir, tmp_path)
     dataset = data.load(name, data_dir)
     net = features.build("domain", dataset, cache=tmp_path)
     assert net.info["test_accuracy"] >= minimum
+
+
+def test_real_features_are_cached_by_content_and_backbone(
+    mnist5k, domain_net, tmp_path, monkeypatch
+):
+    """A suite extracts the test images' features once: a second evaluation reads them back;
+    other images, another backbone or a damaged entry recompute."""
+    images = mnist5k.test_x[:300]
+    first = features.real_features(domain_net, images, 128, tmp_path)
+    (entry,) = (tmp_path / "real-features").iterdir()
+    calls = []
+    original = features.extract
+
+    def counting(net, x, batch_size=500):
+        calls.append(x.shape[0])
+        return original(net, x, batch_size)
+
+    monkeypatch.setattr(features, "extract", counting)
+    again = features.real_features(domain_net, images, 500, tmp_path)
+    assert calls == [] and torch.equal(again, first)  # a hit: nothing recomputed
+    changed = images.clone()
+    changed[0, 0, 0, 0] ^= 1
+    features.real_features(domain_net, changed, 128, tmp_path)
+    assert calls == [300]  # one pixel differs: another key
+    other = features.DomainNet(1, 10).eval()
+    features.real_features(other, images, 128, tmp_path)
+    assert calls == [300, 300]  # another backbone's weights: another key
+    entry.write_bytes(b"damaged")
+    rebuilt = features.real_features(domain_net, images, 128, tmp_path)
+    assert calls == [300, 300, 300] and torch.allclose(rebuilt, first)
+    assert entry.read_bytes() != b"damaged"

@@ -143,7 +143,9 @@ class Generation(MetricFamily):
             opts.backbone, ctx.data, cache=opts.cache_dir, device=ctx.device, **weights
         )
         ctx.meta["backbone"] = {"name": opts.backbone, **getattr(net, "info", {})}
-        real_f = features.extract(net, ctx.real, opts.batch_size)
+        real_f = features.real_features(
+            net, ctx.real, opts.batch_size, features.cache_dir(opts.cache_dir)
+        )
         kw = dict(k=opts.k_nearest, kid_subsets=opts.kid_subsets,
                   kid_subset_size=opts.kid_subset_size, seed=opts.seed)  # fmt: skip
         out: dict[str, float] = {}

@@ -15,6 +15,7 @@ Every backbone is an ``nn.Module`` mapping float images in [0, 1], shape (N, C, 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -89,6 +90,55 @@ def extract(net: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torc
     if not out:
         return torch.empty(0, getattr(net, "num_features", 0), dtype=torch.float64)
     return torch.cat(out)
+
+
+# -- real-image features, cached ---------------------------------------------------------------
+REAL_CACHE_VERSION = 1
+
+
+def backbone_identity(net: nn.Module) -> str:
+    """A content hash of the network (class, every parameter and buffer): two nets with the
+    same identity compute the same features. Kept on the module after the first call."""
+    known = getattr(net, "_aebench_identity", None)
+    if isinstance(known, str):
+        return known
+    h = hashlib.sha256(type(net).__qualname__.encode())
+    for name, t in net.state_dict().items():
+        h.update(name.encode())
+        h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    net._aebench_identity = h.hexdigest()  # type: ignore[assignment]
+    return net._aebench_identity  # type: ignore[return-value]
+
+
+def real_features(
+    net: nn.Module, images: torch.Tensor, batch_size: int = 500, cache: Path | None = None
+) -> torch.Tensor:
+    """:func:`extract` of a real image set, cached on disk under ``cache/real-features``.
+
+    The key hashes the images' bytes (so another split, subset or dataset misses), the
+    backbone's identity (:func:`backbone_identity`: its weights and class) and the
+    preprocessing version, so a suite that evaluates many runs against the same test images
+    extracts them once. The file is written atomically; a damaged one is a miss, rebuilt.
+    """
+    if cache is None:
+        return extract(net, images, batch_size)
+    h = hashlib.sha256(f"real-v{REAL_CACHE_VERSION}".encode())
+    h.update(str((images.dtype, tuple(images.shape))).encode())
+    h.update(images.cpu().contiguous().numpy().tobytes())
+    h.update(backbone_identity(net).encode())
+    path = cache / "real-features" / f"{h.hexdigest()[:32]}.safetensors"
+    if path.is_file():
+        try:
+            cached = read_state_dict(path, "real-feature cache entry")[0].get("features")
+            ok = cached is not None and cached.shape[0] == images.shape[0]
+            if ok and torch.isfinite(cached).all():
+                return cached.double()
+        except UsageError:
+            pass  # damaged: recompute and overwrite
+    feats = extract(net, images, batch_size)
+    write_state_dict(path, {"features": feats}, {"n": int(images.shape[0])})
+    return feats
 
 
 # -- domain backbone --------------------------------------------------------------------------
