@@ -4,9 +4,13 @@ Every built-in model is assembled from these builders so that a comparison betwe
 compares objectives, not network sizes. Two families:
 
 * ``mlp``  — fully connected, ``hidden`` units per layer (default 512 → 256).
-* ``conv`` — DCGAN-style: two stride-2 4×4 convolutions down (H/4 × W/4), a linear layer to the
-  code; the decoder mirrors it with transposed convolutions. Needs H and W divisible by 4
-  (1×28×28 and 3×32×32 both are).
+* ``conv`` — DCGAN-style: stride-2 4×4 convolutions down, doubling the channels each time, a
+  linear layer to the code; the decoder mirrors it with transposed convolutions. Two of them
+  for images up to 63 pixels (1×28×28, 3×32×32: H/4 × W/4), one more per doubling of the size
+  beyond (3 for 64×64, 4 for 128×128), so the last feature map stays 7–15 pixels wide. Needs
+  H and W divisible by 2^depth.
+* ``bench-conv`` — the benchmark ConvNets of Chadebec et al. (2022) for 28×28, 32×32 and
+  64×64 images (:mod:`models.literature_nets`).
 
 Decoders return *logits*; models turn them into images with a sigmoid.
 """
@@ -21,8 +25,9 @@ import torch
 from torch import nn
 
 from bench.errors import UsageError
+from models import literature_nets
 
-ARCHS = ("mlp", "conv")
+ARCHS = ("mlp", "conv", "bench-conv")
 
 ImageShape = tuple[int, int, int]
 
@@ -33,9 +38,22 @@ def _check(arch: str, image_shape: Sequence[int]) -> ImageShape:
     if len(image_shape) != 3:
         raise UsageError(f"image shape must be (C, H, W), got {tuple(image_shape)}")
     c, h, w = (int(v) for v in image_shape)
-    if arch == "conv" and (h % 4 or w % 4):
-        raise UsageError(f"the conv architecture needs H and W divisible by 4, got {h}x{w}")
+    step = 2 ** conv_depth(h, w)
+    if arch == "conv" and (h % step or w % step):
+        raise UsageError(
+            f"the conv architecture needs H and W divisible by {step} for {h}x{w} images"
+        )
+    if arch == "bench-conv":
+        literature_nets.trunk_features((c, h, w))  # refuses sizes it is not defined for
     return c, h, w
+
+
+def conv_depth(h: int, w: int) -> int:
+    """Stride-2 convolutions of the ``conv`` family: 2, plus one per doubling beyond 63 px."""
+    depth = 2
+    while min(h, w) // 2**depth >= 16:
+        depth += 1
+    return depth
 
 
 def _mlp(sizes: Sequence[int], act_last: bool = False) -> nn.Sequential:
@@ -48,35 +66,48 @@ def _mlp(sizes: Sequence[int], act_last: bool = False) -> nn.Sequential:
 
 
 class ConvTrunk(nn.Module):
-    """Two stride-2 convolutions and a flatten: (C, H, W) → ``2·width`` × H/4 × W/4 features."""
+    """``depth`` stride-2 convolutions (width, 2·width, 4·width, …) and a flatten:
+    (C, H, W) → ``width·2^(depth-1)`` × H/2^depth × W/2^depth features."""
 
-    def __init__(self, channels: int, width: int, slope: float = 0.2) -> None:
+    def __init__(self, channels: int, width: int, slope: float = 0.2, depth: int = 2) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, width, 4, 2, 1),
-            nn.LeakyReLU(slope),
-            nn.Conv2d(width, 2 * width, 4, 2, 1),
-            nn.LeakyReLU(slope),
-            nn.Flatten(),
-        )
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            out = width * 2**i
+            layers += [nn.Conv2d(channels, out, 4, 2, 1), nn.LeakyReLU(slope)]
+            channels = out
+        self.net = nn.Sequential(*layers, nn.Flatten())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
+def _trunk_features(image_shape: ImageShape, width: int) -> int:
+    _, h, w = image_shape
+    depth = conv_depth(h, w)
+    return width * 2 ** (depth - 1) * (h // 2**depth) * (w // 2**depth)
+
+
 class ConvDecoder(nn.Module):
-    """Latent → linear → (2·width, H/4, W/4) → two transposed convolutions → (C, H, W) logits."""
+    """Latent → linear → (width·2^(depth-1), H/2^depth, W/2^depth) → ``depth`` transposed
+    convolutions, halving the channels → (C, H, W) logits; mirrors :class:`ConvTrunk`."""
 
     def __init__(self, latent_dim: int, image_shape: ImageShape, width: int) -> None:
         super().__init__()
         c, h, w = image_shape
-        self.start = (2 * width, h // 4, w // 4)
+        depth = conv_depth(h, w)
+        channels = width * 2 ** (depth - 1)
+        self.start = (channels, h // 2**depth, w // 2**depth)
         self.fc = nn.Sequential(nn.Linear(latent_dim, math.prod(self.start)), nn.ReLU())
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1),
-            nn.ReLU(),
-            nn.ConvTranspose2d(width, c, 4, 2, 1),
-        )
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            last = i == depth - 1
+            out = c if last else channels // 2
+            layers.append(nn.ConvTranspose2d(channels, out, 4, 2, 1))
+            if not last:
+                layers.append(nn.ReLU())
+            channels = out
+        self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(self.fc(z).view(z.shape[0], *self.start))
@@ -106,7 +137,10 @@ def build_encoder(
     c, h, w = shape
     if arch == "mlp":
         return nn.Sequential(nn.Flatten(), _mlp([c * h * w, *hidden, out_dim]))
-    return nn.Sequential(ConvTrunk(c, width), nn.Linear(2 * width * (h // 4) * (w // 4), out_dim))
+    if arch == "bench-conv":
+        return literature_nets.encoder(shape, out_dim)
+    trunk = ConvTrunk(c, width, depth=conv_depth(h, w))
+    return nn.Sequential(trunk, nn.Linear(_trunk_features(shape, width), out_dim))
 
 
 def build_decoder(
@@ -120,6 +154,8 @@ def build_decoder(
     shape = _check(arch, image_shape)
     if arch == "mlp":
         return MLPDecoder(latent_dim, shape, hidden)
+    if arch == "bench-conv":
+        return literature_nets.Decoder(latent_dim, shape)
     return ConvDecoder(latent_dim, shape, width)
 
 
@@ -151,9 +187,12 @@ class Discriminator(nn.Module):
         if arch == "mlp":
             self.features = nn.Sequential(nn.Flatten(), _mlp([c * h * w, *hidden], act_last=True))
             feat_dim = hidden[-1]
+        elif arch == "bench-conv":
+            self.features = literature_nets.conv_trunk(c, batch_norm=False)
+            feat_dim = literature_nets.trunk_features((c, h, w))
         else:
-            self.features = ConvTrunk(c, width)
-            feat_dim = 2 * width * (h // 4) * (w // 4)
+            self.features = ConvTrunk(c, width, depth=conv_depth(h, w))
+            feat_dim = _trunk_features((c, h, w), width)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(feat_dim, 1)
         if spectral_norm:

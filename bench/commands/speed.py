@@ -38,13 +38,14 @@ def run(args: argparse.Namespace) -> int:
     import models
     from bench.config import TrainConfig
     from bench.speed import SpeedOptions, format_table, run_speed
+    from models.backbones import ARCHS
 
     names = args.models or tuple(models.available())
     for name in names:
         models.get(name)
     for arch in args.archs:
-        if arch not in ("mlp", "conv"):
-            raise UsageError(f"unknown architecture {arch!r}; choose mlp or conv")
+        if arch not in ARCHS:
+            raise UsageError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
     if any(b < 1 for b in args.batch_sizes) or args.steps < 1 or args.repeats < 1:
         raise UsageError("batch sizes, --steps and --repeats must be >= 1")
     opts = SpeedOptions(
