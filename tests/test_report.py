@@ -381,6 +381,7 @@ window.addEventListener("load", () => {
     rows: document.querySelectorAll("#main-table tbody tr").length,
     nan: cells.filter((c) => /\\bnan\\b/i.test(c.textContent)).map((c) => c.textContent),
     tableRight: document.getElementById("main-table").getBoundingClientRect().right,
+    samplerRight: document.getElementById("sampler-table").getBoundingClientRect().right,
     width: document.documentElement.clientWidth,
   };
   const out = document.createElement("pre");
@@ -424,6 +425,7 @@ def test_html_report_in_headless_chromium(report, tmp_path: Path) -> None:
     assert result["rows"] == len(MODELS)
     assert result["nan"] == []
     assert result["width"] <= 1280 and result["tableRight"] <= result["width"]  # fits the page
+    assert result["samplerRight"] <= result["width"]
 
     shot = tmp_path / "report.png"
     subprocess.run(

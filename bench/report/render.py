@@ -33,8 +33,8 @@ table.header td, table.header th { text-align: left; border: none; padding: 0.1e
 td.regressed, tr.contradicted td:nth-child(2) { color: #b00020; font-weight: bold; }
 td.improved, tr.holds td:nth-child(2) { color: #087f23; font-weight: bold; }
 #main-table td, #sampler-table td, #baseline-table td { white-space: nowrap; }
-#main-table td .sd { display: block; color: #666; font-size: 0.85em; }
-#claims-table td { text-align: left; }
+td .sd { display: block; color: #666; font-size: 0.85em; }
+#claims-table td, #claims-table th { text-align: left; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9em; }
 .note { color: #8a6d00; }
@@ -199,7 +199,9 @@ def _html_section(section: Section) -> list[str]:
     for i, row in enumerate(section.rows):
         cls = section.row_classes[i] if i < len(section.row_classes) else ""
         cells = [
-            f"<td><strong>{_h(c)}</strong></td>" if (i, j) in section.bold else f"<td>{_h(c)}</td>"
+            f"<td><strong>{_html_cell(c)}</strong></td>"
+            if (i, j) in section.bold
+            else f"<td>{_html_cell(c)}</td>"
             for j, c in enumerate(row)
         ]
         out.append((f'<tr class="{_h(cls)}">' if cls else "<tr>") + "".join(cells) + "</tr>")
