@@ -33,33 +33,40 @@ import pandas as pd
 from bench.errors import UsageError
 
 CALIBRATION = "test_calibration_matmul"
+#: which pytest-benchmark statistic is compared: the fastest round. On a shared machine noise
+#: only ever adds time, so the minimum is the steadiest estimate of what the code costs
+#: (measured below: worst run-to-run spread 38 % for the minimum, 57 % for the median).
+STATISTIC = "min"
 #: fail a benchmark whose calibrated time grew by more than this fraction. Measured
-#: 2026-12-01 on the 2-core AMD EPYC VM: over three back-to-back runs of tests/benchmarks the
-#: calibrated medians moved by at most 21 % (most under 8 %), while a real 2x slowdown is
-#: +100 %; 50 % sits well above the noise and well below the smallest regression we must catch.
-SPEED_THRESHOLD = 0.50
+#: 2026-12-01 on the 2-core AMD EPYC VM, six back-to-back runs of tests/benchmarks on a quiet
+#: machine: the calibrated minimum of the median benchmark varied by 20 % (max/min over the six
+#: runs), the worst by 38 % (the conv β-VAE step and the one-epoch benchmark). A real 2x
+#: slowdown is +100 %; 60 % sits above every spread we saw and still catches a 2x slowdown
+#: unless noise hides a fifth of it.
+SPEED_THRESHOLD = 0.60
 QUALITY_METRICS = ("recon_mse", "ssim", "kl", "nll_iw", "fid", "precision", "recall")
 QUALITY_COLUMNS = ("label", "dataset", "arch", "seed", "metric", "value")
 
 
 # -- speed ------------------------------------------------------------------------------------
 def read_benchmarks(path: str | Path) -> dict[str, float]:
-    """Median seconds per benchmark (its pytest node name) from a ``--benchmark-json`` file."""
+    """Seconds per benchmark (its pytest node name; the :data:`STATISTIC` of its rounds) from
+    a ``--benchmark-json`` file."""
     try:
         data = json.loads(Path(path).read_text())
-        rows = {str(b["name"]): float(b["stats"]["median"]) for b in data["benchmarks"]}
+        rows = {str(b["name"]): float(b["stats"][STATISTIC]) for b in data["benchmarks"]}
     except FileNotFoundError:
         raise UsageError(f"benchmark results {path} not found") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UsageError(f"{path} is not pytest-benchmark JSON ({type(err).__name__})") from None
     bad = [k for k, v in rows.items() if not (math.isfinite(v) and v > 0)]
     if bad:
-        raise UsageError(f"{path}: benchmark {bad[0]} has no positive median time")
+        raise UsageError(f"{path}: benchmark {bad[0]} has no positive {STATISTIC} time")
     return rows
 
 
 def normalise(medians: dict[str, float]) -> dict[str, float]:
-    """Each median divided by the calibration kernel's median from the same run."""
+    """Each benchmark's time divided by the calibration kernel's from the same run."""
     if CALIBRATION not in medians:
         raise UsageError(
             f"the results hold no {CALIBRATION} benchmark to normalise by; run all of "
@@ -115,8 +122,8 @@ def speed_baseline(medians: dict[str, float]) -> dict[str, Any]:
 
     cal = medians.get(CALIBRATION, math.nan)
     return {
-        "what": "median time of each tests/benchmarks benchmark / that of the fp32 1024x1024 "
-        f"matmul ({CALIBRATION}) in the same run",
+        "what": f"{STATISTIC} time of each tests/benchmarks benchmark / that of the fp32 "
+        f"1024x1024 matmul ({CALIBRATION}) in the same run",
         "measured": {
             "date": _dt.date.today().isoformat(),
             "cpu": _cpu(),

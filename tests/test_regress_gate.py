@@ -40,7 +40,7 @@ def test_a_planted_2x_slowdown_fails_on_any_machine_and_none_passes(machine):
 
 
 def test_absolute_times_alone_would_mislead():
-    """Why calibrate: on a 2x slower machine every absolute median doubles (a naive gate fails
+    """Why calibrate: on a 2x slower machine every absolute time doubles (a naive gate fails
     all), and on a 2x faster one a real 2x slowdown leaves the absolute time unchanged."""
     slower, faster_but_slowed = _machine(2.0), _machine(0.5, {"test_fid": 2.0})
     assert all(slower[k] / BASE[k] == pytest.approx(2.0) for k in BASE)
@@ -118,7 +118,8 @@ def test_speed_gate_bad_input_is_one_line(tmp_path, capsys):
     junk.write_text("{not json")
     one_line_error(capsys, ["gate", "speed", str(junk), "--baseline", str(baseline)])
     uncalibrated = tmp_path / "u.json"
-    uncalibrated.write_text(json.dumps({"benchmarks": [{"name": "t", "stats": {"median": 1}}]}))
+    rows = [{"name": "t", "stats": {"min": 1.0, "median": 1.0}}]
+    uncalibrated.write_text(json.dumps({"benchmarks": rows}))
     line = one_line_error(capsys, ["gate", "speed", str(uncalibrated), "--baseline",
                                    str(baseline)])  # fmt: skip
     assert gates.CALIBRATION in line
