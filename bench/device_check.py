@@ -7,9 +7,10 @@ What it checks, on ``--device`` (``cuda`` on a GPU machine; ``cpu`` so CI runs t
    number must be finite;
 2. **host syncs**: one training epoch under ``torch.profiler``, counting the operations that
    make the host wait for the device (``aten::_local_scalar_dense`` — ``.item()``, ``float()``
-   — and CUDA stream/device synchronisations). The harness reads its loss terms once per
-   epoch, so the count must not grow with the number of steps: it is reported per epoch and
-   per step, and the check fails when there is more than one per ten steps;
+   — and CUDA stream/device synchronisations; Adam's reads of its own host-side step counter
+   are not syncs and are left out). The harness reads its loss terms once per epoch (one read
+   per term, a handful in all), so the count must not grow with the number of steps: the
+   check fails when there is one every other step or more;
 3. **speed**: ``aebench speed`` for the conv VAE and VAE-GAN at batch 64 and 256 in fp32, with
    ``channels_last`` on, and under bf16 autocast — each as samples/s and % of the matmul rate.
 
@@ -30,11 +31,23 @@ import torch
 from bench.errors import UsageError
 
 SYNC_OPS = ("aten::_local_scalar_dense", "cudaStreamSynchronize", "cudaDeviceSynchronize")
-MAX_SYNCS_PER_STEP = 0.1
+MAX_SYNCS_PER_STEP = 0.5
+
+
+def _inside_optimizer(event: Any) -> bool:
+    """Whether a profiled op ran inside ``Optimizer.step``: Adam reads its own step counter,
+    a host-side tensor that needs no device sync, with ``.item()``."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("Optimizer."):
+            return True
+        parent = parent.cpu_parent
+    return False
 
 
 def count_host_syncs(trainer: Any, epoch: int = 1) -> dict[str, Any]:
-    """Profile one ``trainer.train_epoch``; the host-sync operations it ran, and its steps."""
+    """Profile one ``trainer.train_epoch``; the host-sync operations it ran (outside the
+    optimizer's own bookkeeping), and its steps."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU]
@@ -46,9 +59,10 @@ def count_host_syncs(trainer: Any, epoch: int = 1) -> dict[str, Any]:
         if trainer.device.type == "cuda":
             torch.cuda.synchronize(trainer.device)
     counts = {op: 0 for op in SYNC_OPS}
-    for event in prof.key_averages():
-        if event.key in counts:
-            counts[event.key] += int(event.count)
+    for event in prof.events():
+        if event.name in counts and not _inside_optimizer(event):
+            counts[event.name] += 1
+    counts["cudaDeviceSynchronize"] = max(0, counts["cudaDeviceSynchronize"] - 1)  # ours, above
     steps = trainer.step - steps_before
     total = sum(counts.values())
     return {"steps": steps, "syncs": total, "per_step": total / max(steps, 1), "by_op": counts}
@@ -100,7 +114,7 @@ def _syncs(device: str, quick: bool) -> dict[str, Any]:
     trainer.train_epoch(1)  # warm-up: allocator, kernels, lazy init
     trainer.step = 0
     found = count_host_syncs(trainer, epoch=2)
-    found["ok"] = found["steps"] >= 10 and found["per_step"] <= MAX_SYNCS_PER_STEP
+    found["ok"] = found["steps"] >= 10 and found["per_step"] < MAX_SYNCS_PER_STEP
     return found
 
 
@@ -172,7 +186,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"Host syncs in a profiled epoch: {syncs['syncs']} over {syncs['steps']} steps "
-        f"({syncs['per_step']:.3f} per step; limit {MAX_SYNCS_PER_STEP}) — "
+        f"({syncs['per_step']:.3f} per step; fails at {MAX_SYNCS_PER_STEP}) — "
         f"{'ok' if syncs['ok'] else 'FAILED'}.",
         f"Train + eval: {'ok' if result['train_eval']['ok'] else 'FAILED'} "
         f"({result['train_eval']['train_seconds']:.1f} s training, "

@@ -16,7 +16,7 @@ def test_device_check_runs_on_cpu_and_writes_its_files(tmp_path, capsys):
     assert result["ok"] and result["device"] == "cpu"
     assert result["train_eval"]["ok"] and "fid" in result["train_eval"]["metrics"]
     syncs = result["host_syncs"]
-    assert syncs["steps"] >= 10 and syncs["per_step"] <= MAX_SYNCS_PER_STEP
+    assert syncs["steps"] >= 10 and syncs["per_step"] < MAX_SYNCS_PER_STEP
     variants = {r["variant"] for r in result["speed"]}
     assert variants == {"fp32", "fp32 channels_last", "bf16"}
     assert all(r["samples_per_s"] > 0 for r in result["speed"])
@@ -26,7 +26,8 @@ def test_device_check_runs_on_cpu_and_writes_its_files(tmp_path, capsys):
 
 
 def test_the_sync_counter_sees_a_per_step_item(mnist5k):
-    """The counter is not blind: a step that calls .item() shows one sync per step."""
+    """The counter is not blind: a step that calls .item() shows one sync per step, while the
+    harness itself reads its loss terms once per epoch, however many steps the epoch has."""
     import models
     from bench.config import TrainConfig
     from bench.trainer import Trainer
@@ -45,4 +46,9 @@ def test_the_sync_counter_sees_a_per_step_item(mnist5k):
     found = count_host_syncs(trainer)
     assert found["steps"] == 10 and found["per_step"] >= 1.0
     plain = Trainer(models.create("vae"), small, TrainConfig(batch_size=64, quiet=True), "vae")
-    assert count_host_syncs(plain)["per_step"] <= MAX_SYNCS_PER_STEP
+    short = count_host_syncs(plain)
+    assert short["per_step"] < MAX_SYNCS_PER_STEP
+    longer = Trainer(models.create("vae"), subset(mnist5k, 2560, 64),
+                     TrainConfig(batch_size=64, quiet=True), "vae")  # fmt: skip
+    long = count_host_syncs(longer)
+    assert long["steps"] == 40 and long["syncs"] == short["syncs"]  # per epoch, not per step

@@ -16,9 +16,8 @@ QUALITY_BASELINE = "tests/benchmarks/quality_baseline.csv"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.gates import SPEED_THRESHOLD
-    from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE
-
+    # defaults are filled in by run(): importing bench.gates (pandas) or the report (scipy)
+    # here would make every `aebench` call wait for them
     sub = p.add_subparsers(dest="gate", required=True, metavar="{speed,quality}")
     speed = sub.add_parser("speed", help="pytest-benchmark JSON against the calibrated baseline")
     speed.add_argument("results", help="the --benchmark-json file of a tests/benchmarks run")
@@ -26,8 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     speed.add_argument(
         "--threshold",
         type=float,
-        default=SPEED_THRESHOLD,
-        help=f"fail beyond this relative growth of a calibrated time (default {SPEED_THRESHOLD})",
+        default=None,
+        help="fail beyond this relative growth of a calibrated time (default: the measured "
+        "SPEED_THRESHOLD of bench/gates.py)",
     )
     quality = sub.add_parser("quality", help="a suite's finished runs against a per-seed CSV")
     quality.add_argument("--store", required=True, help="the results store the suite ran into")
@@ -35,9 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     quality.add_argument(
         "--baseline", default=QUALITY_BASELINE, help=f"default: {QUALITY_BASELINE}"
     )
-    quality.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="Welch p threshold")
+    quality.add_argument("--alpha", type=float, default=None, help="Welch p threshold (0.05)")
     quality.add_argument(
-        "--tolerance", type=float, default=DEFAULT_TOLERANCE, help="smallest relative change"
+        "--tolerance", type=float, default=None, help="smallest relative change (0.05)"
     )
     for sp in (speed, quality):
         sp.add_argument(
@@ -54,6 +54,8 @@ def _speed(args: argparse.Namespace) -> int:
     from bench.atomic import write_json_atomic
     from bench.errors import UsageError
 
+    if args.threshold is None:
+        args.threshold = gates.SPEED_THRESHOLD
     if not 0 < args.threshold < 100:
         raise UsageError(f"--threshold must be between 0 and 100, got {args.threshold}")
     medians = gates.read_benchmarks(args.results)
@@ -79,6 +81,10 @@ def _quality(args: argparse.Namespace) -> int:
     from bench import gates
     from bench.atomic import atomic_write
     from bench.report import collect
+    from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE
+
+    args.alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+    args.tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
 
     data = collect.load(args.store, args.suite)
     path = Path(args.baseline)
