@@ -116,11 +116,24 @@ def compare_speed(
     return SpeedCheck(pd.DataFrame.from_records(records, columns=columns), threshold)
 
 
-def speed_baseline(medians: dict[str, float]) -> dict[str, Any]:
-    """What ``baseline.json`` holds: the calibrated times plus where they were measured."""
+def calibrated_runs(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median over several runs of each benchmark's calibrated time (each run normalised
+    by its own calibration): one slow or fast moment of the machine does not set a baseline."""
+    import statistics
+
+    normed = [normalise(r) for r in runs]
+    names = dict.fromkeys(k for n in normed for k in n)
+    return {k: statistics.median(n[k] for n in normed if k in n) for k in names}
+
+
+def speed_baseline(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """What ``baseline.json`` holds: the calibrated times (median over ``runs``) plus where
+    they were measured."""
+    import statistics
+
     import torch
 
-    cal = medians.get(CALIBRATION, math.nan)
+    cal = statistics.median(r.get(CALIBRATION, math.nan) for r in runs)
     return {
         "what": f"{STATISTIC} time of each tests/benchmarks benchmark / that of the fp32 "
         f"1024x1024 matmul ({CALIBRATION}) in the same run",
@@ -131,7 +144,8 @@ def speed_baseline(medians: dict[str, float]) -> dict[str, Any]:
             "torch": torch.__version__,
             "matmul_gflops": 2 * 1024**3 / cal / 1e9 if cal == cal else None,
         },
-        "calibrated": {k: round(v, 6) for k, v in sorted(normalise(medians).items())},
+        "runs": len(runs),
+        "calibrated": {k: round(v, 6) for k, v in sorted(calibrated_runs(runs).items())},
     }
 
 

@@ -49,6 +49,15 @@ def test_absolute_times_alone_would_mislead():
     assert list(check.failed["benchmark"]) == ["test_fid"]
 
 
+def test_a_baseline_from_several_runs_is_their_median():
+    """One slow moment (a run where one benchmark took 3x) does not set the baseline."""
+    runs = [_machine(1.0), _machine(1.0, {"test_fid": 3.0}), _machine(2.0)]
+    merged = gates.calibrated_runs(runs)
+    assert merged == pytest.approx(gates.normalise(BASE))
+    saved = gates.speed_baseline(runs)
+    assert saved["runs"] == 3 and saved["calibrated"]["test_fid"] == pytest.approx(25.0)
+
+
 def test_new_and_missing_benchmarks_are_reported_not_failed():
     current = gates.normalise({**BASE, "test_new": 0.01})
     del current["test_fid"]

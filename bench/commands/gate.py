@@ -20,7 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # here would make every `aebench` call wait for them
     sub = p.add_subparsers(dest="gate", required=True, metavar="{speed,quality}")
     speed = sub.add_parser("speed", help="pytest-benchmark JSON against the calibrated baseline")
-    speed.add_argument("results", help="the --benchmark-json file of a tests/benchmarks run")
+    speed.add_argument(
+        "results",
+        nargs="+",
+        help="the --benchmark-json file(s) of tests/benchmarks runs (several: their median)",
+    )
     speed.add_argument("--baseline", default=SPEED_BASELINE, help=f"default: {SPEED_BASELINE}")
     speed.add_argument(
         "--threshold",
@@ -58,12 +62,12 @@ def _speed(args: argparse.Namespace) -> int:
         args.threshold = gates.SPEED_THRESHOLD
     if not 0 < args.threshold < 100:
         raise UsageError(f"--threshold must be between 0 and 100, got {args.threshold}")
-    medians = gates.read_benchmarks(args.results)
-    current = gates.normalise(medians)
+    runs = [gates.read_benchmarks(r) for r in args.results]
+    current = gates.calibrated_runs(runs)
     path = Path(args.baseline)
     if args.update_baseline or not path.exists():
         why = "rewritten" if path.exists() else "none found, saved"
-        write_json_atomic(path, gates.speed_baseline(medians))
+        write_json_atomic(path, gates.speed_baseline(runs))
         print(f"speed baseline {why}: {path} ({len(current)} benchmarks); commit it to gate "
               "later runs")  # fmt: skip
         return 0
