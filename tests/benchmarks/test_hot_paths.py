@@ -74,3 +74,12 @@ def test_one_epoch_on_mnist_5k(benchmark, mnist5k):
         return trainer.train_epoch(1)
 
     assert benchmark.pedantic(epoch, rounds=3, iterations=1)["loss"] > 0
+
+
+def test_inception_features_32_images(benchmark, tmp_path_factory):
+    """The FID Inception on 28×28 grey images (resized to 299² inside): the rate that decides
+    how long a standard 10k + 10k-image FID takes on a CPU."""
+    net = features.build("inception", None, cache=tmp_path_factory.mktemp("inception"))
+    images = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    feats = benchmark.pedantic(lambda: features.extract(net, images), rounds=3, iterations=1)
+    assert feats.shape == (32, 2048)
