@@ -153,3 +153,22 @@ def test_train_config_refuses_a_missing_budget() -> None:
     with pytest.raises(UsageError, match="budget"):
         TrainConfig(epochs=None).validate()
     TrainConfig(epochs=None, max_steps=3).validate()
+
+
+def test_a_family_whose_computation_changed_is_re_evaluated_from_old_records():
+    """Generation and sharpness gained per-sampler keys (version 2): results stored under
+    version 1 (no version in their options key) are re-evaluated by ``eval --store``; the
+    other families' old keys still match."""
+    import json
+
+    options = MetricOptions(seed=0, train_batch_size=64).resolved()
+    generation, reconstruction = FAMILIES.get("generation"), FAMILIES.get("reconstruction")
+    old = json.loads(generation.options_key(options))
+    assert old.pop("version") == 2
+    recorded = {
+        "generation": json.dumps(old, sort_keys=True, default=str),
+        "reconstruction": reconstruction.options_key(options),
+    }
+    model = type("M", (), {"has_posterior": True})()
+    todo = families_to_evaluate(recorded, model, options, ("generation", "reconstruction"))
+    assert todo == ["generation"]
