@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.store_schema import cpu_name
 
 CALIBRATION = "test_calibration_matmul"
 #: which pytest-benchmark statistic is compared: the fastest round. On a shared machine noise
@@ -139,7 +139,7 @@ def speed_baseline(runs: list[dict[str, float]]) -> dict[str, Any]:
         f"1024x1024 matmul ({CALIBRATION}) in the same run",
         "measured": {
             "date": _dt.date.today().isoformat(),
-            "cpu": _cpu(),
+            "cpu": cpu_name(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "matmul_gflops": 2 * 1024**3 / cal / 1e9 if cal == cal else None,
@@ -155,16 +155,6 @@ def read_speed_baseline(path: Path) -> dict[str, float]:
         return {str(k): float(v) for k, v in data["calibrated"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise UsageError(f"{path} is not a speed baseline ({type(err).__name__})") from None
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # -- quality ----------------------------------------------------------------------------------

@@ -168,6 +168,17 @@ def environment(device: str | None = None) -> dict[str, Any]:
     }
 
 
+def cpu_name() -> str:
+    """This machine's CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 # -- the metrics table's rows ------------------------------------------------------------------
 def as_number(value: Any) -> float:
     """A metric value as float; numpy/torch scalars via ``.item()``. Raises if not a number."""

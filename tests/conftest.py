@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -177,3 +178,23 @@ def flat_layout(cfg: Any) -> dict[str, Any]:
         "metrics": {k: cfg.metrics.to_dict()[k]
                     for k in ("backbone", "n_samples", "sampler", "iw_k", "iw_n")},
     }  # fmt: skip
+
+
+def tiny_suite(name: str, models: list[str], seeds: list[int], steps: int = 4) -> str:
+    """The TOML of a suite that trains for seconds: MLP nets, 4-d codes, a few optimizer
+    steps, small metric sample counts — for tests that run real suites end to end."""
+    return f"""
+name = "{name}"
+models = {json.dumps(models)}
+datasets = ["mnist-5k"]
+archs = ["mlp"]
+seeds = {json.dumps(seeds)}
+latent_dim = 4
+device = "cpu"
+[budget]
+steps = {steps}
+[metrics]
+n_samples = 100
+iw_k = 4
+iw_n = 16
+"""

@@ -10,7 +10,7 @@ import pytest
 from bench.claims import BUILTIN, CONTRADICTED, HOLDS, INCONCLUSIVE, Claim, check, verdict
 from bench.errors import UsageError
 from bench.suite import parse_suite
-from tests.conftest import one_line_error
+from tests.conftest import one_line_error, tiny_suite
 
 CLAIM = Claim("c", "a is lower than b", "test", "a", "b", "m", "m", "lower")
 
@@ -65,21 +65,7 @@ def test_the_builtin_claims_cover_the_literature() -> None:
     assert all(c.source for c in BUILTIN)
 
 
-SUITE = """
-name = "claimed"
-models = ["ae", "vae"]
-datasets = ["mnist-5k"]
-archs = ["mlp"]
-seeds = [0, 1]
-latent_dim = 4
-device = "cpu"
-[budget]
-steps = 3
-[metrics]
-n_samples = 100
-iw_k = 4
-iw_n = 16
-"""
+SUITE = tiny_suite("claimed", ["ae", "vae"], [0, 1], steps=3)
 GOOD_CLAIM = """
 [[claims]]
 name = "ae-gmm-vs-gaussian"

@@ -7,7 +7,7 @@ import re
 import pytest
 
 import models
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_suite
 
 README = (REPO / "README.md").read_text()
 
@@ -37,21 +37,7 @@ def test_ci_runs_the_readme_test_command():
     assert test_cmd in ci
 
 
-METRIC_SUITE = """
-name = "readme-metric"
-models = ["ae"]
-datasets = ["mnist-5k"]
-archs = ["mlp"]
-seeds = [0, 1]
-latent_dim = 4
-device = "cpu"
-[budget]
-steps = 4
-[metrics]
-n_samples = 100
-iw_k = 4
-iw_n = 16
-"""
+METRIC_SUITE = tiny_suite("readme-metric", ["ae"], [0, 1], steps=4)
 
 
 def test_add_a_metric_example_reaches_metrics_json_the_store_and_the_report(

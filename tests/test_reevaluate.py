@@ -16,24 +16,10 @@ import pytest
 from bench.cli import main
 from bench.metrics.family import FAMILIES
 from bench.store import Store
-from tests.conftest import REPO, file_hashes, flat_layout, one_line_error
+from tests.conftest import REPO, file_hashes, flat_layout, one_line_error, tiny_suite
 from tests.test_readme import _python_blocks
 
-SUITE = """
-name = "two"
-models = ["ae", "vae"]
-datasets = ["mnist-5k"]
-archs = ["mlp"]
-seeds = [0]
-latent_dim = 4
-device = "cpu"
-[budget]
-steps = 4
-[metrics]
-n_samples = 100
-iw_k = 4
-iw_n = 16
-"""
+SUITE = tiny_suite("two", ["ae", "vae"], [0], steps=4)
 
 
 @pytest.fixture

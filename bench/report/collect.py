@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import platform
 import re
 import socket
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import pandas as pd
 from bench.config import stored_fields
 from bench.errors import UsageError
 from bench.store import Store
+from bench.store_schema import cpu_name
 
 #: Columns that identify a row of the main table (``dataset``/``arch`` only when they vary).
 KEY_COLUMNS: tuple[str, ...] = ("label", "dataset", "arch")
@@ -197,17 +197,6 @@ def _artifact_env(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
-def _cpu_name() -> str:
-    """This machine's CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
     """Where and how the numbers were made: the report's first lines."""
     cfgs = [stored_fields(r["config"]) for r in rows]
@@ -221,7 +210,7 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
     hosts = {r.get("host") for r in rows}
     cpu = str(env.get("cpu") or "")
     if hosts == {socket.gethostname()}:
-        cpu = _cpu_name()  # the runs were made on this machine: name its CPU properly
+        cpu = cpu_name()  # the runs were made on this machine: name its CPU properly
     ended = sorted(str(r["ended_at"]) for r in rows if r.get("ended_at"))
     date = f"{ended[0][:10]} – {ended[-1][:10]}" if ended else "unknown"
     if ended and ended[0][:10] == ended[-1][:10]:
