@@ -60,7 +60,7 @@ def test_fid_orders_halves_blur_noise(halves):
 def test_fid_equals_float64_scipy_reference(halves, other):
     ours = fid(halves["a"], halves[other])
     reference = _scipy_fid(halves["a"], halves[other])
-    assert ours == pytest.approx(reference, rel=1e-3)
+    assert ours == pytest.approx(reference, rel=1e-5)
 
 
 def test_fid_of_a_set_with_itself_is_zero(halves):
