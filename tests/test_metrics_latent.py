@@ -97,3 +97,29 @@ def test_active_units_counts_informative_units(trained_vae, subset):
     n = active_units(trained_vae.posterior, subset)
     assert 0 < n <= trained_vae.latent_dim
     assert active_units(half_informative, subset) == n
+
+
+def test_the_fast_bernoulli_likelihood_equals_bce_with_logits():
+    """Evaluation's Bernoulli log-likelihood (no autograd) against PyTorch's
+    binary_cross_entropy_with_logits in float64, saturated logits included; with gradients
+    the training path is used and agrees too."""
+    from torch.nn import functional as F
+
+    from models.base import bernoulli_log_likelihood, recon_nll
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 1, 28, 28, generator=gen) * 6
+    logits[0, 0, 0, :4] = torch.tensor([200.0, -200.0, 90.0, -90.0])  # far past exp's range
+    x = (torch.rand(64, 1, 28, 28, generator=gen) < 0.3).float()
+    x[:, :, 0, 4:] = torch.rand(64, 1, 24, generator=gen)  # grey targets too
+    ref = -F.binary_cross_entropy_with_logits(logits.double(), x.double(), reduction="none")
+    ref = ref.flatten(1).sum(1)
+    fast = bernoulli_log_likelihood(logits, x).double()
+    assert torch.isfinite(fast).all()
+    assert torch.allclose(fast, ref, rtol=1e-5, atol=1e-3)
+    with torch.no_grad():
+        assert torch.allclose(-recon_nll(logits, x, "bce", 1.0).double(), ref, atol=1e-3)
+    trained = logits.clone().requires_grad_()
+    nll = recon_nll(trained, x, "bce", 1.0)
+    nll.sum().backward()
+    assert torch.allclose(-nll.detach().double(), ref, atol=1e-3) and trained.grad is not None

@@ -33,6 +33,8 @@ Posterior = Callable[[torch.Tensor], Distribution]
 LogLikelihood = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 ACTIVE_THRESHOLD = 0.01
+#: (image, sample) pairs per decoder call in :func:`nll_iw`
+IW_ROWS_CPU, IW_ROWS_CUDA = 2048, 65536
 
 
 def _draw(dist: Distribution, shape: tuple[int, ...], gen: torch.Generator | None) -> torch.Tensor:
@@ -83,16 +85,21 @@ def nll_iw(
     images: torch.Tensor,
     k: int = 500,
     generator: torch.Generator | None = None,
-    max_rows: int = 16384,
+    max_rows: int | None = None,
 ) -> float:
     """Importance-weighted estimate of −log p(x), mean over uint8 ``images``, in nats.
 
     log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, z_k ~ q(z|x).
     Batched over both images and samples: each decoder call sees up to ``max_rows`` (image,
-    sample) pairs, which keeps 1,000 images × K = 500 to seconds for an MLP on a CPU.
+    sample) pairs. On a CPU that is 2,048 by default — a 784-pixel batch of them is 6.4 MB, so
+    the elementwise likelihood work stays in cache: Burda et al.'s protocol (10,000 images × K =
+    5,000, MLP VAE) measured 1.9× faster than with 16,384 rows (README, "Speed"). A GPU gets
+    65,536.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if max_rows is None:
+        max_rows = IW_ROWS_CUDA if images.device.type == "cuda" else IW_ROWS_CPU
     n = images.shape[0]
     imgs_per_chunk = max(1, max_rows // k)
     total = 0.0
