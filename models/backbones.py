@@ -11,6 +11,8 @@ compares objectives, not network sizes. Two families:
   H and W divisible by 2^depth.
 * ``bench-conv`` — the benchmark ConvNets of Chadebec et al. (2022) for 28×28, 32×32 and
   64×64 images (:mod:`models.literature_nets`).
+* ``burda2015-mlp`` — Burda et al. (2016)'s 784-200-200-50 tanh MLP, and ``ghosh2020-conv`` —
+  Ghosh et al. (2020)'s ConvNets for 32×32 and 64×64 images (:mod:`models.literature_nets`).
 
 Decoders return *logits*; models turn them into images with a sigmoid.
 """
@@ -27,7 +29,7 @@ from torch import nn
 from bench.errors import UsageError
 from models import literature_nets
 
-ARCHS = ("mlp", "conv", "bench-conv")
+ARCHS = ("mlp", "conv", "bench-conv", "burda2015-mlp", "ghosh2020-conv")
 
 ImageShape = tuple[int, int, int]
 
@@ -45,6 +47,8 @@ def _check(arch: str, image_shape: Sequence[int]) -> ImageShape:
         )
     if arch == "bench-conv":
         literature_nets.trunk_features((c, h, w))  # refuses sizes it is not defined for
+    if arch == "ghosh2020-conv":
+        literature_nets.ghosh_features((c, h, w))
     return c, h, w
 
 
@@ -139,6 +143,10 @@ def build_encoder(
         return nn.Sequential(nn.Flatten(), _mlp([c * h * w, *hidden, out_dim]))
     if arch == "bench-conv":
         return literature_nets.encoder(shape, out_dim)
+    if arch == "burda2015-mlp":
+        return literature_nets.burda_encoder(shape, out_dim)
+    if arch == "ghosh2020-conv":
+        return literature_nets.ghosh_encoder(shape, out_dim)
     trunk = ConvTrunk(c, width, depth=conv_depth(h, w))
     return nn.Sequential(trunk, nn.Linear(_trunk_features(shape, width), out_dim))
 
@@ -156,6 +164,10 @@ def build_decoder(
         return MLPDecoder(latent_dim, shape, hidden)
     if arch == "bench-conv":
         return literature_nets.Decoder(latent_dim, shape)
+    if arch == "burda2015-mlp":
+        return literature_nets.BurdaDecoder(latent_dim, shape)
+    if arch == "ghosh2020-conv":
+        return literature_nets.GhoshDecoder(latent_dim, shape)
     return ConvDecoder(latent_dim, shape, width)
 
 
@@ -190,6 +202,15 @@ class Discriminator(nn.Module):
         elif arch == "bench-conv":
             self.features = literature_nets.conv_trunk(c, batch_norm=False)
             feat_dim = literature_nets.trunk_features((c, h, w))
+        elif arch == "burda2015-mlp":
+            hidden_layers = (c * h * w, *literature_nets.BURDA_HIDDEN)
+            self.features = nn.Sequential(
+                nn.Flatten(), literature_nets.tanh_mlp(hidden_layers, act_last=True)
+            )
+            feat_dim = literature_nets.BURDA_HIDDEN[-1]
+        elif arch == "ghosh2020-conv":
+            self.features = literature_nets.ghosh_trunk((c, h, w), batch_norm=False)
+            feat_dim = literature_nets.ghosh_features((c, h, w))
         else:
             self.features = ConvTrunk(c, width, depth=conv_depth(h, w))
             feat_dim = _trunk_features((c, h, w), width)

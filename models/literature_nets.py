@@ -18,10 +18,30 @@ descriptions, one per image size:
   512 (→ 15), 256 (→ 31) and 128 (→ 62) channels with batch norm and ReLU, then a 5×5
   stride-1 one to the image (→ 64×64).
 
-Differences from the source, and why: decoders return logits (aebench's models apply the
-sigmoid, so the Bernoulli likelihood is computed stably from logits); the VAE-GAN
+Differences of ``bench-conv`` from its source, and why: decoders return logits (aebench's models
+apply the sigmoid, so the Bernoulli likelihood is computed stably from logits); the VAE-GAN
 discriminator reuses the encoder's four convolutions without batch norm, with LeakyReLU(0.2)
 as aebench's other discriminators (the source alternates ReLU and tanh).
+
+``burda2015-mlp`` — the one-stochastic-layer network of Burda, Grosse & Salakhutdinov (2016,
+"Importance Weighted Autoencoders", ICLR, section 5): two deterministic hidden layers of 200
+tanh units each way (784-200-200-50 for MNIST's 784 pixels and a 50-d code; the code size comes
+from the suite's ``latent_dim``), a linear layer to the Gaussian's mean and log-variance, and a
+linear layer to Bernoulli logits. The VAE-GAN discriminator, which the paper has no use for,
+is the encoder's two tanh layers. 0.43 M parameters as a 50-d VAE (test-checked). The encoder
+outputs the log-variance where the paper applies exp to get the variance: the same family of
+posteriors. PyTorch's default initialisation, where the paper uses Glorot & Bengio's.
+
+``ghosh2020-conv`` — the networks of Ghosh et al. (2020, "From Variational to Deterministic
+Autoencoders", ICLR; Table 1), as their official code builds them (its appendix C was not
+reachable here): four stride-2 convolutions of 128, 256, 512 and 1024 channels with batch norm
+and ReLU ('same' padding), flattened, one linear layer to the code; the decoder is one linear
+layer to 1024×8×8, stride-2 transposed convolutions with batch norm and ReLU (512, 256 for
+32×32 images — MNIST padded to 32×32, CIFAR-10; 512, 256, 128 for 64×64 CelebA), and a stride-1
+one to the image. Kernels are 4×4 at 32×32 and 5×5 at 64×64. The last layer is written as a
+stride-1 convolution with 'same' padding: a stride-1 transposed convolution is the same map
+with a flipped kernel, and an even kernel needs TensorFlow's asymmetric 'same' padding.
+22.8 M parameters as a 16-d VAE on MNIST-32 (test-checked).
 """
 
 from __future__ import annotations
@@ -92,6 +112,99 @@ class Decoder(nn.Module):
             if not last:
                 blocks += [nn.BatchNorm2d(out), nn.ReLU()]
             channels = out
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(z).view(z.shape[0], *self.start))
+
+
+#: Burda et al. (2016)'s deterministic layers: two of 200 tanh units, each way
+BURDA_HIDDEN = (200, 200)
+
+
+def tanh_mlp(sizes: tuple[int, ...], act_last: bool = False) -> nn.Sequential:
+    """Linear layers with tanh between them (and after the last one if ``act_last``)."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2 or act_last:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+def burda_encoder(image_shape: tuple[int, int, int], out_dim: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), tanh_mlp((math.prod(image_shape), *BURDA_HIDDEN, out_dim)))
+
+
+class BurdaDecoder(nn.Module):
+    """Code → 200 → 200 (tanh) → pixel logits, reshaped to the image."""
+
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.image_shape = image_shape
+        self.net = tanh_mlp((latent_dim, *BURDA_HIDDEN, math.prod(image_shape)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.image_shape)
+
+
+#: Ghosh et al. (2020)'s nets per image size: kernel, decoder channels (start grid is 8×8)
+_GHOSH = {(32, 32): (4, (512, 256)), (64, 64): (5, (512, 256, 128))}
+
+
+def _ghosh(image_shape: tuple[int, int, int]) -> tuple[int, tuple[int, ...]]:
+    _, h, w = image_shape
+    if (h, w) not in _GHOSH:
+        sizes = ", ".join(f"{a}x{b}" for a, b in _GHOSH)
+        raise UsageError(
+            f"the ghosh2020-conv architecture is defined for {sizes} images, got {h}x{w}"
+        )
+    return _GHOSH[(h, w)]
+
+
+def ghosh_trunk(image_shape: tuple[int, int, int], batch_norm: bool = True) -> nn.Sequential:
+    """Four stride-2 convolutions, 128 → 1024 channels, 'same' padding, flattened."""
+    kernel, _ = _ghosh(image_shape)
+    channels, layers = image_shape[0], []
+    for out in CHANNELS:
+        layers.append(nn.Conv2d(channels, out, kernel, 2, padding=(kernel - 1) // 2))
+        layers += [nn.BatchNorm2d(out), nn.ReLU()] if batch_norm else [nn.LeakyReLU(0.2)]
+        channels = out
+    return nn.Sequential(*layers, nn.Flatten())
+
+
+def ghosh_features(image_shape: tuple[int, int, int]) -> int:
+    _ghosh(image_shape)
+    return CHANNELS[-1] * (image_shape[1] // 16) * (image_shape[2] // 16)
+
+
+def ghosh_encoder(image_shape: tuple[int, int, int], out_dim: int) -> nn.Module:
+    return nn.Sequential(ghosh_trunk(image_shape), nn.Linear(ghosh_features(image_shape), out_dim))
+
+
+class GhoshDecoder(nn.Module):
+    """Code → linear → 1024 × 8 × 8 → stride-2 transposed convs → stride-1 conv → logits."""
+
+    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        kernel, widths = _ghosh(image_shape)
+        self.start = (CHANNELS[-1], 8, 8)
+        self.fc = nn.Linear(latent_dim, math.prod(self.start))
+        blocks: list[nn.Module] = []
+        channels = CHANNELS[-1]
+        for out in widths:  # doubles the size: (H - 1)·2 - 2p + k + op = 2H
+            pad = (kernel - 1) // 2
+            blocks += [
+                nn.ConvTranspose2d(channels, out, kernel, 2, pad, output_padding=kernel % 2),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+            ]
+            channels = out
+        lo = (kernel - 1) // 2  # 'same' padding, TF's way: the extra pixel on the far side
+        blocks += [
+            nn.ZeroPad2d((lo, kernel - 1 - lo) * 2),
+            nn.Conv2d(channels, image_shape[0], kernel),
+        ]
         self.net = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

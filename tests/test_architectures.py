@@ -76,3 +76,43 @@ def test_conv_grows_with_the_image_size_and_keeps_its_small_image_nets():
     assert net.reconstruct(x).shape == x.shape
     with pytest.raises(UsageError, match="divisible by 8"):
         models.create("vae", arch="conv", image_shape=[1, 68, 68])
+
+
+def test_burda2015_mlp_is_the_papers_784_200_200_50_tanh_network():
+    """Burda et al. (2016): two deterministic layers of 200 tanh units each way, a 50-d
+    Gaussian code: (784·200 + 200) + (200·200 + 200) + (200·100 + 100) in the encoder (mean
+    and log-variance), the mirror image to 784 logits in the decoder."""
+    enc = 784 * 200 + 200 + 200 * 200 + 200 + 200 * 100 + 100
+    dec = 50 * 200 + 200 + 200 * 200 + 200 + 200 * 784 + 784
+    assert _params("vae", "burda2015-mlp", (1, 28, 28), latent=50) == enc + dec == 425_284
+    vae = models.create("vae", arch="burda2015-mlp", latent_dim=50)
+    assert sum(isinstance(m, torch.nn.Tanh) for m in vae.modules()) == 4
+    assert not any(isinstance(m, torch.nn.LeakyReLU | torch.nn.ReLU) for m in vae.modules())
+    x = torch.rand(3, 1, 28, 28)
+    assert vae.reconstruct(x).shape == x.shape and torch.isfinite(vae.loss(x)["loss"])
+
+
+@pytest.mark.parametrize(("shape", "latent"), [((1, 32, 32), 16), ((3, 32, 32), 128),
+                                               ((3, 64, 64), 64)])  # fmt: skip
+@pytest.mark.parametrize("name", ["ae", "vae", "vae-gan"])
+def test_ghosh2020_conv_reconstructs_its_image_sizes(name, shape, latent):
+    torch.manual_seed(0)
+    model = models.create(name, arch="ghosh2020-conv", image_shape=list(shape), latent_dim=latent)
+    x = torch.rand(2, *shape)
+    assert model.reconstruct(x).shape == x.shape
+    assert model.sample(2).shape == (2, *shape)
+    assert torch.isfinite(model.loss(x)["loss"])
+
+
+def test_ghosh2020_conv_has_the_official_codes_layers():
+    """MNIST padded to 32×32, a 16-d VAE: four 4×4 stride-2 convolutions 1→128→…→1024 with
+    batch norm, linear 1024·2·2 → 32; linear 16 → 1024·8·8, transposed convolutions to 512 and
+    256 with batch norm, one 4×4 convolution to the image: 22.76 M parameters."""
+    convs = sum(16 * a * b + b for a, b in [(1, 128), (128, 256), (256, 512), (512, 1024)])
+    norms = 2 * (128 + 256 + 512 + 1024) + 2 * (512 + 256)
+    fcs = 4096 * 32 + 32 + 16 * 65536 + 65536
+    deconvs = 16 * 1024 * 512 + 512 + 16 * 512 * 256 + 256 + 16 * 256 + 1
+    assert _params("vae", "ghosh2020-conv", (1, 32, 32)) == convs + norms + fcs + deconvs
+    assert convs + norms + fcs + deconvs == pytest.approx(22.76e6, rel=0.001)
+    with pytest.raises(UsageError, match="32x32, 64x64"):
+        models.create("vae", arch="ghosh2020-conv", image_shape=[1, 28, 28])

@@ -151,3 +151,14 @@ def test_fast_batch_fetch_converts_to_unit_floats(mnist5k):
     x = data.ImageData.batch(mnist5k.train_x, torch.tensor([0, 5]))
     assert x.dtype == torch.float32 and x.shape == (2, 1, 28, 28)
     torch.testing.assert_close(x, mnist5k.train_x[[0, 5]].float() / 255)
+
+
+def test_mnist_32_is_mnist_padded_with_two_black_pixels(data_dir):
+    grey = data.load("mnist", data_dir)
+    padded = data.load("mnist-32", data_dir)
+    assert padded.train_x.shape == (60000, 1, 32, 32) and padded.test_x.shape == (10000, 1, 32, 32)
+    assert torch.equal(padded.train_x[:, :, 2:30, 2:30], grey.train_x)
+    assert torch.equal(padded.test_x[:, :, 2:30, 2:30], grey.test_x)
+    border = padded.test_x.clone()
+    border[:, :, 2:30, 2:30] = 0
+    assert int(border.max()) == 0 and torch.equal(padded.test_y, grey.test_y)

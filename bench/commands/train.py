@@ -47,7 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="folder with torchvision dataset files (default: $AEBENCH_DATA_DIR)",
     )
-    p.add_argument("--arch", default="mlp", help="backbone: mlp, conv or bench-conv (default: mlp)")
+    p.add_argument(
+        "--arch",
+        default="mlp",
+        help="backbone: mlp, conv, bench-conv, burda2015-mlp or ghosh2020-conv (default: mlp)",
+    )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
