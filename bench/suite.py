@@ -25,6 +25,9 @@ measured one way. Users write it as TOML (the shipped ones live in ``bench/suite
     [overrides.vae-gan]            # model options, for one model (name or label)
     gamma = 0.01
 
+A suite may follow a paper's protocol instead of giving a budget (``[protocol] name, scale``:
+:mod:`bench.protocols`); it is then held to the paper's dataset, network and latent size.
+
 A ``models`` entry may also be an inline table, so one model can appear twice with different
 options: ``{ model = "vae", label = "vae-b8", beta = 8.0 }``.
 
@@ -52,6 +55,7 @@ from bench.claims import Claim
 from bench.config import BUDGET_KINDS, HASH_VERSION, Budget, RunConfig, TrainConfig
 from bench.errors import UsageError
 from bench.metrics.options import MetricOptions
+from bench.protocols import ProtocolUse
 from models.config import GRID_OPTIONS
 
 __all__ = [
@@ -91,8 +95,10 @@ _TOP_KEYS = (
     "data_dir",
     "overrides",
     "claims",
+    "protocol",
 )
-_REQUIRED_KEYS = ("models", "datasets", "archs", "seeds", "budget")
+#: ``budget`` too, unless a ``[protocol]`` sets it
+_REQUIRED_KEYS = ("models", "datasets", "archs", "seeds")
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,6 +133,8 @@ class Suite:
     data_dir: str | None = None
     #: the suite's own claims (``[[claims]]``), checked in its report beside the built-in ones
     claims: tuple[Claim, ...] = ()
+    #: the published protocol the suite follows (``[protocol]``), checked and scaled
+    protocol: ProtocolUse | None = None
     description: str = ""
     source: str = "<dict>"  #: the file it came from (for messages)
 

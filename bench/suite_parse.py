@@ -15,6 +15,7 @@ from bench.claims import parse_claims
 from bench.config import _freeze, freeze_options
 from bench.errors import UsageError
 from bench.metrics.options import MetricOptions, option_names
+from bench.protocols import Protocol, ProtocolUse
 from bench.suite import (
     _DEVICE_RE,
     _NAME_RE,
@@ -159,10 +160,25 @@ class Validator:
             self.int_(v, f"seeds[{i}]", low=0, high=2**32 - 1)
             for i, v in enumerate(self.list_(data["seeds"], "seeds"))
         ]
-        budget = self.budget(data["budget"])
-        batch_size = self.int_(data.get("batch_size", 128), "batch_size", high=1_000_000)
-        latent_dim = self.int_(data.get("latent_dim", 16), "latent_dim", high=100_000)
-        metrics = self.metrics(data.get("metrics", {}))
+        protocol = self.protocol(data["protocol"]) if "protocol" in data else None
+        defaults = (protocol.latent_dim, protocol.batch_size) if protocol else (16, 128)
+        batch_size = self.int_(data.get("batch_size", defaults[1]), "batch_size", high=1_000_000)
+        latent_dim = self.int_(data.get("latent_dim", defaults[0]), "latent_dim", high=100_000)
+        if protocol is None:
+            if "budget" not in data:
+                raise UsageError(f"{self.source}: missing required key 'budget'")
+            budget, use = self.budget(data["budget"]), None
+            metrics = self.metrics(data.get("metrics", {}))
+        else:
+            self.follows(protocol, data, ds, archs, latent_dim, batch_size)
+            table = self.table(data.get("metrics", {}), "metrics", option_names())
+            metrics = self.metrics({**protocol.metrics, **table})
+            changes = tuple(
+                (k, v, table[k]) for k, v in protocol.metrics.items() if table.get(k, v) != v
+            )
+            scale = data["protocol"].get("scale", 1.0)
+            use = ProtocolUse(protocol.name, float(scale), changes)
+            budget = Budget("epochs", use.epochs)
         device = data.get("device", "auto")
         if not isinstance(device, str) or not _DEVICE_RE.match(device):
             raise self.fail(
@@ -191,9 +207,53 @@ class Validator:
             metrics=metrics,
             data_dir=data_dir,
             claims=parse_claims(data["claims"], self.source) if "claims" in data else (),
+            protocol=use,
             description=description,
             source=self.source,
         )
+
+    def protocol(self, value: Any) -> Protocol:
+        """The ``[protocol]`` table: a registered protocol's ``name`` and a ``scale`` in
+        (0, 1] of its training budget."""
+        from bench.protocols import PROTOCOLS
+
+        table = self.table(value, "protocol", ("name", "scale"))
+        if "name" not in table:
+            raise self.fail("protocol", f"needs a name: one of {', '.join(PROTOCOLS.names())}")
+        name = self.choice(table["name"], "protocol.name", PROTOCOLS.names(), "protocol")
+        if "scale" in table and self.real(table["scale"], "protocol.scale") > 1:
+            raise self.fail("protocol.scale", f"must be at most 1, got {table['scale']}")
+        return PROTOCOLS.get(name)
+
+    def follows(
+        self,
+        protocol: Protocol,
+        data: dict[str, Any],
+        datasets: list[str],
+        archs: list[str],
+        latent_dim: int,
+        batch_size: int,
+    ) -> None:
+        """Refuse a suite that claims a protocol but departs from its data or network."""
+        what = f"protocol {protocol.name} is defined"
+        for i, d in enumerate(datasets):
+            if d not in protocol.datasets:
+                raise self.fail(
+                    f"datasets[{i}]", f"{what} on {', '.join(protocol.datasets)}, not {d!r}"
+                )
+        for i, a in enumerate(archs):
+            if a not in protocol.archs:
+                raise self.fail(
+                    f"archs[{i}]", f"{what} for architecture {', '.join(protocol.archs)}, not {a!r}"
+                )
+        if latent_dim != protocol.latent_dim:
+            raise self.fail("latent_dim", f"{what} with {protocol.latent_dim}, not {latent_dim}")
+        if batch_size != protocol.batch_size:
+            raise self.fail("batch_size", f"{what} with {protocol.batch_size}, not {batch_size}")
+        if "budget" in data:
+            raise self.fail(
+                "budget", f"set by protocol {protocol.name}; scale it with protocol.scale instead"
+            )
 
     def budget(self, value: Any) -> Budget:
         table = self.table(value, "budget", BUDGET_KINDS)

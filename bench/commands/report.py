@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from bench.store import default_store_path
 
@@ -65,23 +66,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="metrics the baseline comparison tests (default: the headline metrics)",
     )
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.add_argument(
+        "--published",
+        default=None,
+        metavar="FILE",
+        help="published values to set beside a protocol suite's runs (default: the shipped "
+        "bench/published/values.toml)",
+    )
 
 
-def suite_claims(suite: str | None) -> tuple[str | None, tuple]:
-    """The store's suite name and the suite's own ``[[claims]]`` when ``suite`` names a
-    loadable suite (a shipped one, or a TOML file: its ``name``); else ``suite`` as given."""
+def suite_claims(suite: str | None) -> tuple[str | None, tuple, Any]:
+    """The store's suite name, the suite's own ``[[claims]]`` and its ``[protocol]`` when
+    ``suite`` names a loadable suite (a shipped one, or a TOML file: its ``name``); else
+    ``suite`` as given, with no claims and no protocol."""
     from bench.errors import UsageError
     from bench.suite import load_suite
 
     if suite is None:
-        return None, ()
+        return None, (), None
     try:
         loaded = load_suite(suite)
     except UsageError:
         if suite.endswith(".toml"):
             raise  # a suite file that does not load is the user's to fix
-        return suite, ()  # a suite known only by its name in the store
-    return loaded.name, loaded.claims
+        return suite, (), None  # a suite known only by its name in the store
+    return loaded.name, loaded.claims, loaded.protocol
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,12 +98,14 @@ def run(args: argparse.Namespace) -> int:
     from bench.report import build_report
     from bench.store import non_numeric_note
 
-    suite, claims = suite_claims(args.suite)
+    suite, claims, protocol = suite_claims(args.suite)
     result = build_report(
         args.store,
         args.out,
         suite=suite,
         claims=claims,
+        protocol=protocol,
+        published=args.published,
         baseline=args.baseline,
         figures=not args.no_figures,
         alpha=args.alpha,

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.claims import BUILTIN, Claim, Verdict, check
+from bench.protocols import ProtocolUse
+from bench.published import load_published, match
 from bench.report import baseline as _baseline
 from bench.report import collect, render
 from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
 from bench.report.collect import ReportData
 from bench.report.figures import FigureFile, make_figures
-from bench.report.sections import claims_section, sampler_section
+from bench.report.sections import claims_section, published_section, sampler_section
 from bench.report.tables import Table, build_table
 from bench.store import Store
 
@@ -62,6 +64,8 @@ def build_report(
     tolerance: float = DEFAULT_TOLERANCE,
     metrics: list[str] | None = None,
     claims: tuple[Claim, ...] = (),
+    protocol: ProtocolUse | None = None,
+    published: str | os.PathLike[str] | None = None,
 ) -> ReportResult:
     """Build the report of ``suite`` (default: the newest suite with finished runs) into ``out``.
 
@@ -69,17 +73,23 @@ def build_report(
     store's path or a suite name in the same store; ``metrics`` limits what the baseline
     comparison tests (default: the headline metrics). ``figures=False`` skips the PNGs (fast,
     for CI regression checks). ``claims`` are tested beside the built-in ones (a suite's
-    ``[[claims]]``). Raises :class:`~bench.errors.UsageError` for a missing store or
-    suite or an unusable ``out``.
+    ``[[claims]]``). With the suite's ``protocol``, the published values of that protocol
+    (from ``published``, default the shipped file) get a section beside ours. Raises
+    :class:`~bench.errors.UsageError` for a missing store or suite, an unusable ``out`` or a
+    bad published-values file.
     """
     from bench.runio import prepare_out_dir
 
+    values = load_published(published) if protocol is not None or published else []
     data = collect.load(store, suite)
     out_dir = prepare_out_dir(out)
     table = build_table(data)
     verdicts = check(data.runs, (*BUILTIN, *claims), [k for k in data.keys if k != "label"])
     sections = [s for s in (sampler_section(data), claims_section(verdicts)) if s is not None]
     header = {**data.header, "Headline sampler": headline_samplers(data)}
+    if protocol is not None:
+        header["Protocol"] = protocol.describe()
+        sections.append(published_section(match(values, protocol.name, data.runs), protocol))
     comparison = None
     if baseline is not None:
         base, name = _baseline.load_baseline(baseline, data)

@@ -1,4 +1,5 @@
-"""The report's sections beyond the main table: generation per sampler, and the claims.
+"""The report's sections beyond the main table: generation per sampler, the claims, and the
+published values of the suite's protocol.
 
 Each is a plain :class:`Section` (a title, one line saying how to read it, a header and text
 rows) so that the Markdown and the HTML renderers format the same cells.
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.claims import CONTRADICTED, HOLDS, Verdict
+from bench.protocols import ProtocolUse
+from bench.published import Match
 from bench.report.collect import ReportData
 from bench.report.columns import info
 from bench.report.tables import aggregate, best_rows, format_mean_std
@@ -107,6 +110,48 @@ def claims_section(verdicts: Sequence[Verdict]) -> Section:
             + ("" if rows else " No claim applies to the models of this suite.")
         ),
         header=["Claim", "Verdict", "Side A (mean ± std)", "Side B (mean ± std)", "p", "Source"],
+        rows=rows,
+        row_classes=classes,
+    )
+
+
+PUBLISHED_HEADER = ["Paper's model", "Metric", "Published", "Ours (mean ± std)", "Δ (our std)",
+                    "Measured with", "Source"]  # fmt: skip
+
+
+def published_section(matches: Sequence[Match], use: ProtocolUse) -> Section:
+    """The protocol's published values, ours beside each where the suite has the model and
+    the metric; the difference in units of our seed std."""
+    rows, classes = [], []
+    for m in matches:
+        v = m.published
+        ours = "–" if m.n == 0 else f"{format_mean_std(m.mean, m.std)} (n={m.n})"
+        z = "–" if m.z != m.z else f"{m.z:+.1f}"
+        source = v.source + ("" if v.confirmed else " (not confirmed)")
+        if v.note:
+            source += f". {v.note}"
+        rows.append([
+            v.paper_model, v.metric, f"{v.value:g}", ours, z,
+            f"{v.sampler}; n = {v.n_samples:,}; {v.features}", source,
+        ])  # fmt: skip
+        classes.append("matched" if m.n else "unmatched")
+    departures = use.departures()
+    caveat = (
+        " This run departs from the protocol (" + "; ".join(departures) + "), so a difference "
+        "measures that departure as much as the implementation."
+        if departures
+        else ""
+    )
+    p = use.protocol
+    return Section(
+        id="published-table",
+        title=f"Published values: {p.name}",
+        intro=(
+            f"{p.description}. Source: {p.source}. Δ = (ours − published) / our std over seeds"
+            f" (– with fewer than 2 seeds, or no matching model here).{caveat} Known "
+            f"differences even at full scale: {p.differences or 'none'}."
+        ),
+        header=PUBLISHED_HEADER,
         rows=rows,
         row_classes=classes,
     )
