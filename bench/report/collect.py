@@ -197,6 +197,37 @@ def _artifact_env(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
+#: how the two feature spaces see images, for the report header
+FEATURES = {
+    "inception": "Inception (the TF FID weights); images quantised to uint8 as saved PNGs "
+    "would be, grey repeated to RGB, resized to 299x299 by TF1's bilinear resize without "
+    "antialias (the convention of published FIDs)",
+    "domain": "aebench's domain classifier, trained on the dataset (its FIDs are not "
+    "comparable with published Inception FIDs)",
+}
+
+
+def evaluation_lines(cfgs: list[dict[str, Any]]) -> dict[str, str]:
+    """Header lines on what the generation and likelihood numbers mean."""
+    metrics = [c.get("metrics") or {} for c in cfgs]
+    backbones = {str(m.get("backbone", "domain")) for m in metrics}
+    out = {"Features": "; ".join(FEATURES.get(b, b) for b in sorted(backbones))}
+    iw = {(m.get("iw_k"), m.get("iw_n")) for m in metrics if m.get("iw_k")}
+    if iw:
+        settings = ", ".join(f"K = {k:,} on {n:,} test images" for k, n in sorted(iw))
+        out["NLL"] = (
+            "nats per image, summed over all pixels; the importance-weighted bound "
+            f"(Burda et al. 2016) with {settings}"
+        )
+    datasets = {str(c.get("dataset")) for c in cfgs}
+    if datasets & {"mnist-binary", "mnist-binary-static"}:
+        out["Binarization"] = (
+            "mnist-binary: dynamic (training images redrawn every epoch); "
+            "mnist-binary-static: one fixed draw. NLLs from the two must not be compared"
+        )
+    return out
+
+
 def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
     """Where and how the numbers were made: the report's first lines."""
     cfgs = [stored_fields(r["config"]) for r in rows]
@@ -231,6 +262,7 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
         "torch": _join(r.get("torch_version") for r in rows),
         "aebench": _join(r.get("aebench_version") for r in rows),
         "Python": _join(r.get("python_version") for r in rows),
+        **evaluation_lines(cfgs),
         "Git commit": _join(commits),
         "Runs finished": date,
         "Report built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
