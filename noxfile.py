@@ -161,7 +161,7 @@ def bench_full(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Rebuild the published reports in reports/ from the store (runs of this machine)."""
     env = _env(session)
-    for suite in session.posargs or ["quick", "mnist"]:
+    for suite in session.posargs or ["quick", "mnist", "burda2015-mnist"]:
         _report(session, env, suite, f"reports/{suite}")
 
 

@@ -201,16 +201,16 @@ def test_published_values_reach_the_report_of_a_protocol_suite(
     assert "recon_mse" in row and "0.01" in row and "(n=2)" in row and "Author 2099" in row
     assert next(line for line in text.splitlines() if line.startswith("| RAE |")).count("–") >= 2
     assert "**Protocol:** test-proto" in text and "**Features:** aebench's domain" in text
-    assert "**NLL:**" not in text  # an AE has no likelihood to state a convention for
+    assert "**NLL:**" not in text  # an AE has no likelihood: no latent family measured it
 
 
 def test_the_header_warns_that_binarizations_must_not_be_compared() -> None:
     from bench.report.collect import evaluation_lines
 
     metrics = {"backbone": "inception", "iw_k": 5000, "iw_n": 10000}
-    lines = evaluation_lines([{"dataset": "mnist-binary", "metrics": metrics}])
+    lines = evaluation_lines([{"config": {"dataset": "mnist-binary"}}], [metrics])
     assert "must not be compared" in lines["Binarization"]
     assert lines["NLL"].startswith("nats per image, summed over all pixels")
     assert "K = 5,000 on 10,000 test images" in lines["NLL"]
     assert "uint8" in lines["Features"] and "TF1's bilinear" in lines["Features"]
-    assert "Binarization" not in evaluation_lines([{"dataset": "mnist", "metrics": {}}])
+    assert "Binarization" not in evaluation_lines([{"config": {"dataset": "mnist"}}], [{}])

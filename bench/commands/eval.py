@@ -78,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sampler",
         default=None,
-        help="prior, gaussian or gmm (default: each sampler the model declares)",
+        help="prior, normal, gaussian or gmm (default: each sampler the model declares)",
     )
     p.add_argument("--iw-k", type=int, default=None, help="importance samples (default 500)")
     p.add_argument("--iw-n", type=int, default=None, help="test images for nll_iw (default 1000)")

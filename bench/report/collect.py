@@ -98,6 +98,7 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
         rows = handle.runs(suite=name, status="done")
         frame = handle.metrics_frame(suite=name, status="done")
         non_numeric = handle.count_non_numeric()
+        measured = [_measured_with(handle.evaluations(r["id"])) for r in rows]
     finally:
         if close:
             handle.close()
@@ -112,7 +113,7 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
         history=_history_frame(frame),
         metrics=metrics,
         keys=keys,
-        header=_header(name, rows),
+        header={**_header(name, rows), **evaluation_lines(rows, measured)},
         store_path=handle.path,
         non_numeric=non_numeric,
     )
@@ -207,19 +208,32 @@ FEATURES = {
 }
 
 
-def evaluation_lines(cfgs: list[dict[str, Any]]) -> dict[str, str]:
-    """Header lines on what the generation and likelihood numbers mean."""
-    metrics = [c.get("metrics") or {} for c in cfgs]
-    backbones = {str(m.get("backbone", "domain")) for m in metrics}
+def _measured_with(evaluations: dict[str, str]) -> dict[str, Any]:
+    """One run's metric options, merged over its families' stored option keys."""
+    merged: dict[str, Any] = {}
+    for options in evaluations.values():
+        try:
+            merged.update(json.loads(options))
+        except (ValueError, TypeError):
+            continue  # a damaged row: the report shows what it can
+    return merged
+
+
+def evaluation_lines(rows: list[dict[str, Any]], measured: list[dict[str, Any]]) -> dict[str, str]:
+    """Header lines on what the generation and likelihood numbers mean, from the options each
+    run's metric families were measured with (``measured``, one dict per run)."""
+    backbones = {str(m["backbone"]) for m in measured if m.get("backbone")}
     out = {"Features": "; ".join(FEATURES.get(b, b) for b in sorted(backbones))}
-    iw = {(m.get("iw_k"), m.get("iw_n")) for m in metrics if m.get("iw_k")}
+    if not backbones:
+        out = {}
+    iw = {(m["iw_k"], m["iw_n"]) for m in measured if m.get("iw_k") and m.get("iw_n")}
     if iw:
         settings = ", ".join(f"K = {k:,} on {n:,} test images" for k, n in sorted(iw))
         out["NLL"] = (
             "nats per image, summed over all pixels; the importance-weighted bound "
             f"(Burda et al. 2016) with {settings}"
         )
-    datasets = {str(c.get("dataset")) for c in cfgs}
+    datasets = {str(stored_fields(r["config"]).get("dataset")) for r in rows}
     if datasets & {"mnist-binary", "mnist-binary-static"}:
         out["Binarization"] = (
             "mnist-binary: dynamic (training images redrawn every epoch); "
@@ -262,7 +276,6 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
         "torch": _join(r.get("torch_version") for r in rows),
         "aebench": _join(r.get("aebench_version") for r in rows),
         "Python": _join(r.get("python_version") for r in rows),
-        **evaluation_lines(cfgs),
         "Git commit": _join(commits),
         "Runs finished": date,
         "Report built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

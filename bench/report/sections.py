@@ -120,19 +120,21 @@ PUBLISHED_HEADER = ["Paper's model", "Metric", "Published", "Ours (mean ± std)"
 
 
 def published_section(matches: Sequence[Match], use: ProtocolUse) -> Section:
-    """The protocol's published values, ours beside each where the suite has the model and
-    the metric; the difference in units of our seed std."""
-    rows, classes = [], []
-    for m in matches:
+    """The protocol's published values — those with a matching model here first — with ours
+    beside each and the difference in units of our seed std; each value's note once, as a
+    numbered footnote."""
+    rows, classes, notes = [], [], {}  # note → its footnote number
+    for m in sorted(matches, key=lambda m: m.n == 0):
         v = m.published
         ours = "–" if m.n == 0 else f"{format_mean_std(m.mean, m.std)} (n={m.n})"
         z = "–" if m.z != m.z else f"{m.z:+.1f}"
         source = v.source + ("" if v.confirmed else " (not confirmed)")
         if v.note:
-            source += f". {v.note}"
+            source += f" [{notes.setdefault(v.note, len(notes) + 1)}]"
+        setting = [v.sampler, f"n = {v.n_samples:,}", v.features]
         rows.append([
             v.paper_model, v.metric, f"{v.value:g}", ours, z,
-            f"{v.sampler}; n = {v.n_samples:,}; {v.features}", source,
+            "; ".join(p for p in setting if not p.startswith("none")), source,
         ])  # fmt: skip
         classes.append("matched" if m.n else "unmatched")
     departures = use.departures()
@@ -142,14 +144,16 @@ def published_section(matches: Sequence[Match], use: ProtocolUse) -> Section:
         if departures
         else ""
     )
+    footnotes = " ".join(f"[{i}] {note}" for note, i in notes.items())
     p = use.protocol
     return Section(
         id="published-table",
         title=f"Published values: {p.name}",
         intro=(
             f"{p.description}. Source: {p.source}. Δ = (ours − published) / our std over seeds"
-            f" (– with fewer than 2 seeds, or no matching model here).{caveat} Known "
+            f" (– with fewer than 2 seeds, no spread, or no matching model here).{caveat} Known "
             f"differences even at full scale: {p.differences or 'none'}."
+            + (f" Notes: {footnotes}" if footnotes else "")
         ),
         header=PUBLISHED_HEADER,
         rows=rows,
