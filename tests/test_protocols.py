@@ -33,7 +33,7 @@ def test_shipped_protocol_suites_follow_their_protocols() -> None:
     assert (burda.metrics.iw_k, burda.metrics.iw_n) == (5000, 10000)  # the paper's evaluation
     assert "33 of the paper's 3,280 epochs" in burda.protocol.describe()
     ghosh = load_suite("ghosh2020-mnist")
-    assert ghosh.protocol.name == "ghosh2020-mnist" and ghosh.train.epochs == 5
+    assert ghosh.protocol.name == "ghosh2020-mnist" and ghosh.train.epochs == 1
     assert ghosh.metrics.backbone == "inception" and ghosh.metrics.n_samples == 10000
     assert (ghosh.datasets, ghosh.archs, ghosh.latent_dim) == (
         ("mnist-32",), ("ghosh2020-conv",), 16)  # fmt: skip
