@@ -9,11 +9,15 @@ importance samples). A suite that declares one::
     scale = 0.01        # fraction of the paper's training budget; 1 = the full protocol
 
 is checked against it up front — a dataset, architecture, latent size or batch size the paper
-did not use is one :class:`~bench.errors.UsageError` line naming the key — and gets its budget
-from it: ``max(1, round(scale × the paper's epochs))``. ``scale = 1`` is the full protocol (a
-GPU's job); a CPU runs a scaled budget, and the report says so beside every published value.
-The suite's ``[metrics]`` may depart from the paper's evaluation (fewer test images on a CPU);
-every departure is listed in the report too (:meth:`ProtocolUse.departures`).
+did not use, or a ``[budget]`` of its own, is one :class:`~bench.errors.UsageError` line naming
+the key — and gets its budget from it: ``max(1, round(scale × the paper's epochs))``.
+``scale = 1`` is the full protocol (a GPU's job); a CPU runs a scaled budget. The paper's
+evaluation settings are the suite's ``[metrics]`` defaults; the suite may change them (fewer
+test images on a CPU). The report lists every departure — the scale and each changed
+evaluation setting (:meth:`ProtocolUse.departures`) — in its header and above the published
+values.
+
+Names carry the arXiv year (Burda et al.: arXiv 2015, ICLR 2016).
 
 Protocols are a :class:`~bench.registry.Registry` like models and datasets: a plugin adds one
 through the ``aebench.protocols`` entry-point group.
@@ -70,10 +74,6 @@ class ProtocolUse:
     @property
     def epochs(self) -> int:
         return scaled_epochs(self.protocol, self.scale)
-
-    @property
-    def full(self) -> bool:
-        return self.scale == 1.0 and not self.metric_changes
 
     def departures(self) -> list[str]:
         """What differs from the published protocol, one phrase each (empty: none)."""

@@ -79,6 +79,8 @@ def parse_published(data: Any, source: str) -> list[PublishedValue]:
     if not isinstance(data, dict) or set(data) - {"group"}:
         raise UsageError(f"{source}: expected only [[group]] tables")
     groups = data.get("group", [])
+    if not groups:
+        raise UsageError(f"{source}: no published values (expected [[group]] tables)")
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
         raise UsageError(f"{source}: 'group' must be an array of tables ([[group]])")
     out = []
@@ -117,8 +119,10 @@ def _value(fields: dict[str, Any], where: str) -> PublishedValue:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UsageError(f"{where}: field 'n_samples' must be a positive integer")
     latent = fields["latent_dim"]
-    if isinstance(latent, bool) or not isinstance(latent, int | str):
-        raise UsageError(f"{where}: field 'latent_dim' must be an integer or text")
+    if isinstance(latent, bool) or not (
+        (isinstance(latent, int) and latent >= 1) or (isinstance(latent, str) and latent.strip())
+    ):
+        raise UsageError(f"{where}: field 'latent_dim' must be a positive integer or text")
     return PublishedValue(**{**fields, "value": float(value)})
 
 
@@ -141,12 +145,17 @@ class Match:
 
 def match(values: list[PublishedValue], protocol: str, runs: Any) -> list[Match]:
     """Every value of ``protocol``, with our runs' mean ± std where the suite has its model
-    (a run's ``label`` or ``model`` equal to it) and the runs recorded its metric."""
+    and the runs recorded its metric. A value's ``model`` names a suite label; only when no
+    label is spelled so does it match runs of that registered model (so a suite's extra
+    ``vae-b8`` variant is never averaged into the published ``vae``)."""
     out = []
     for v in values:
         if v.protocol != protocol:
             continue
-        rows = runs[(runs["label"] == v.model) | (runs["model"] == v.model)] if v.model else None
+        rows = None
+        if v.model:
+            by_label = runs[runs["label"] == v.model]
+            rows = by_label if not by_label.empty else runs[runs["model"] == v.model]
         if rows is None or v.metric not in runs.columns or rows.empty:
             out.append(Match(v))
             continue

@@ -26,7 +26,8 @@ measured one way. Users write it as TOML (the shipped ones live in ``bench/suite
     gamma = 0.01
 
 A suite may follow a paper's protocol instead of giving a budget (``[protocol] name, scale``:
-:mod:`bench.protocols`); it is then held to the paper's dataset, network and latent size.
+:mod:`bench.protocols`); it is then held to the paper's dataset, network, latent size and batch
+size, and its budget is the paper's scaled.
 
 A ``models`` entry may also be an inline table, so one model can appear twice with different
 options: ``{ model = "vae", label = "vae-b8", beta = 8.0 }``.

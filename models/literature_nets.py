@@ -35,10 +35,13 @@ posteriors. PyTorch's default initialisation, where the paper uses Glorot & Beng
 ``ghosh2020-conv`` — the networks of Ghosh et al. (2020, "From Variational to Deterministic
 Autoencoders", ICLR; Table 1), as their official code builds them (its appendix C was not
 reachable here): four stride-2 convolutions of 128, 256, 512 and 1024 channels with batch norm
-and ReLU ('same' padding), flattened, one linear layer to the code; the decoder is one linear
+and ReLU (TensorFlow's 'same' padding, its extra pixel after), flattened, one linear layer to
+the code; the decoder is one linear
 layer to 1024×8×8, stride-2 transposed convolutions with batch norm and ReLU (512, 256 for
 32×32 images — MNIST padded to 32×32, CIFAR-10; 512, 256, 128 for 64×64 CelebA), and a stride-1
-one to the image. Kernels are 4×4 at 32×32 and 5×5 at 64×64. The last layer is written as a
+one to the image. Kernels are 4×4 at 32×32 and 5×5 at 64×64. The transposed convolutions
+double the size with PyTorch's padding (at 5×5 TF's 'same' may place the kernel one pixel
+differently: the same family of networks). The last layer is written as a
 stride-1 convolution with 'same' padding: a stride-1 transposed convolution is the same map
 with a flipped kernel, and an even kernel needs TensorFlow's asymmetric 'same' padding.
 22.8 M parameters as a 16-d VAE on MNIST-32 (test-checked).
@@ -165,9 +168,10 @@ def _ghosh(image_shape: tuple[int, int, int]) -> tuple[int, tuple[int, ...]]:
 def ghosh_trunk(image_shape: tuple[int, int, int], batch_norm: bool = True) -> nn.Sequential:
     """Four stride-2 convolutions, 128 → 1024 channels, 'same' padding, flattened."""
     kernel, _ = _ghosh(image_shape)
+    lo = (kernel - 2) // 2  # TF's 'same' at stride 2 pads k - 2 in all, the extra one after
     channels, layers = image_shape[0], []
     for out in CHANNELS:
-        layers.append(nn.Conv2d(channels, out, kernel, 2, padding=(kernel - 1) // 2))
+        layers += [nn.ZeroPad2d((lo, kernel - 2 - lo) * 2), nn.Conv2d(channels, out, kernel, 2)]
         layers += [nn.BatchNorm2d(out), nn.ReLU()] if batch_norm else [nn.LeakyReLU(0.2)]
         channels = out
     return nn.Sequential(*layers, nn.Flatten())

@@ -41,10 +41,10 @@ def test_shipped_protocol_suites_follow_their_protocols() -> None:
 
 def test_scale_one_is_the_full_protocol_and_metric_changes_are_listed() -> None:
     full = parse_suite(BURDA.replace("scale = 0.01", "scale = 1"))
-    assert full.train.epochs == 3280 and full.protocol.full
+    assert full.train.epochs == 3280 and full.protocol.departures() == []
     assert "the full protocol" in full.protocol.describe()
     fewer = parse_suite(BURDA + "[metrics]\niw_n = 1000\n")
-    assert fewer.metrics.iw_n == 1000 and not fewer.protocol.full
+    assert fewer.metrics.iw_n == 1000
     assert "iw_n = 1000 (paper: 10000)" in fewer.protocol.departures()
     tiny = parse_suite(BURDA.replace("scale = 0.01", "scale = 0.0000001"))
     assert tiny.train.epochs == 1  # never zero epochs
@@ -214,3 +214,27 @@ def test_the_header_warns_that_binarizations_must_not_be_compared() -> None:
     assert "K = 5,000 on 10,000 test images" in lines["NLL"]
     assert "uint8" in lines["Features"] and "TF1's bilinear" in lines["Features"]
     assert "Binarization" not in evaluation_lines([{"config": {"dataset": "mnist"}}], [{}])
+
+
+def test_a_published_model_matches_its_label_before_other_runs_of_that_model() -> None:
+    values = parse_published({"group": [{**GROUP, "values": [VALUE]}]}, "f.toml")
+    runs = pd.DataFrame({"label": ["vae", "vae", "vae-b8", "vae-b8"], "model": ["vae"] * 4,
+                         "fid": [2.0, 3.0, 50.0, 60.0]})  # fmt: skip
+    (m,) = match(values, "p", runs)
+    assert m.n == 2 and m.mean == pytest.approx(2.5)  # the β = 8 variant is not averaged in
+    (m,) = match(values, "p", runs[runs["label"] == "vae-b8"])
+    assert m.n == 2 and m.mean == pytest.approx(55.0)  # no run labelled vae: the model's runs
+
+
+def test_published_needs_a_protocol_suite_and_a_file_with_values(tmp_path, capsys) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(UsageError, match="no published values"):
+        load_published(empty)
+    good = tmp_path / "good.toml"
+    lines = [f"{k} = {_toml(v)}" for k, v in GROUP.items()]
+    lines.append('values = [{ paper_model = "VAE", model = "vae", metric = "fid", value = 1.5 }]')
+    good.write_text("[[group]]\n" + "\n".join(lines) + "\n")
+    args = ["report", "--store", str(tmp_path / "s.sqlite"), "--published", str(good)]
+    line = one_line_error(capsys, [*args, "--out", str(tmp_path / "r")])
+    assert "--published needs --suite" in line

@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def suite_claims(suite: str | None) -> tuple[str | None, tuple, Any]:
+def suite_context(suite: str | None) -> tuple[str | None, tuple, Any]:
     """The store's suite name, the suite's own ``[[claims]]`` and its ``[protocol]`` when
     ``suite`` names a loadable suite (a shipped one, or a TOML file: its ``name``); else
     ``suite`` as given, with no claims and no protocol."""
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.report import build_report
     from bench.store import non_numeric_note
 
-    suite, claims, protocol = suite_claims(args.suite)
+    suite, claims, protocol = suite_context(args.suite)
     result = build_report(
         args.store,
         args.out,

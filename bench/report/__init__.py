@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.claims import BUILTIN, Claim, Verdict, check
+from bench.errors import UsageError
 from bench.protocols import ProtocolUse
 from bench.published import load_published, match
 from bench.report import baseline as _baseline
@@ -81,6 +82,11 @@ def build_report(
     from bench.runio import prepare_out_dir
 
     values = load_published(published) if protocol is not None or published else []
+    if published is not None and protocol is None:
+        raise UsageError(
+            "--published needs --suite naming a suite that follows a protocol ([protocol] in "
+            "its TOML): published values are matched to runs through it"
+        )
     data = collect.load(store, suite)
     out_dir = prepare_out_dir(out)
     table = build_table(data)
@@ -89,6 +95,12 @@ def build_report(
     header = {**data.header, "Headline sampler": headline_samplers(data)}
     if protocol is not None:
         header["Protocol"] = protocol.describe()
+        trained = f"{protocol.epochs:g} epochs"
+        if data.header.get("Budget") != trained:  # the suite file changed after the runs
+            header["Protocol"] += (
+                f" — but these runs trained for {data.header.get('Budget')}, not the suite "
+                f"file's {trained}: the departures above describe the file, not the runs"
+            )
         sections.append(published_section(match(values, protocol.name, data.runs), protocol))
     comparison = None
     if baseline is not None:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
         rows = handle.runs(suite=name, status="done")
         frame = handle.metrics_frame(suite=name, status="done")
         non_numeric = handle.count_non_numeric()
-        measured = [_measured_with(handle.evaluations(r["id"])) for r in rows]
+        measured = [_measured_with(_evaluations(handle, r["id"])) for r in rows]
     finally:
         if close:
             handle.close()
@@ -208,6 +209,13 @@ FEATURES = {
 }
 
 
+def _evaluations(handle: Store, run_id: int) -> dict[str, str]:
+    try:
+        return handle.evaluations(run_id)
+    except sqlite3.Error:  # a store without the table: the header just says less
+        return {}
+
+
 def _measured_with(evaluations: dict[str, str]) -> dict[str, Any]:
     """One run's metric options, merged over its families' stored option keys."""
     merged: dict[str, Any] = {}
@@ -223,12 +231,14 @@ def evaluation_lines(rows: list[dict[str, Any]], measured: list[dict[str, Any]])
     """Header lines on what the generation and likelihood numbers mean, from the options each
     run's metric families were measured with (``measured``, one dict per run)."""
     backbones = {str(m["backbone"]) for m in measured if m.get("backbone")}
-    out = {"Features": "; ".join(FEATURES.get(b, b) for b in sorted(backbones))}
-    if not backbones:
-        out = {}
+    out = {}
+    if backbones:
+        out["Features"] = "; ".join(FEATURES.get(b, b) for b in sorted(backbones))
     iw = {(m["iw_k"], m["iw_n"]) for m in measured if m.get("iw_k") and m.get("iw_n")}
     if iw:
-        settings = ", ".join(f"K = {k:,} on {n:,} test images" for k, n in sorted(iw))
+        settings = ", ".join(
+            f"K = {k:,} on {n:,} test images (all of them if fewer)" for k, n in sorted(iw)
+        )
         out["NLL"] = (
             "nats per image, summed over all pixels; the importance-weighted bound "
             f"(Burda et al. 2016) with {settings}"

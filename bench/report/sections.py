@@ -131,10 +131,11 @@ def published_section(matches: Sequence[Match], use: ProtocolUse) -> Section:
         source = v.source + ("" if v.confirmed else " (not confirmed)")
         if v.note:
             source += f" [{notes.setdefault(v.note, len(notes) + 1)}]"
-        setting = [v.sampler, f"n = {v.n_samples:,}", v.features]
+        count = {"nll_iw": f"K = {v.n_samples:,}", "active_units": ""}
+        setting = [v.sampler, count.get(v.metric, f"n = {v.n_samples:,}"), v.features]
         rows.append([
             v.paper_model, v.metric, f"{v.value:g}", ours, z,
-            "; ".join(p for p in setting if not p.startswith("none")), source,
+            "; ".join(p for p in setting if p and not p.startswith("none")) or "–", source,
         ])  # fmt: skip
         classes.append("matched" if m.n else "unmatched")
     departures = use.departures()
