@@ -39,6 +39,16 @@ def test_shipped_protocol_suites_follow_their_protocols() -> None:
         ("mnist-32",), ("ghosh2020-conv",), 16)  # fmt: skip
 
 
+def test_aebench_protocols_lists_each_with_its_published_values(capsys) -> None:
+    from bench.cli import main
+
+    assert main(["protocols"]) == 0
+    lines = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
+    assert set(lines) >= {"burda2015-mnist", "ghosh2020-mnist"}
+    assert "Burda" in lines["burda2015-mnist"] and "8 published values" in lines["burda2015-mnist"]
+    assert "26 published values" in lines["ghosh2020-mnist"]
+
+
 def test_scale_one_is_the_full_protocol_and_metric_changes_are_listed() -> None:
     full = parse_suite(BURDA.replace("scale = 0.01", "scale = 1"))
     assert full.train.epochs == 3280 and full.protocol.departures() == []

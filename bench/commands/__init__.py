@@ -7,6 +7,7 @@ from bench.commands import eval, export, fid, gate, listing, report, run, runs, 
 COMMANDS = [
     listing.models_cmd,
     listing.datasets_cmd,
+    listing.protocols_cmd,
     train,
     run,
     runs.runs_cmd,

@@ -1,4 +1,6 @@
-"""``aebench models`` and ``aebench datasets``: the registered names, one per line."""
+"""``aebench models``, ``aebench datasets`` and ``aebench protocols``: the registered names,
+one per line (protocols with their source and how many published values the shipped file
+holds for each)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,19 @@ def _print_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_protocols(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from bench.protocols import PROTOCOLS
+    from bench.published import load_published
+
+    counts = Counter(v.protocol for v in load_published())
+    for name in PROTOCOLS.names():
+        p = PROTOCOLS.get(name)
+        print(f"{name}\t{p.source}; {counts[name]} published values")
+    return 0
+
+
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
     pass
 
@@ -29,6 +44,12 @@ models_cmd = SimpleNamespace(
     HELP="List the registered models (plugins included).",
     add_arguments=_no_arguments,
     run=_print_models,
+)
+protocols_cmd = SimpleNamespace(
+    NAME="protocols",
+    HELP="List the published protocols a suite can follow ([protocol] name = ...).",
+    add_arguments=_no_arguments,
+    run=_print_protocols,
 )
 datasets_cmd = SimpleNamespace(
     NAME="datasets",
