@@ -29,7 +29,7 @@ from torch import nn
 from bench.errors import UsageError
 from models import literature_nets
 
-ARCHS = ("mlp", "conv", "bench-conv", "burda2015-mlp", "ghosh2020-conv")
+ARCHS = ("mlp", "conv", *literature_nets.NETS)
 
 ImageShape = tuple[int, int, int]
 
@@ -45,10 +45,8 @@ def _check(arch: str, image_shape: Sequence[int]) -> ImageShape:
         raise UsageError(
             f"the conv architecture needs H and W divisible by {step} for {h}x{w} images"
         )
-    if arch == "bench-conv":
-        literature_nets.trunk_features((c, h, w))  # refuses sizes it is not defined for
-    if arch == "ghosh2020-conv":
-        literature_nets.ghosh_features((c, h, w))
+    if arch in literature_nets.NETS:
+        literature_nets.NETS[arch].check((c, h, w))  # refuses sizes it is not defined for
     return c, h, w
 
 
@@ -141,12 +139,8 @@ def build_encoder(
     c, h, w = shape
     if arch == "mlp":
         return nn.Sequential(nn.Flatten(), _mlp([c * h * w, *hidden, out_dim]))
-    if arch == "bench-conv":
-        return literature_nets.encoder(shape, out_dim)
-    if arch == "burda2015-mlp":
-        return literature_nets.burda_encoder(shape, out_dim)
-    if arch == "ghosh2020-conv":
-        return literature_nets.ghosh_encoder(shape, out_dim)
+    if arch in literature_nets.NETS:
+        return literature_nets.NETS[arch].encoder(shape, out_dim)
     trunk = ConvTrunk(c, width, depth=conv_depth(h, w))
     return nn.Sequential(trunk, nn.Linear(_trunk_features(shape, width), out_dim))
 
@@ -162,12 +156,8 @@ def build_decoder(
     shape = _check(arch, image_shape)
     if arch == "mlp":
         return MLPDecoder(latent_dim, shape, hidden)
-    if arch == "bench-conv":
-        return literature_nets.Decoder(latent_dim, shape)
-    if arch == "burda2015-mlp":
-        return literature_nets.BurdaDecoder(latent_dim, shape)
-    if arch == "ghosh2020-conv":
-        return literature_nets.GhoshDecoder(latent_dim, shape)
+    if arch in literature_nets.NETS:
+        return literature_nets.NETS[arch].decoder(latent_dim, shape)
     return ConvDecoder(latent_dim, shape, width)
 
 
@@ -199,18 +189,8 @@ class Discriminator(nn.Module):
         if arch == "mlp":
             self.features = nn.Sequential(nn.Flatten(), _mlp([c * h * w, *hidden], act_last=True))
             feat_dim = hidden[-1]
-        elif arch == "bench-conv":
-            self.features = literature_nets.conv_trunk(c, batch_norm=False)
-            feat_dim = literature_nets.trunk_features((c, h, w))
-        elif arch == "burda2015-mlp":
-            hidden_layers = (c * h * w, *literature_nets.BURDA_HIDDEN)
-            self.features = nn.Sequential(
-                nn.Flatten(), literature_nets.tanh_mlp(hidden_layers, act_last=True)
-            )
-            feat_dim = literature_nets.BURDA_HIDDEN[-1]
-        elif arch == "ghosh2020-conv":
-            self.features = literature_nets.ghosh_trunk((c, h, w), batch_norm=False)
-            feat_dim = literature_nets.ghosh_features((c, h, w))
+        elif arch in literature_nets.NETS:
+            self.features, feat_dim = literature_nets.NETS[arch].trunk((c, h, w))
         else:
             self.features = ConvTrunk(c, width, depth=conv_depth(h, w))
             feat_dim = _trunk_features((c, h, w), width)

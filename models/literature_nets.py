@@ -50,6 +50,8 @@ with a flipped kernel, and an even kernel needs TensorFlow's asymmetric 'same' p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -213,3 +215,36 @@ class GhoshDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(self.fc(z).view(z.shape[0], *self.start))
+
+
+Shape = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class LiteratureNet:
+    """One paper's networks, as :mod:`models.backbones` builds them under the arch's name."""
+
+    check: Callable[[Shape], object]  #: raises UsageError for image sizes it is not defined for
+    encoder: Callable[[Shape, int], nn.Module]  #: (image shape, output size)
+    decoder: Callable[[int, Shape], nn.Module]  #: (latent size, image shape)
+    #: the VAE-GAN discriminator's feature layers and their width, for an image shape
+    trunk: Callable[[Shape], tuple[nn.Module, int]]
+
+
+def _burda_trunk(shape: Shape) -> tuple[nn.Module, int]:
+    layers = tanh_mlp((math.prod(shape), *BURDA_HIDDEN), act_last=True)
+    return nn.Sequential(nn.Flatten(), layers), BURDA_HIDDEN[-1]
+
+
+#: arch name → networks; every entry is an architecture of ``models.backbones.ARCHS``
+NETS: dict[str, LiteratureNet] = {
+    "bench-conv": LiteratureNet(
+        trunk_features, encoder, Decoder,
+        lambda s: (conv_trunk(s[0], batch_norm=False), trunk_features(s)),
+    ),
+    "burda2015-mlp": LiteratureNet(lambda s: None, burda_encoder, BurdaDecoder, _burda_trunk),
+    "ghosh2020-conv": LiteratureNet(
+        ghosh_features, ghosh_encoder, GhoshDecoder,
+        lambda s: (ghosh_trunk(s, batch_norm=False), ghosh_features(s)),
+    ),
+}  # fmt: skip
