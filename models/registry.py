@@ -27,7 +27,7 @@ def register(name: str, **defaults: Any) -> Callable[[T], T]:
     """Class decorator: make ``cls`` creatable as ``create(name)``.
 
     ``defaults`` are keyword arguments applied before the caller's own, so one class can be
-    registered twice under different names (``vae`` and ``beta-vae`` with ``beta=4``).
+    registered twice under different names (``vae`` and ``beta-vae`` with ``beta=2``).
     """
 
     def wrap(cls: T) -> T:

@@ -18,7 +18,7 @@ def test_builtin_models_are_registered():
 
 
 def test_create_applies_registered_defaults_then_overrides():
-    assert models.create("beta-vae").cfg.beta == 4.0
+    assert models.create("beta-vae").cfg.beta == 2.0
     assert models.create("vae").cfg.beta == 1.0
     assert models.create("beta-vae", beta=2.5).cfg.beta == 2.5
     assert models.create("vae", latent_dim=3, arch="conv").latent_dim == 3

@@ -1,4 +1,5 @@
-"""Options of the Gaussian VAE (and of β-VAE, which is the same model with ``beta=4``)."""
+"""Options of the Gaussian VAE (and of β-VAE: the same model with ``beta=2``, chosen in
+models/vae/model.py)."""
 
 from __future__ import annotations
 
