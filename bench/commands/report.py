@@ -73,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="published values to set beside a protocol suite's runs (default: the shipped "
         "bench/published/values.toml)",
     )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        metavar="REPORT",
+        help="another report's folder (or its table.csv): add a section on whether this suite "
+        "ranks the models as that one does (nox -s bench uses reports/mnist)",
+    )
 
 
 def suite_context(suite: str | None) -> tuple[str | None, tuple, Any]:
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         claims=claims,
         protocol=protocol,
         published=args.published,
+        reference=args.reference,
         baseline=args.baseline,
         figures=not args.no_figures,
         alpha=args.alpha,
@@ -120,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {non_numeric_note(result.data.non_numeric)}", file=sys.stderr)
     for v in result.verdicts:
         print(f"claim: {v.line()}")
+    for a in result.agreements:
+        swaps = "" if not a.swaps else f" ({len(a.swaps)} swapped pair(s), see the report)"
+        print(f"ranking vs {result.reference}: {a.metric} {a.verdict}{swaps}")
     for fig in result.figures:
         if fig.problem:
             print(f"warning: {fig.path.name} not drawn: {fig.problem}")

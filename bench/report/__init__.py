@@ -24,6 +24,14 @@ from bench.protocols import ProtocolUse
 from bench.published import load_published, match
 from bench.report import baseline as _baseline
 from bench.report import collect, render
+from bench.report.agreement import (
+    MetricAgreement,
+    agreement,
+    agreement_section,
+    compared_metrics,
+    load_reference,
+    summary_stats,
+)
 from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
 from bench.report.collect import ReportData
 from bench.report.figures import FigureFile, make_figures
@@ -43,6 +51,9 @@ class ReportResult:
     comparison: Comparison | None = None
     files: list[Path] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)  #: the claims tested
+    #: per metric, this suite's ranking against the ``reference`` report's
+    agreements: list[MetricAgreement] = field(default_factory=list)
+    reference: str | None = None  #: the reference report's name
 
     @property
     def regressed(self) -> bool:
@@ -67,6 +78,7 @@ def build_report(
     claims: tuple[Claim, ...] = (),
     protocol: ProtocolUse | None = None,
     published: str | os.PathLike[str] | None = None,
+    reference: str | os.PathLike[str] | None = None,
 ) -> ReportResult:
     """Build the report of ``suite`` (default: the newest suite with finished runs) into ``out``.
 
@@ -75,9 +87,11 @@ def build_report(
     comparison tests (default: the headline metrics). ``figures=False`` skips the PNGs (fast,
     for CI regression checks). ``claims`` are tested beside the built-in ones (a suite's
     ``[[claims]]``). With the suite's ``protocol``, the published values of that protocol
-    (from ``published``, default the shipped file) get a section beside ours. Raises
-    :class:`~bench.errors.UsageError` for a missing store or suite, an unusable ``out`` or a
-    bad published-values file.
+    (from ``published``, default the shipped file) get a section beside ours. ``reference``
+    (another report's folder or table.csv) adds a section asking whether this suite ranks the
+    models as that report does (:mod:`bench.report.agreement`). Raises
+    :class:`~bench.errors.UsageError` for a missing store or suite, an unusable ``out``, a
+    bad published-values file or reference report.
     """
     from bench.runio import prepare_out_dir
 
@@ -88,10 +102,18 @@ def build_report(
             "its TOML): published values are matched to runs through it"
         )
     data = collect.load(store, suite)
-    out_dir = prepare_out_dir(out)
     table = build_table(data)
+    agreements, ref_name = [], None
+    if reference is not None:  # every check before the out folder is touched
+        ranked = compared_metrics(table.metrics)
+        ref = load_reference(reference, ranked)
+        here = summary_stats(table.summary, ranked, f"suite {data.suite}")
+        agreements, ref_name = agreement(here, ref, ranked, alpha), ref.name
+    out_dir = prepare_out_dir(out)
     verdicts = check(data.runs, (*BUILTIN, *claims), [k for k in data.keys if k != "label"])
     sections = [s for s in (sampler_section(data), claims_section(verdicts)) if s is not None]
+    if ref_name is not None:
+        sections.append(agreement_section(agreements, ref_name, data.suite))
     header = {**data.header, "Headline sampler": headline_samplers(data)}
     if protocol is not None:
         header["Protocol"] = protocol.describe()
@@ -124,7 +146,9 @@ def build_report(
     claims_csv = out_dir / "claims.csv"
     claims_csv.write_text(claims_frame(verdicts).to_csv(index=False), encoding="utf-8")
     files.append(claims_csv)
-    return ReportResult(out_dir, data, table, drawn, comparison, files, verdicts)
+    return ReportResult(
+        out_dir, data, table, drawn, comparison, files, verdicts, agreements, ref_name
+    )
 
 
 def headline_samplers(data: ReportData) -> str:

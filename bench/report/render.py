@@ -34,7 +34,7 @@ td.regressed, tr.contradicted td:nth-child(2) { color: #b00020; font-weight: bol
 td.improved, tr.holds td:nth-child(2) { color: #087f23; font-weight: bold; }
 #main-table td, #sampler-table td, #baseline-table td { white-space: nowrap; }
 td .sd { display: block; color: #666; font-size: 0.85em; }
-#claims-table td, #claims-table th { text-align: left; }
+#claims-table td, #claims-table th, #agreement-table td, #agreement-table th { text-align: left; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9em; }
 .note { color: #8a6d00; }

@@ -1,0 +1,220 @@
+"""Does this suite rank the models as a reference report does?
+
+A small suite earns its place only if it tells a reader what the large one would: the quick
+suite (mnist-5k) is read as a stand-in for full MNIST. Per metric, the models are ordered by
+mean in both reports and every pair the two orders disagree on is tested with Welch's t-test
+(from the reports' mean, std and seed count, so the reference is just its ``table.csv``):
+
+* *same order*: no pair is swapped;
+* *same up to ties*: every swapped pair is indistinguishable (p ≥ alpha, or fewer than two
+  seeds) in at least one of the two reports, so the orders differ only by seed noise;
+* *differs*: some pair is significantly ordered one way here and the other way there, a real
+  difference that the report's reader must be told the reason for.
+
+Only metrics with a better direction, from the quality families, are compared: the speed
+family measures the machine, not the model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from bench.errors import UsageError
+from bench.report.columns import HIGHER, LOWER, info
+from bench.report.sections import Section
+
+SAME, TIES, DIFFERS = "same order", "same up to ties", "differs"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One model's mean, sample std and seed count for one metric."""
+
+    mean: float
+    std: float
+    n: int
+
+
+def welch_p_from_stats(a: Stat, b: Stat) -> float:
+    """Two-sided Welch p from summaries; NaN with fewer than 2 seeds a side; 1 or 0 when both
+    sides have no spread (equal means, or certainly different ones)."""
+    if a.n < 2 or b.n < 2 or not (math.isfinite(a.std) and math.isfinite(b.std)):
+        return math.nan
+    if a.std == 0 and b.std == 0:
+        return 1.0 if a.mean == b.mean else 0.0
+    return float(
+        stats.ttest_ind_from_stats(a.mean, a.std, a.n, b.mean, b.std, b.n, equal_var=False).pvalue
+    )
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A pair of models the two reports order differently, with both reports' numbers."""
+
+    better_here: str
+    worse_here: str
+    here: tuple[Stat, Stat]
+    there: tuple[Stat, Stat]
+    p_here: float
+    p_there: float
+
+    def real(self, alpha: float) -> bool:
+        return self.p_here < alpha and self.p_there < alpha
+
+    def text(self, reference: str, alpha: float) -> str:
+        def side(name: str, pair: tuple[Stat, Stat], p: float) -> str:
+            tie = "" if p < alpha else (", a tie" if math.isfinite(p) else ", untested")
+            p_text = f"p = {p:.2g}" if math.isfinite(p) else "< 2 seeds"
+            return f"{name} {pair[0].mean:.4g} vs {pair[1].mean:.4g} ({p_text}{tie})"
+
+        pair = f"{self.better_here} / {self.worse_here}"
+        here = side("here", self.here, self.p_here)
+        return f"{pair}: {here}; {side(reference, self.there, self.p_there)}"
+
+
+@dataclass(frozen=True)
+class MetricAgreement:
+    """One metric's orders (best first) in both reports and the pairs they swap."""
+
+    metric: str
+    order_here: tuple[str, ...]
+    order_there: tuple[str, ...]
+    swaps: tuple[Swap, ...]
+    alpha: float
+
+    @property
+    def verdict(self) -> str:
+        if not self.swaps:
+            return SAME
+        return DIFFERS if any(s.real(self.alpha) for s in self.swaps) else TIES
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference report: its name (its folder's) and ``{label: {metric: Stat}}``."""
+
+    name: str
+    stats: dict[str, dict[str, Stat]]
+
+
+def summary_stats(summary: pd.DataFrame, metrics: list[str], where: str) -> dict:
+    """``{label: {metric: Stat}}`` from a table summary (``table.csv``'s columns)."""
+    if "label" not in summary.columns:
+        raise UsageError(f"{where}: no 'label' column; is it a report's table.csv?")
+    labels = [str(v) for v in summary["label"]]
+    twice = sorted({v for v in labels if labels.count(v) > 1})
+    if twice:
+        raise UsageError(
+            f"{where}: model {twice[0]!r} has several rows (datasets or archs vary); a ranking "
+            "comparison needs one row per model"
+        )
+    out: dict[str, dict[str, Stat]] = {}
+    for i, label in enumerate(labels):
+        row = {}
+        for m in metrics:
+            if f"{m}_mean" not in summary.columns:
+                continue
+            mean = float(summary[f"{m}_mean"].iloc[i])
+            if math.isfinite(mean):
+                std, n = summary[f"{m}_std"].iloc[i], summary[f"{m}_n"].iloc[i]
+                row[m] = Stat(mean, float(std), int(n) if pd.notna(n) else 0)
+        out[label] = row
+    return out
+
+
+def load_reference(path: str | os.PathLike[str], metrics: list[str]) -> Reference:
+    """A report folder or its ``table.csv``; a missing or unreadable one is a UsageError."""
+    p = Path(path)
+    csv = p / "table.csv" if p.is_dir() else p
+    if not csv.is_file():
+        raise UsageError(f"reference report {path}: no table.csv there (give a report folder)")
+    try:
+        frame = pd.read_csv(csv)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise UsageError(f"reference report {csv}: not a readable CSV ({e})") from None
+    if not any(c.endswith("_mean") for c in frame.columns):
+        raise UsageError(f"reference report {csv}: no <metric>_mean columns")
+    for c in frame.columns:
+        if c.endswith(("_mean", "_std", "_n")) and not pd.api.types.is_numeric_dtype(frame[c]):
+            raise UsageError(f"reference report {csv}: column {c!r} is not numeric")
+    name = (p if p.is_dir() else p.parent).name or str(csv)
+    return Reference(name, summary_stats(frame, metrics, str(csv)))
+
+
+def compared_metrics(available: list[str]) -> list[str]:
+    """The headline metrics with a better direction, outside the speed family."""
+    from bench.metrics.family import FAMILIES, headline_keys
+
+    headline = headline_keys()  # imports (so registers) the built-in families first
+    machine = {k.name for k in FAMILIES.get("speed").keys} if "speed" in FAMILIES else set()
+    return [m for m in headline if m in available and m not in machine and info(m).better]
+
+
+def _order(stats_by_label: dict[str, dict[str, Stat]], labels: list[str], metric: str) -> list:
+    sign = -1.0 if info(metric).better == HIGHER else 1.0
+    return sorted(labels, key=lambda lab: sign * stats_by_label[lab][metric].mean)
+
+
+def agreement(
+    here: dict[str, dict[str, Stat]],
+    reference: Reference,
+    metrics: list[str],
+    alpha: float = 0.05,
+) -> list[MetricAgreement]:
+    """Per metric that both reports have for at least two shared models: the two orders and
+    the pairs they swap (see the module doc)."""
+    out = []
+    for m in metrics:
+        if info(m).better not in (LOWER, HIGHER):
+            continue
+        labels = [lab for lab in here if m in here[lab] and m in reference.stats.get(lab, {})]
+        if len(labels) < 2:
+            continue
+        mine, theirs = _order(here, labels, m), _order(reference.stats, labels, m)
+        rank_there = {lab: i for i, lab in enumerate(theirs)}
+        swaps = []
+        for a, b in combinations(mine, 2):  # a is ranked above b here
+            if rank_there[a] < rank_there[b]:
+                continue
+            h = (here[a][m], here[b][m])
+            t = (reference.stats[a][m], reference.stats[b][m])
+            if h[0].mean == h[1].mean or t[0].mean == t[1].mean:
+                continue  # an exact tie on either side orders nothing
+            swaps.append(Swap(a, b, h, t, welch_p_from_stats(*h), welch_p_from_stats(*t)))
+        out.append(MetricAgreement(m, tuple(mine), tuple(theirs), tuple(swaps), alpha))
+    return out
+
+
+def agreement_section(rows: list[MetricAgreement], reference: str, suite: str) -> Section:
+    """One row per metric: both orders, the verdict, and each swapped pair's numbers."""
+    alpha = rows[0].alpha if rows else 0.05
+    return Section(
+        id="agreement-table",
+        title=f"Ranking against {reference}",
+        intro=(
+            f"Does {suite} order the models as the {reference} report does? Per metric, best "
+            f"first; a pair the two orders swap is tested with Welch's t-test in each report. "
+            f"{SAME}: no swap; {TIES}: every swapped pair is a tie (p ≥ {alpha:g}) in one of "
+            f"the two; {DIFFERS}: a pair significantly ordered both ways."
+            + ("" if rows else " No metric is shared by two models of both reports.")
+        ),
+        header=["Metric", "Agreement", "Order here", f"Order in {reference}", "Swapped pairs"],
+        rows=[
+            [
+                info(r.metric).header,
+                r.verdict,
+                ", ".join(r.order_here),
+                ", ".join(r.order_there),
+                "; ".join(s.text(reference, r.alpha) for s in r.swaps) or "–",
+            ]
+            for r in rows
+        ],
+        row_classes=[{SAME: "holds", DIFFERS: "contradicted"}.get(r.verdict, "") for r in rows],
+    )
