@@ -88,6 +88,14 @@ def test_a_swap_that_is_noise_in_one_report_is_a_tie() -> None:
     assert row.verdict == TIES and "untested" in row.swaps[0].text("big", 0.05)
 
 
+def test_neighbours_the_seeds_cannot_tell_apart_are_joined_by_approx() -> None:
+    ref = _pair(Stat(20.5, 5.0, 3), Stat(40.0, 1.0, 3))  # b ties a there (std 5 on 10.5)
+    (row,) = agreement(HERE, ref, ["fid"])
+    assert row.verdict == SAME
+    assert row.shown(here=True) == "a, b, c"
+    assert row.shown(here=False) == "a ≈ b, c"
+
+
 def test_higher_is_better_orders_from_the_top() -> None:
     ref = Reference("big", {k: {"recall": v["recall"]} for k, v in HERE.items()})
     ref.stats["c"]["recall"] = Stat(0.95, 0.01, 3)  # c best there, worst here

@@ -154,7 +154,7 @@ def test_explicit_default_option_does_not_change_hash(tmp_path: Path) -> None:
     explicit = load_suite(
         write(
             tmp_path,
-            GOOD.replace('["ae", "vae"]', '["beta-vae"]') + "\n[overrides.beta-vae]\nbeta = 4\n",
+            GOOD.replace('["ae", "vae"]', '["beta-vae"]') + "\n[overrides.beta-vae]\nbeta = 2\n",
             "b.toml",
         )
     )

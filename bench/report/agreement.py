@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -88,6 +88,18 @@ class MetricAgreement:
     order_there: tuple[str, ...]
     swaps: tuple[Swap, ...]
     alpha: float
+    #: per neighbour pair of each order: True when the seeds cannot tell them apart
+    tied_here: tuple[bool, ...] = ()
+    tied_there: tuple[bool, ...] = ()
+
+    def shown(self, here: bool = True) -> str:
+        """An order as text, best first: ``a, b ≈ c`` (≈ joins neighbours that tie)."""
+        order, tied = (self.order_here, self.tied_here) if here else (
+            self.order_there, self.tied_there)  # fmt: skip
+        text = order[0]
+        for i, label in enumerate(order[1:]):
+            text += (" ≈ " if i < len(tied) and tied[i] else ", ") + label
+        return text
 
     @property
     def verdict(self) -> str:
@@ -162,6 +174,15 @@ def _order(stats_by_label: dict[str, dict[str, Stat]], labels: list[str], metric
     return sorted(labels, key=lambda lab: sign * stats_by_label[lab][metric].mean)
 
 
+def _ties(stats_by_label: dict, order: list[str], metric: str, alpha: float) -> tuple:
+    """For each neighbour pair of ``order``: p ≥ alpha (or untested)."""
+    pairs = pairwise(order)
+    ps = [
+        welch_p_from_stats(stats_by_label[a][metric], stats_by_label[b][metric]) for a, b in pairs
+    ]
+    return tuple(not p < alpha for p in ps)
+
+
 def agreement(
     here: dict[str, dict[str, Stat]],
     reference: Reference,
@@ -188,7 +209,10 @@ def agreement(
             if h[0].mean == h[1].mean or t[0].mean == t[1].mean:
                 continue  # an exact tie on either side orders nothing
             swaps.append(Swap(a, b, h, t, welch_p_from_stats(*h), welch_p_from_stats(*t)))
-        out.append(MetricAgreement(m, tuple(mine), tuple(theirs), tuple(swaps), alpha))
+        out.append(
+            MetricAgreement(m, tuple(mine), tuple(theirs), tuple(swaps), alpha,
+                            _ties(here, mine, m, alpha), _ties(reference.stats, theirs, m, alpha))
+        )  # fmt: skip
     return out
 
 
@@ -200,7 +224,8 @@ def agreement_section(rows: list[MetricAgreement], reference: str, suite: str) -
         title=f"Ranking against {reference}",
         intro=(
             f"Does {suite} order the models as the {reference} report does? Per metric, best "
-            f"first; a pair the two orders swap is tested with Welch's t-test in each report. "
+            f"first (≈: neighbours the seeds cannot tell apart, p ≥ {alpha:g}); a pair the two "
+            f"orders swap is tested with Welch's t-test in each report. "
             f"{SAME}: no swap; {TIES}: every swapped pair is a tie (p ≥ {alpha:g}) in one of "
             f"the two; {DIFFERS}: a pair significantly ordered both ways."
             + ("" if rows else " No metric is shared by two models of both reports.")
@@ -210,8 +235,8 @@ def agreement_section(rows: list[MetricAgreement], reference: str, suite: str) -
             [
                 info(r.metric).header,
                 r.verdict,
-                ", ".join(r.order_here),
-                ", ".join(r.order_there),
+                r.shown(here=True),
+                r.shown(here=False),
                 "; ".join(s.text(reference, r.alpha) for s in r.swaps) or "–",
             ]
             for r in rows
