@@ -132,6 +132,13 @@ def test_reference_is_a_report_folder_or_its_table(tmp_path: Path) -> None:
         assert ref.name == "ref" and ref.stats["b"] == {"fid": Stat(2.0, 0.2, 3)}
 
 
+def test_a_reference_without_spreads_orders_but_tests_nothing(tmp_path: Path) -> None:
+    ref = load_reference(_table(tmp_path, {"label": ["b", "c"], "fid_mean": [40.0, 25.0]}), ["fid"])
+    assert ref.stats["b"]["fid"].n == 0
+    (row,) = agreement(HERE, ref, ["fid"])
+    assert row.order_there == ("c", "b") and row.verdict == TIES  # untested there: no real swap
+
+
 @pytest.mark.parametrize(
     "rows, message",
     [

@@ -134,8 +134,9 @@ def summary_stats(summary: pd.DataFrame, metrics: list[str], where: str) -> dict
             if f"{m}_mean" not in summary.columns:
                 continue
             mean = float(summary[f"{m}_mean"].iloc[i])
-            if math.isfinite(mean):
-                std, n = summary[f"{m}_std"].iloc[i], summary[f"{m}_n"].iloc[i]
+            if math.isfinite(mean):  # without a std or count a mean can be ordered, not tested
+                std = summary[f"{m}_std"].iloc[i] if f"{m}_std" in summary.columns else math.nan
+                n = summary[f"{m}_n"].iloc[i] if f"{m}_n" in summary.columns else 0
                 row[m] = Stat(mean, float(std), int(n) if pd.notna(n) else 0)
         out[label] = row
     return out
