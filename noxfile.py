@@ -127,7 +127,9 @@ def lint(session: nox.Session) -> None:
 
 
 def _report(session: nox.Session, env: dict[str, str], suite: str, out: str) -> None:
-    ref = ["--reference", REFERENCE[suite]] if suite in REFERENCE else []
+    ref = ["--reference", REFERENCE[suite]] if Path(REFERENCE.get(suite, "-")).is_dir() else []
+    if suite in REFERENCE and not ref:
+        session.warn(f"{REFERENCE[suite]} is missing: the report has no ranking against it")
     session.run(
         _bin("aebench"), "report", "--store", STORE, "--suite", suite, "--out", out, *ref, env=env
     )

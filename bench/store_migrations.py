@@ -7,7 +7,13 @@ results were computed with. The upgrade re-derives every run's hash from its sto
 after checking that the config still matches the hash recorded under version 1, so an edited
 row is refused rather than silently re-labelled — and records the options the runner used for
 the families whose metrics the run already has. Any problem rolls the whole upgrade back and is
-one :class:`~bench.errors.UsageError` line; the store stays at schema 1, byte for byte.
+one :class:`~bench.errors.UsageError` line; the store stays at its old schema, byte for byte.
+
+Schema 3 (2026-12-01) follows a registered default that changed: ``beta-vae`` went from β = 4
+to β = 2. A stored run keeps only the options that differ from the defaults (so writing a
+default out does not change a hash), so older ``beta-vae`` runs would read back, and count as
+done, as β = 2 runs. The upgrade writes the value they trained with into their options, and
+re-derives their hash from it.
 """
 
 from __future__ import annotations
@@ -73,3 +79,39 @@ def v1_to_v2(conn: sqlite3.Connection) -> None:
                     "INSERT INTO evaluations (run_id, family, options) VALUES (?, ?, ?)",
                     (run_id, family_name, family.options_key(options)),
                 )
+
+
+#: registered defaults that changed, with the value stores of older schemas trained with
+RETIRED_DEFAULTS: dict[str, dict[str, Any]] = {"beta-vae": {"beta": 4.0}}
+
+
+def v2_to_v3(conn: sqlite3.Connection) -> None:
+    from bench.config import RunConfig
+
+    rows = conn.execute("SELECT id, suite, run_name, config FROM runs").fetchall()
+    for run_id, suite, name, text in rows:
+        try:
+            data = json.loads(text)
+            retired = RETIRED_DEFAULTS.get(data.get("model"), {})
+            options = dict(data.get("model_options") or {})
+            missing = {k: v for k, v in retired.items() if k not in options}
+            if not missing:
+                continue
+            data["model_options"] = {**options, **missing}
+            data.pop("config_hash", None)  # re-derived below, from the options it trained with
+            cfg = RunConfig.from_dict(data)
+        except (ValueError, TypeError, AttributeError, UsageError) as err:
+            raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
+        clash = conn.execute(
+            "SELECT run_name FROM runs WHERE suite = ? AND config_hash = ? AND id != ?",
+            (suite, cfg.config_hash, run_id),
+        ).fetchone()
+        if clash is not None:
+            raise UsageError(
+                f"cannot upgrade the store: runs {clash[0]} and {name} of suite {suite!r} are the "
+                f"same run once {name}'s {', '.join(missing)} is written out; export and split it"
+            )
+        conn.execute(
+            "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+            (cfg.config_hash, cfg.to_json(), run_id),
+        )

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Written into the SQLite header (offset 68) so a foreign database is recognised without
 #: opening it through SQLite at all. ASCII "AEB1".
 APPLICATION_ID = 0x41454231
@@ -98,7 +98,14 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
     v1_to_v2(conn)
 
 
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    from bench.store_migrations import v2_to_v3
+
+    v2_to_v3(conn)
+
+
 MIGRATIONS[1] = _v1_to_v2
+MIGRATIONS[2] = _v2_to_v3
 
 
 def default_store_path() -> Path:

@@ -26,7 +26,7 @@ from bench.report.agreement import (
     welch_p_from_stats,
 )
 from bench.report.baseline import welch_p
-from tests.conftest import one_line_error
+from tests.conftest import file_hashes, one_line_error
 from tests.test_report import MODELS, make_store
 
 
@@ -146,6 +146,9 @@ def test_a_reference_without_spreads_orders_but_tests_nothing(tmp_path: Path) ->
         ({"model": ["a"], "fid_mean": [1.0], "fid_std": [0.1], "fid_n": [3]}, "no 'label'"),
         ({"label": ["a"], "fid_mean": ["x"], "fid_std": [0.1], "fid_n": [3]}, "not numeric"),
         ({"label": ["a"], "fid": [1.0]}, "no <metric>_mean"),
+        ({"label": ["a"], "fid_mean": [1.0], "fid_std": [0.1], "fid_n": [math.inf]}, "non-count"),
+        ({"label": ["a"], "fid_mean": [1.0], "fid_std": [0.1], "fid_n": [2.5]}, "non-count"),
+        ({"label": ["a"], "fid_mean": [1.0], "fid_std": [-0.1], "fid_n": [3]}, "negative or inf"),
         ({"label": ["a", "a"], "fid_mean": [1.0, 2.0], "fid_std": [0.1, 0.1], "fid_n": [3, 3]},
          "several rows"),
     ],
@@ -189,3 +192,11 @@ def test_a_missing_reference_is_one_line_before_anything_is_written(
     args = ["report", "--store", str(here), "--out", str(out), "--reference", str(tmp_path)]
     assert "no table.csv there" in one_line_error(capsys, args)
     assert not out.exists()
+    # a damaged reference beside an out folder that already holds a report: left as it was
+    out.mkdir()
+    (out / "report.md").write_text("an earlier report")
+    bad = _table(tmp_path, {"label": ["ae"], "fid_mean": [1.0], "fid_std": [0.1], "fid_n": [1e400]})
+    before = file_hashes(out)
+    args[-1] = str(bad)
+    assert "non-count" in one_line_error(capsys, args)
+    assert file_hashes(out) == before

@@ -402,6 +402,54 @@ def test_migration_hook_upgrades_an_old_store(
         assert "notes" in store.runs()[0] and store.count("metrics") == 4
 
 
+def _schema_2_store(db: Path, cfgs: list[RunConfig]) -> None:
+    """What a store held before schema 3: ``beta-vae`` runs with no beta option (its default,
+    then 4, was dropped from the options like any default)."""
+    fill(db, cfgs, len(cfgs))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.close()
+
+
+def test_schema_3_writes_out_the_beta_old_beta_vae_runs_trained_with(db: Path) -> None:
+    old = RunConfig(model="beta-vae", suite="s")
+    vae = RunConfig(model="vae", suite="s")
+    _schema_2_store(db, [old, vae])
+    with Store.open(db) as store:
+        assert store.schema_version == 3
+        rows = {r["run_name"]: r for r in store.runs()}
+        done = store.done_hashes()
+    migrated = RunConfig.from_dict(rows[old.run_name]["config"])
+    assert migrated.options == {"beta": 4.0}
+    assert migrated.config_hash == RunConfig(model="beta-vae", suite="s",
+                                             model_options={"beta": 4.0}).config_hash  # fmt: skip
+    assert old.config_hash not in done  # a beta = 2 run of today is not done by it
+    assert vae.config_hash in done  # other models keep their hashes
+    assert rows[vae.run_name]["config_hash"] == vae.config_hash
+
+
+def test_a_report_keeps_old_beta_vae_runs_apart_from_new_ones(db: Path, tmp_path: Path) -> None:
+    from bench.report import build_report
+
+    _schema_2_store(db, [RunConfig(model="beta-vae", suite="s")])  # a beta = 4 run of old
+    fill(db, [RunConfig(model="beta-vae", suite="s", train=dataclasses.replace(
+        RunConfig(model="vae").train, seed=1))], 1)  # a beta = 2 run of today  # fmt: skip
+    result = build_report(db, tmp_path / "report", figures=False)
+    assert sorted(result.data.runs["label"]) == ["beta-vae", "beta-vae [beta=4.0]"]
+    assert list(result.table.summary["n_runs"]) == [1, 1]
+
+
+def test_schema_3_refuses_a_store_where_writing_beta_out_makes_two_runs_one(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    explicit = RunConfig(model="beta-vae", suite="s", model_options={"beta": 4.0}, label="b4")
+    _schema_2_store(db, [RunConfig(model="beta-vae", suite="s"), explicit])
+    before = db.read_bytes()
+    with pytest.raises(UsageError, match="same run once"):
+        Store.open(db)
+    assert db.read_bytes() == before  # still schema 2, byte for byte
+
+
 def test_failed_migration_leaves_the_old_version(
     db: Path, configs: list[RunConfig], monkeypatch: pytest.MonkeyPatch
 ) -> None:

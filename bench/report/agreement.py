@@ -157,6 +157,11 @@ def load_reference(path: str | os.PathLike[str], metrics: list[str]) -> Referenc
     for c in frame.columns:
         if c.endswith(("_mean", "_std", "_n")) and not pd.api.types.is_numeric_dtype(frame[c]):
             raise UsageError(f"reference report {csv}: column {c!r} is not numeric")
+        values = frame[c].dropna()
+        if c.endswith("_n") and not ((values >= 0) & (values < 2**31) & (values % 1 == 0)).all():
+            raise UsageError(f"reference report {csv}: column {c!r} holds a non-count")
+        if c.endswith("_std") and not ((values >= 0) & (values < math.inf)).all():
+            raise UsageError(f"reference report {csv}: column {c!r} holds a negative or inf std")
     name = (p if p.is_dir() else p.parent).name or str(csv)
     return Reference(name, summary_stats(frame, metrics, str(csv)))
 
@@ -225,7 +230,8 @@ def agreement_section(rows: list[MetricAgreement], reference: str, suite: str) -
         title=f"Ranking against {reference}",
         intro=(
             f"Does {suite} order the models as the {reference} report does? Per metric, best "
-            f"first (≈: neighbours the seeds cannot tell apart, p ≥ {alpha:g}); a pair the two "
+            f"first (≈: neighbours the seeds cannot tell apart, p ≥ {alpha:g} or fewer than "
+            f"2 seeds); a pair the two "
             f"orders swap is tested with Welch's t-test in each report. "
             f"{SAME}: no swap; {TIES}: every swapped pair is a tie (p ≥ {alpha:g}) in one of "
             f"the two; {DIFFERS}: a pair significantly ordered both ways."

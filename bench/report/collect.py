@@ -141,6 +141,24 @@ def resolve_artifacts(artifacts: str | None, store_path: Path) -> str | None:
     return artifacts
 
 
+def _split_labels(records: list[dict[str, Any]], configs: list[Any]) -> None:
+    """Runs of one label trained with different model options (an edited ``[overrides]``, or
+    ``beta-vae`` runs from before its default changed) are different models: each run with
+    options of its own gets them in its label, ``beta-vae [beta=4.0]``, instead of being
+    averaged with the others."""
+    texts = []
+    for cfg in configs:
+        options = cfg.get("model_options") if isinstance(cfg, dict) else None
+        options = options if isinstance(options, dict) else {}
+        texts.append(", ".join(f"{k}={v}" for k, v in sorted(options.items())))
+    by_label: dict[str, set[str]] = {}
+    for rec, text in zip(records, texts, strict=True):
+        by_label.setdefault(rec["label"], set()).add(text)
+    for rec, text in zip(records, texts, strict=True):
+        if len(by_label[rec["label"]]) > 1 and text:
+            rec["label"] = f"{rec['label']} [{text}]"
+
+
 def _runs_frame(rows: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
     records = []
     for r in rows:
@@ -159,6 +177,7 @@ def _runs_frame(rows: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame
                 "artifacts": r.get("artifacts"),
             }
         )
+    _split_labels(records, [r["config"] for r in rows])
     runs = pd.DataFrame.from_records(
         records,
         columns=["run_id", "run_name", "label", "model", "dataset", "arch", "seed", "data_dir",

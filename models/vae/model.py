@@ -33,6 +33,8 @@ from models.vae.config import VAEConfig
 
 
 @register("vae")
+# changing a registered default needs a store migration (bench/store_migrations.py): stored
+# runs keep only the options that differ from the defaults
 @register("beta-vae", beta=2.0)
 class VAE(GenerativeAutoencoder):
     has_posterior = True
