@@ -24,34 +24,13 @@ from itertools import combinations, pairwise
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
 from bench.errors import UsageError
+from bench.report.baseline import Stat, welch_p_from_stats
 from bench.report.columns import HIGHER, LOWER, info
 from bench.report.sections import Section
 
 SAME, TIES, DIFFERS = "same order", "same up to ties", "differs"
-
-
-@dataclass(frozen=True)
-class Stat:
-    """One model's mean, sample std and seed count for one metric."""
-
-    mean: float
-    std: float
-    n: int
-
-
-def welch_p_from_stats(a: Stat, b: Stat) -> float:
-    """Two-sided Welch p from summaries; NaN with fewer than 2 seeds a side; 1 or 0 when both
-    sides have no spread (equal means, or certainly different ones)."""
-    if a.n < 2 or b.n < 2 or not (math.isfinite(a.std) and math.isfinite(b.std)):
-        return math.nan
-    if a.std == 0 and b.std == 0:
-        return 1.0 if a.mean == b.mean else 0.0
-    return float(
-        stats.ttest_ind_from_stats(a.mean, a.std, a.n, b.mean, b.std, b.n, equal_var=False).pvalue
-    )
 
 
 @dataclass(frozen=True)
@@ -94,12 +73,10 @@ class MetricAgreement:
 
     def shown(self, here: bool = True) -> str:
         """An order as text, best first: ``a, b ≈ c`` (≈ joins neighbours that tie)."""
-        order, tied = (self.order_here, self.tied_here) if here else (
-            self.order_there, self.tied_there)  # fmt: skip
-        text = order[0]
-        for i, label in enumerate(order[1:]):
-            text += (" ≈ " if i < len(tied) and tied[i] else ", ") + label
-        return text
+        order = self.order_here if here else self.order_there
+        tied = self.tied_here if here else self.tied_there
+        seps = [" ≈ " if t else ", " for t in tied] + [""] * len(order)
+        return "".join(label + sep for label, sep in zip(order, seps, strict=False))
 
     @property
     def verdict(self) -> str:
@@ -231,8 +208,7 @@ def agreement_section(rows: list[MetricAgreement], reference: str, suite: str) -
         intro=(
             f"Does {suite} order the models as the {reference} report does? Per metric, best "
             f"first (≈: neighbours the seeds cannot tell apart, p ≥ {alpha:g} or fewer than "
-            f"2 seeds); a pair the two "
-            f"orders swap is tested with Welch's t-test in each report. "
+            f"2 seeds); a pair the two orders swap is tested with Welch's t-test in each report. "
             f"{SAME}: no swap; {TIES}: every swapped pair is a tie (p ≥ {alpha:g}) in one of "
             f"the two; {DIFFERS}: a pair significantly ordered both ways."
             + ("" if rows else " No metric is shared by two models of both reports.")

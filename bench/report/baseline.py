@@ -57,15 +57,39 @@ class Comparison:
         return not self.regressions.empty
 
 
-def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided Welch t-test p-value, with the degenerate cases decided (see module doc)."""
-    x = np.asarray([v for v in a if math.isfinite(v)], dtype=float)
-    y = np.asarray([v for v in b if math.isfinite(v)], dtype=float)
-    if len(x) < 2 or len(y) < 2:
+@dataclass(frozen=True)
+class Stat:
+    """One side of a comparison: mean, sample std (ddof = 1) and count."""
+
+    mean: float
+    std: float
+    n: int
+
+
+def welch_p_from_stats(a: Stat, b: Stat) -> float:
+    """Two-sided Welch t-test p-value from summaries (a report's table.csv is enough), with the
+    degenerate cases decided (see module doc)."""
+    if a.n < 2 or b.n < 2 or not (math.isfinite(a.std) and math.isfinite(b.std)):
         return math.nan
-    if np.ptp(x) == 0 and np.ptp(y) == 0:
-        return 1.0 if x[0] == y[0] else 0.0
-    return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+    if a.std == 0 and b.std == 0:
+        return 1.0 if a.mean == b.mean else 0.0
+    return float(
+        stats.ttest_ind_from_stats(a.mean, a.std, a.n, b.mean, b.std, b.n, equal_var=False).pvalue
+    )
+
+
+def _stat(values: Sequence[float]) -> Stat:
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if len(x) < 2:
+        return Stat(math.nan, math.nan, len(x))
+    if np.ptp(x) == 0:  # exactly: a float mean of equal values may round off them
+        return Stat(float(x[0]), 0.0, len(x))
+    return Stat(float(x.mean()), float(x.std(ddof=1)), len(x))
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """:func:`welch_p_from_stats` of two samples' finite values."""
+    return welch_p_from_stats(_stat(a), _stat(b))
 
 
 def classify(
