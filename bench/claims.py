@@ -8,7 +8,13 @@ model does not borrow a quiet one's variance):
 
 * **holds** — p < 0.05 and the means differ in the claimed direction;
 * **contradicted** — p < 0.05 and they differ the other way;
-* **inconclusive** — p ≥ 0.05, or fewer than 2 seeds on a side (no variance to test with).
+* **inconclusive** — p ≥ 0.05, or fewer than 2 seeds on a side (no variance to test with);
+* **not testable** — a side's runs were measured with different ``[metrics]`` options (the
+  report keeps them apart as ``vae [n_samples=2000]`` rows): pooling them would test a number
+  neither setting produced, and testing one group would drop the others without a word.
+
+Claims name the suite's labels, so a side is matched on ``base_label`` (the label before the
+split by metric options) where the runs table has it, else on ``label``.
 
 The built-in claims (:data:`BUILTIN`) are checked in every report whose suite has both sides;
 a suite adds its own as ``[[claims]]`` tables (parsed by :func:`parse_claims`)::
@@ -39,6 +45,7 @@ from bench.errors import UsageError
 
 ALPHA = 0.05
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
+UNTESTABLE = "not testable"
 EXPECT = ("lower", "higher")
 _KEYS = ("name", "claim", "source", "a", "b", "metric", "a_metric", "b_metric", "expect",
          "datasets")  # fmt: skip
@@ -105,6 +112,7 @@ class Verdict:
     a_values: tuple[float, ...]
     b_values: tuple[float, ...]
     p_value: float
+    reason: str = ""  #: why a claim is not testable
 
     @staticmethod
     def _stat(values: Sequence[float]) -> str:
@@ -128,7 +136,9 @@ class Verdict:
 
     @property
     def why(self) -> str:
-        """Why an inconclusive verdict is inconclusive."""
+        """Why an inconclusive verdict is inconclusive, or a claim not testable."""
+        if self.verdict == UNTESTABLE:
+            return self.reason
         if self.verdict != INCONCLUSIVE:
             return ""
         if min(len(self.a_values), len(self.b_values)) < 2:
@@ -174,78 +184,156 @@ def verdict(a: Sequence[float], b: Sequence[float], expect: str) -> tuple[str, f
     return (HOLDS if lower == (expect == "lower") else CONTRADICTED), p
 
 
+def _side(frame: Any, label: str, metric: str) -> tuple[float, ...] | str | None:
+    """One side of a claim in one group: its values over seeds; or why it cannot be tested
+    (its runs were measured with different metric options); None when the group lacks the
+    model or the metric (the claim does not apply there)."""
+    column = "base_label" if "base_label" in frame else "label"
+    rows = frame[frame[column] == label]
+    if rows.empty or metric not in rows:
+        return None
+    rows = rows[rows[metric].notna()]
+    if rows.empty:
+        return None
+    groups = rows["label"].nunique()
+    if groups > 1:
+        return f"{label} split by metric options into {groups} groups"
+    return tuple(float(v) for v in rows[metric])
+
+
 def check(runs: Any, claims: Sequence[Claim], group_keys: Sequence[str] = ()) -> list[Verdict]:
-    """Test each claim on the report's ``runs`` (one row per run: ``label``, the group keys,
-    one column per metric), once per group (dataset × arch) that has both sides; a claim
-    whose models, metrics or datasets are absent is skipped."""
+    """Test each claim on the report's ``runs`` (one row per run: ``label``, optionally
+    ``base_label``, the group keys, one column per metric), once per group (dataset × arch)
+    that has both sides; a claim whose models, metrics or datasets are absent is skipped, one
+    whose side was measured with several metric options is :data:`UNTESTABLE`."""
     out = []
     keys = [k for k in group_keys if k in runs]
     groups = runs.groupby(keys, sort=False, dropna=False) if keys else [((), runs)]
     for group, frame in groups:
         group = group if isinstance(group, tuple) else (group,)
         named = dict(zip(keys, group, strict=True))
+        text = " · ".join(str(v) for v in group)
         for c in claims:
             if c.datasets and named.get("dataset", frame["dataset"].iloc[0]) not in c.datasets:
                 continue
-            sides = []
-            for label, metric in ((c.a, c.a_metric), (c.b, c.b_metric)):
-                rows = frame[frame["label"] == label]
-                if rows.empty or metric not in rows or rows[metric].isna().all():
-                    break
-                sides.append(tuple(float(v) for v in rows[metric].dropna()))
-            if len(sides) != 2:
+            a, b = _side(frame, c.a, c.a_metric), _side(frame, c.b, c.b_metric)
+            if a is None or b is None:
                 continue
-            result, p = verdict(sides[0], sides[1], c.expect)
-            text = " · ".join(str(v) for v in group)
-            out.append(Verdict(c, text, result, sides[0], sides[1], p))
+            if isinstance(a, str) or isinstance(b, str):
+                why = "; ".join(dict.fromkeys(s for s in (a, b) if isinstance(s, str)))
+                out.append(Verdict(c, text, UNTESTABLE, (), (), math.nan, why))
+                continue
+            result, p = verdict(a, b, c.expect)
+            out.append(Verdict(c, text, result, a, b, p))
     return out
 
 
-def parse_claims(value: Any, source: str) -> tuple[Claim, ...]:
+#: columns of a report's runs table that describe a run rather than measure it (``label`` is
+#: the table's row, ``base_label`` the suite's label before runs measured with different
+#: metric options were split apart)
+RUN_COLUMNS = ("run_id", "run_name", "label", "base_label", "model", "dataset", "arch", "seed",
+               "data_dir", "sampler", "artifacts")  # fmt: skip
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def metric_problem(name: str, other_samplers: bool = False) -> str | None:
+    """Why ``name`` is not a metric key the registered families declare (one line), or None.
+
+    ``other_samplers`` also accepts a per-sampler key of a sampler aebench does not have
+    (``fid@two-stage``: a published value measured with a paper's own sampler).
+    """
+    import difflib
+
+    from bench.metrics.family import all_keys
+
+    keys = all_keys()
+    if name in keys:
+        return None
+    if name in RUN_COLUMNS:
+        return f"{name!r} is a column describing the runs, not a metric"
+    base, _, sampler = name.partition("@")
+    per_sampler = sampler and any(k.startswith(f"{base}@") for k in keys)
+    if other_samplers and per_sampler and _NAME_RE.match(name):
+        return None
+    close = difflib.get_close_matches(name, list(keys), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "e.g. recon_mse, fid, fid@prior, nll_iw"
+    return f"unknown metric {name!r} (not declared by any metric family; {hint})"
+
+
+def parse_claims(
+    value: Any,
+    source: str,
+    labels: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+) -> tuple[Claim, ...]:
     """A suite's ``[[claims]]``: every problem is one :class:`UsageError` naming the file and
-    the key (``claims[1].expect``)."""
+    the key (``claims[1].expect``).
 
-    def fail(i: int, key: str, message: str) -> UsageError:
-        where = f"claims[{i}].{key}" if key else f"claims[{i}]"
-        return UsageError(f"{source}: {where}: {message}")
-
+    A claim that could never be tested is refused here rather than silently left out of the
+    report: its sides must be among the suite's model ``labels``, its metrics keys the metric
+    families declare (not ``label`` or ``seed``), its ``datasets`` among the suite's
+    ``datasets`` (either check is skipped when that argument is None).
+    """
     if not isinstance(value, list):
         raise UsageError(f"{source}: claims: must be an array of tables ([[claims]])")
-    out = []
-    for i, table in enumerate(value):
-        if not isinstance(table, dict):
-            raise fail(i, "", "must be a table")
-        for key in table:
-            if key not in _KEYS:
-                raise fail(i, str(key), f"unknown key; allowed: {', '.join(_KEYS)}")
+    return tuple(_claim_table(t, i, source, labels, datasets) for i, t in enumerate(value))
 
-        def text(key: str, required: bool = True, t: dict[str, Any] = table, i: int = i) -> str:
-            v = t.get(key)
-            if v is None and not required:
-                return ""
-            if not isinstance(v, str) or not v.strip():
-                raise fail(i, key, "must be a non-empty string")
-            return v.strip()
 
-        a, b = text("a"), text("b")
-        metric = text("metric", required=False)
-        a_metric = text("a_metric", required=False) or metric
-        b_metric = text("b_metric", required=False) or metric
-        if not (a_metric and b_metric):
-            raise fail(i, "metric", "give `metric`, or both `a_metric` and `b_metric`")
-        for key, m in (("a_metric", a_metric), ("b_metric", b_metric)):
-            if not _NAME_RE.match(m):
-                raise fail(i, key if table.get(key) else "metric", f"not a metric name: {m!r}")
-        expect = table.get("expect")
-        if expect not in EXPECT:
-            raise fail(i, "expect", f'must be "lower" or "higher", got {expect!r}')
-        datasets = table.get("datasets", [])
-        if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
-            raise fail(i, "datasets", "must be an array of dataset names")
-        name = text("name", required=False) or f"claim-{i + 1}"
-        if a == b and a_metric == b_metric:
-            raise fail(i, "b", "compares a side with itself")
-        claim = text("claim", required=False) or f"{a} {a_metric} is {expect} than {b} {b_metric}"
-        out.append(Claim(name, claim, text("source"), a, b, a_metric, b_metric, str(expect),
-                         tuple(datasets)))  # fmt: skip
-    return tuple(out)
+def _claim_table(
+    table: Any,
+    i: int,
+    source: str,
+    labels: Sequence[str] | None,
+    datasets: Sequence[str] | None,
+) -> Claim:
+    """One ``[[claims]]`` table, checked (see :func:`parse_claims`)."""
+
+    def fail(key: str, message: str) -> UsageError:
+        where = f"claims[{i}].{key}" if key and not key.startswith("[") else f"claims[{i}]{key}"
+        return UsageError(f"{source}: {where}: {message}")
+
+    if not isinstance(table, dict):
+        raise fail("", "must be a table")
+    for key in table:
+        if key not in _KEYS:
+            shown = key if isinstance(key, str) and _PLAIN_KEY.match(key) else f"[{key!r}]"
+            raise fail(shown, f"unknown key; allowed: {', '.join(_KEYS)}")
+
+    def text(key: str, required: bool = True) -> str:
+        v = table.get(key)
+        if v is None and not required:
+            return ""
+        if not isinstance(v, str) or not v.strip():
+            raise fail(key, "must be a non-empty string")
+        return v.strip()
+
+    a, b = text("a"), text("b")
+    for key, label in (("a", a), ("b", b)):
+        if labels is not None and label not in labels:
+            raise fail(key, f"no model labelled {label!r} in this suite ({', '.join(labels)})")
+    metric = text("metric", required=False)
+    a_metric = text("a_metric", required=False) or metric
+    b_metric = text("b_metric", required=False) or metric
+    if not (a_metric and b_metric):
+        raise fail("metric", "give `metric`, or both `a_metric` and `b_metric`")
+    for key, m in (("a_metric", a_metric), ("b_metric", b_metric)):
+        named = key if table.get(key) else "metric"
+        if not _NAME_RE.match(m):
+            raise fail(named, f"not a metric name: {m!r}")
+        if problem := metric_problem(m):
+            raise fail(named, problem)
+    expect = table.get("expect")
+    if not isinstance(expect, str) or expect not in EXPECT:
+        raise fail("expect", f'must be "lower" or "higher", got {expect!r}')
+    claimed = table.get("datasets", [])
+    if not isinstance(claimed, list) or not all(isinstance(d, str) for d in claimed):
+        raise fail("datasets", "must be an array of dataset names")
+    for j, d in enumerate(claimed):
+        if datasets is not None and d not in datasets:
+            raise fail(f"datasets[{j}]", f"{d!r} is not one of this suite's datasets "
+                       f"({', '.join(datasets)})")  # fmt: skip
+    name = text("name", required=False) or f"claim-{i + 1}"
+    if a == b and a_metric == b_metric:
+        raise fail("b", "compares a side with itself")
+    claim = text("claim", required=False) or f"{a} {a_metric} is {expect} than {b} {b_metric}"
+    return Claim(name, claim, text("source"), a, b, a_metric, b_metric, expect, tuple(claimed))

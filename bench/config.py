@@ -26,6 +26,7 @@ from typing import Any
 
 from bench.errors import UsageError
 from bench.metrics.options import MetricOptions
+from models.config import MAX_INT, describe, is_int, is_real
 
 BUDGET_KINDS: tuple[str, ...] = ("epochs", "steps", "seconds")
 PRECISIONS = ("fp32", "bf16")
@@ -106,19 +107,20 @@ class TrainConfig:
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise UsageError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
+            raise UsageError(
+                f"seed must be an integer from 0 to 2**63 - 1, got {describe(self.seed)}"
+            )
         if self.epochs is None and self.max_steps is None and self.max_seconds is None:
             raise UsageError("a training budget is needed: epochs, steps or seconds")
-        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
-            raise UsageError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise UsageError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise UsageError(f"max_steps must be >= 1, got {self.max_steps!r}")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise UsageError(f"max_seconds must be > 0, got {self.max_seconds!r}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise UsageError(f"grad_clip must be > 0, got {self.grad_clip!r}")
+        counts = (("epochs", self.epochs), ("batch size", self.batch_size))
+        for name, count in (*counts, ("max_steps", self.max_steps)):
+            if (count is not None or name == "batch size") and not _count(count):
+                raise UsageError(
+                    f"{name} must be an integer from 1 to 2**63 - 1, got {describe(count)}"
+                )
+        for name, amount in (("max_seconds", self.max_seconds), ("grad_clip", self.grad_clip)):
+            if amount is not None and (not is_real(amount) or amount <= 0):
+                raise UsageError(f"{name} must be a finite number > 0, got {describe(amount)}")
         resolve_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
@@ -288,7 +290,7 @@ class RunConfig:
             )
         except UsageError as err:
             raise UsageError(f"malformed run config: {err}") from None
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
             raise UsageError(f"malformed run config: {err!r}") from None
         recorded = data.get("config_hash")
         if recorded is not None and recorded != cfg.config_hash:
@@ -307,6 +309,11 @@ class RunConfig:
         if not isinstance(data, dict):
             raise UsageError("run config JSON must be an object")
         return cls.from_dict(data)
+
+
+def _count(value: Any) -> bool:
+    """An integer from 1 to 2**63 - 1: what a step or epoch counter (int64) can hold."""
+    return is_int(value) and 1 <= value <= MAX_INT
 
 
 def _freeze(value: Any) -> Any:

@@ -107,13 +107,31 @@ def stop_workers(pool: Any, grace_s: float = 60.0) -> None:
     pool.shutdown(wait=True)
 
 
+def require_ray() -> Any:
+    """The ``ray`` module, or a one-line :class:`UsageError` if it cannot be imported.
+
+    Any exception counts, not only ImportError: a broken install (a missing shared library, a
+    version clash) raises all sorts. The runner calls this before it opens the store, so a
+    suite that cannot run leaves no pending rows behind.
+    """
+    try:
+        import ray
+    except ImportError as err:
+        if err.name == "ray":
+            raise UsageError("the ray executor needs Ray: pip install 'aebench[ray]'") from None
+        problem: BaseException = err
+    except (Exception, SystemExit) as err:
+        problem = err
+    else:
+        return ray
+    detail = " ".join(f"{type(problem).__name__}: {problem}".split())[:200]
+    raise UsageError(f"the ray executor cannot import Ray ({detail})") from None
+
+
 def ray_executor(address: str | None = None, quiet: bool = True) -> Executor:
     """Each run is a Ray task asking for its CPUs (and a GPU when the suite's device is CUDA);
     results come back to the driver, which alone writes the store."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("the ray executor needs Ray: pip install 'aebench[ray]'") from None
+    ray = require_ray()
 
     def execute(work: list[tuple[RunConfig, Path]], started: Started) -> Iterator[RunResult]:
         started_here = False

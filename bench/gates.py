@@ -15,24 +15,29 @@ tolerance) between a fixed small suite's fresh runs and a committed tidy CSV of 
 metrics (``tests/benchmarks/quality_baseline.csv``).
 
 Both write their baseline when there is none (exit 0, saying where) and rewrite it only when
-asked (``--update-baseline``).
+asked (``--update-baseline``). Both refuse in one line (exit 2) what would let a gate pass
+without testing anything: a baseline value that is not a finite positive number (speed) or a
+finite number (quality), an unreadable or unbounded file, or a comparison in which no benchmark
+or model × metric was actually compared.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from bench.atomic import parse_json_text, read_input_text
 from bench.errors import UsageError
 from bench.store_schema import cpu_name
+from models.config import describe, is_real
 
-CALIBRATION = "test_calibration_matmul"
+CALIBRATION = "test_case[calibration-matmul]"
 #: which pytest-benchmark statistic is compared: the fastest round. On a shared machine noise
 #: only ever adds time, so the minimum is the steadiest estimate of what the code costs
 #: (measured below: worst run-to-run spread 38 % for the minimum, 57 % for the median).
@@ -49,19 +54,38 @@ QUALITY_COLUMNS = ("label", "dataset", "arch", "seed", "metric", "value")
 
 
 # -- speed ------------------------------------------------------------------------------------
+def positive_number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite positive JSON number, else None.
+
+    A bool or a string is not a number here (``float(True)`` and ``float("5")`` would pass), and
+    NaN, infinities, zero and negatives are refused: any of them in a time or a baseline would
+    make a ratio meaningless, and NaN or a negative one would let any slowdown pass."""
+    return float(value) if is_real(value) and value > 0 else None
+
+
 def read_benchmarks(path: str | Path) -> dict[str, float]:
     """Seconds per benchmark (its pytest node name; the :data:`STATISTIC` of its rounds) from
-    a ``--benchmark-json`` file."""
-    try:
-        data = json.loads(Path(path).read_text())
-        rows = {str(b["name"]): float(b["stats"][STATISTIC]) for b in data["benchmarks"]}
-    except FileNotFoundError:
-        raise UsageError(f"benchmark results {path} not found") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UsageError(f"{path} is not pytest-benchmark JSON ({type(err).__name__})") from None
-    bad = [k for k, v in rows.items() if not (math.isfinite(v) and v > 0)]
-    if bad:
-        raise UsageError(f"{path}: benchmark {bad[0]} has no positive {STATISTIC} time")
+    a ``--benchmark-json`` file: a regular file of bounded size, every time a finite positive
+    JSON number, else a one-line :class:`UsageError`."""
+    data = parse_json_text(read_input_text(path, "benchmark results"), f"{path}")
+    entries = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise UsageError(f"{path} is not pytest-benchmark JSON (no benchmarks list)")
+    rows: dict[str, float] = {}
+    for entry in entries:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        stats = entry.get("stats") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not isinstance(stats, dict):
+            raise UsageError(
+                f"{path} is not pytest-benchmark JSON (a benchmark without a name or stats)"
+            )
+        seconds = positive_number(stats.get(STATISTIC))
+        if seconds is None:
+            shown = describe(stats.get(STATISTIC))
+            raise UsageError(
+                f"{path}: benchmark {name!r} has no positive {STATISTIC} time ({shown})"
+            )
+        rows[name] = seconds
     return rows
 
 
@@ -150,11 +174,26 @@ def speed_baseline(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def read_speed_baseline(path: Path) -> dict[str, float]:
-    try:
-        data = json.loads(path.read_text())
-        return {str(k): float(v) for k, v in data["calibrated"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UsageError(f"{path} is not a speed baseline ({type(err).__name__})") from None
+    """The ``calibrated`` table of a speed baseline, validated as strictly as the results: a
+    regular file of bounded size, a non-empty table, every value a finite positive JSON number
+    (a NaN, negative or infinite baseline would let any slowdown pass, a zero would divide by
+    zero). Anything else is a one-line :class:`UsageError`."""
+    data = parse_json_text(read_input_text(path, "speed baseline"), f"speed baseline {path}")
+    table = data.get("calibrated") if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        raise UsageError(f'{path} is not a speed baseline (no "calibrated" table)')
+    if not table:
+        raise UsageError(f'speed baseline {path}: the "calibrated" table is empty')
+    out: dict[str, float] = {}
+    for name, value in table.items():
+        number = positive_number(value)
+        if number is None:
+            raise UsageError(
+                f"speed baseline {path}: {name!r} is {describe(value)}, not a finite positive "
+                "number"
+            )
+        out[name] = number
+    return out
 
 
 # -- quality ----------------------------------------------------------------------------------
@@ -168,28 +207,82 @@ def quality_frame(data: Any, metrics: tuple[str, ...] = QUALITY_METRICS) -> pd.D
     return tidy[list(QUALITY_COLUMNS)].reset_index(drop=True)
 
 
-def read_quality_baseline(path: Path, like: Any) -> Any:
-    """The committed CSV as :class:`~bench.report.collect.ReportData` with ``like``'s keys."""
-    import dataclasses
+def _first_bad(tidy: pd.DataFrame, column: str, ok: pd.Series) -> str | None:
+    """Where ``ok`` first fails, as "line N: COLUMN 'cell'" (line 1 is the header), else None."""
+    if bool(ok.all()):
+        return None
+    row = int(np.flatnonzero(~ok.to_numpy(dtype=bool))[0])
+    return f"line {row + 2}: {column} {describe(tidy[column].iloc[row])}"
 
+
+def _float_or_nan(cell: Any) -> float:
     try:
-        tidy = pd.read_csv(path)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot read quality baseline {path}: {err}") from None
-    missing = [c for c in QUALITY_COLUMNS if c not in tidy]
+        return float(cell)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _quality_cells(path: Path, tidy: pd.DataFrame) -> pd.Series:
+    """The ``value`` column as floats, after checking every cell: no blank key, a metric the
+    gate knows (another name could clash with a key column in the pivot), a finite number."""
+    values = tidy["value"].map(_float_or_nan).astype(float)
+    checks = [
+        (c, tidy[c].notna() & (tidy[c].str.strip() != ""), "is blank") for c in QUALITY_COLUMNS[:5]
+    ]
+    checks.append(("metric", tidy["metric"].isin(QUALITY_METRICS), "is not a gate metric"))
+    checks.append(("value", values.map(math.isfinite), "is not a finite number"))
+    for column, ok, problem in checks:
+        bad = _first_bad(tidy, column, ok)
+        if bad is not None:
+            raise UsageError(f"quality baseline {path} {bad} {problem}")
+    return values
+
+
+def read_quality_baseline(path: Path, like: Any) -> Any:
+    """The committed CSV as :class:`~bench.report.collect.ReportData` with ``like``'s keys.
+
+    Read as text from a regular file of bounded size, every cell as a string (keys match the
+    store's text labels), then checked cell by cell (:func:`_quality_cells`): a CSV with no
+    rows, a blank or NaN value or a text cell in ``value`` is one line, not a silent pass or a
+    traceback.
+    """
+    import dataclasses
+    import io
+
+    text = read_input_text(path, "quality baseline")
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except ValueError as err:  # empty, ragged, bad quoting (pandas' errors are ValueErrors)
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"cannot read quality baseline {path}: {reason}") from None
+    missing = [c for c in QUALITY_COLUMNS if c not in raw]
     if missing:
         raise UsageError(f"quality baseline {path} lacks column {missing[0]!r}")
-    wide = tidy.pivot_table(index=["label", "dataset", "arch", "seed"], columns="metric",
-                            values="value").reset_index()  # fmt: skip
+    tidy = raw[list(QUALITY_COLUMNS)].copy()
+    if tidy.empty:
+        raise UsageError(f"quality baseline {path} holds no values")
+    tidy["value"] = _quality_cells(path, tidy)
+    wide = tidy.pivot_table(
+        index=["label", "dataset", "arch", "seed"], columns="metric", values="value"
+    ).reset_index()
     wide.columns.name = None
-    return dataclasses.replace(like, runs=wide, metrics=sorted(set(tidy["metric"])),
-                               suite=f"baseline {path.name}")  # fmt: skip
+    metrics = sorted(set(tidy["metric"]))
+    return dataclasses.replace(like, runs=wide, metrics=metrics, suite=f"baseline {path.name}")
 
 
 def compare_quality(current: Any, path: Path, alpha: float, tolerance: float) -> Any:
-    """Welch's test per model and metric: the fresh runs against the committed CSV."""
+    """Welch's test per model and metric: the fresh runs against the committed CSV.
+
+    Rows are matched on the model label, and also on dataset and arch where the two sides
+    together hold more than one: a baseline of another dataset then matches nothing (and the
+    gate refuses to pass on it) instead of being compared as if it were this one."""
+    import dataclasses
+
     from bench.report.baseline import compare
 
     base = read_quality_baseline(path, current)
+    both = pd.concat([current.runs[["dataset", "arch"]], base.runs[["dataset", "arch"]]])
+    keys = ["label"] + [k for k in ("dataset", "arch") if both[k].astype(str).nunique() > 1]
+    current = dataclasses.replace(current, keys=list(dict.fromkeys([*current.keys, *keys])))
     metrics = [m for m in QUALITY_METRICS if m in current.metrics or m in base.metrics]
     return compare(current, base, metrics, alpha, tolerance, str(path))

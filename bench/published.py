@@ -7,8 +7,11 @@ number of samples, feature network) and whether it was confirmed in the source t
 own file has the same layout (``aebench report --published FILE``); :func:`load_published`
 checks every field, and a missing or ill-typed one is one :class:`UsageError` line.
 
-A value is set beside aebench's when the suite follows its ``protocol``
-(:mod:`bench.protocols`), the suite has its ``model`` and the runs recorded its ``metric``.
+A value's ``metric`` must be a key the metric families declare (or such a key for a sampler
+aebench lacks, ``fid@two-stage``): a run's descriptive columns (``label``, ``seed``) are refused
+when the file is loaded, not "compared" later. A value is set beside aebench's when the suite
+follows its ``protocol`` (:mod:`bench.protocols`), the suite has its ``model`` and the runs
+recorded its ``metric``.
 The difference is given in units of our seed standard deviation, (ours − published) / std:
 how many of our own run-to-run spreads apart the two numbers are. At a scaled budget the
 difference measures the budget as much as the code, and the report says so.
@@ -23,7 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench.claims import metric_problem
 from bench.errors import UsageError
+from models.config import is_real
 
 #: every value must have these (after its group's fields are merged in)
 TEXT_FIELDS = (
@@ -61,16 +66,21 @@ def shipped_path() -> Path:
 
 
 def load_published(path: str | Path | None = None) -> list[PublishedValue]:
-    """The values in ``path`` (default: the shipped file), checked; only raises UsageError."""
+    """The values in ``path`` (default: the shipped file), checked; only raises UsageError.
+
+    Only a regular file of at most :data:`~bench.atomic.MAX_INPUT_BYTES` is read (a FIFO would
+    block, ``/dev/zero`` never ends), and TOML nested too deeply for the parser is one line.
+    """
+    from bench.atomic import read_input_text
+
     path = Path(path) if path is not None else shipped_path()
+    text = read_input_text(path, "published-values file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: published-values file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path}: cannot read published-values file ({err})") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"{path}: TOML syntax error: {err}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: TOML is nested too deeply") from None
     return parse_published(data, str(path))
 
 
@@ -111,8 +121,11 @@ def _value(fields: dict[str, Any], where: str) -> PublishedValue:
         if key != "model" and not fields[key].strip():
             raise UsageError(f"{where}: field {key!r} must not be empty")
     value = fields["value"]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_real(value):
         raise UsageError(f"{where}: field 'value' must be a finite number")
+    problem = metric_problem(fields["metric"], other_samplers=True)
+    if problem:  # a column such as `label` or `seed` would be "compared" or trace
+        raise UsageError(f"{where}: field 'metric': {problem}")
     if not isinstance(fields["confirmed"], bool):
         raise UsageError(f"{where}: field 'confirmed' must be true or false")
     n = fields["n_samples"]
@@ -145,21 +158,29 @@ class Match:
 
 def match(values: list[PublishedValue], protocol: str, runs: Any) -> list[Match]:
     """Every value of ``protocol``, with our runs' mean ± std where the suite has its model
-    and the runs recorded its metric. A value's ``model`` names a suite label; only when no
-    label is spelled so does it match runs of that registered model (so a suite's extra
-    ``vae-b8`` variant is never averaged into the published ``vae``)."""
+    and the runs recorded its metric. A value's ``model`` names a suite label (``base_label``,
+    the label before runs measured with different metric options were split apart, where the
+    runs have it); only when no label is spelled so does it match runs of that registered
+    model (so a suite's extra ``vae-b8`` variant is never averaged into the published ``vae``).
+    Runs of one label measured with different metric options are not averaged into one number
+    either: such a value is left unmatched, as the report keeps those runs apart."""
     out = []
+    column = "base_label" if "base_label" in runs else "label"
     for v in values:
         if v.protocol != protocol:
             continue
         rows = None
         if v.model:
-            by_label = runs[runs["label"] == v.model]
+            by_label = runs[runs[column] == v.model]
             rows = by_label if not by_label.empty else runs[runs["model"] == v.model]
         if rows is None or v.metric not in runs.columns or rows.empty:
             out.append(Match(v))
             continue
-        numbers = rows[v.metric].dropna().astype(float)
+        rows = rows[rows[v.metric].notna()]
+        if column == "base_label" and (rows.groupby(column)["label"].nunique() > 1).any():
+            out.append(Match(v))  # split by metric options
+            continue
+        numbers = rows[v.metric].astype(float)
         std = float(numbers.std(ddof=1)) if len(numbers) > 1 else math.nan
         mean = float(numbers.mean()) if len(numbers) else math.nan
         out.append(Match(v, mean, std, len(numbers)))

@@ -40,6 +40,7 @@ class RunResult:
     seconds: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)
     evaluations: dict[str, str] = field(default_factory=dict)  #: family → its options key
+    weights_sha256: str | None = None  #: of the weights file the run wrote
 
 
 def flatten_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,7 +66,8 @@ def run_one(
     import torch
 
     from bench import data
-    from bench.runio import HISTORY
+    from bench.runio import HISTORY, WEIGHTS
+    from bench.store_artifacts import weights_sha256
     from bench.trainer import DivergenceError, TrainingInterrupted
     from bench.training import evaluate_run, run_environment, train_run
 
@@ -81,6 +83,7 @@ def run_one(
         run = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, quiet=quiet))
         model, run_dir = train_run(run, out_dir, resume=True, overwrite=True, dataset=dataset)
         result.environment = run_environment(model.device)
+        result.weights_sha256 = weights_sha256(run_dir / WEIGHTS)
         scores = evaluate_run(model, dataset, run_dir, cfg.evaluation_options())
         result.scores = {k: v for k, v in scores.items() if k != "meta"}
         result.evaluations = dict(scores["meta"]["evaluations"])
@@ -157,6 +160,38 @@ def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
     return sorted(configs, key=cost, reverse=True)
 
 
+def refuse_unfit_evaluations(suite: Suite, configs: list[RunConfig]) -> None:
+    """Refuse, as one line and before the store is touched, a suite whose runs' evaluations
+    would not fit the memory limit for generated images with their dataset's images
+    (:func:`~bench.metrics.evaluation.planned_memory_problem`): :func:`bench.metrics.evaluate`
+    would refuse each of them only after its training. Each dataset is loaded once, for its
+    image shape; a dataset that does not load, or a run whose model or device is unknown here,
+    is left to its runs, which fail with their own message."""
+    from bench import data
+    from bench.metrics.evaluation import planned_memory_problem
+    from bench.metrics.generation import SAMPLING_FAMILIES
+
+    shapes: dict[tuple[str, str | None], tuple[int, int, int] | None] = {}
+    for cfg in configs:
+        options = cfg.evaluation_options()
+        if not set(SAMPLING_FAMILIES) & set(options.families or ()):
+            continue
+        where = (cfg.dataset, cfg.data_dir)
+        if where not in shapes:
+            try:
+                shapes[where] = data.load(*where).image_shape
+            except Exception:  # the runs on it fail with this, each in its own row
+                shapes[where] = None
+        if (shape := shapes[where]) is None:
+            continue
+        try:
+            problem = planned_memory_problem(options, shape, cfg.model, cfg.train.device)
+        except UsageError:
+            continue
+        if problem:
+            raise UsageError(f"{suite.source}: metrics.n_samples: {problem} (run {cfg.run_name})")
+
+
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: run name, status, seconds and the headline metrics."""
     from bench.metrics.family import headline_keys
@@ -203,12 +238,17 @@ def run_suite(
 
     from bench import executors
     from bench.store import Store
+    from bench.store_lock import refuse_if_held
 
     if executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    if executor == "ray":
+        executors.require_ray()  # before the store: no pending rows for a suite that cannot run
     configs = suite.expand()
+    refuse_if_held(store_path)  # before opening: a refused writer leaves the store untouched
+    refuse_unfit_evaluations(suite, configs)  # not hours later, after training
     with Store.open(store_path) as store, store.lock():
         store.recover_stale()
         done = store.done_hashes(suite.name)
@@ -274,6 +314,7 @@ def run_suite(
                             result.error,
                             result.environment,
                             result.evaluations,
+                            weights_sha256=result.weights_sha256,
                         )
                         if result.status == "interrupted":
                             interrupted = True

@@ -5,11 +5,13 @@ across code versions, and need no server. Three tables:
 
 * ``meta``    — ``schema_version`` and ``created_by = 'aebench'``;
 * ``runs``    — one row per (suite, config hash): config JSON, status, error, environment
-  (git commit, versions, device, threads, host, pid), start/end time, artifacts folder;
+  (git commit, versions, device, threads, host, pid), start/end time, artifacts folder
+  (relative to the store's folder: :mod:`bench.store_artifacts`) and the sha256 of the
+  weights the run wrote;
 * ``metrics`` — tidy (run_id, name, value, phase) rows; ``phase`` is ``final`` for the
   evaluation and ``epoch-k`` (or ``step-k``) for the training history.
 
-Guarantees (issue 7):
+Guarantees:
 
 * **Never damage a file we did not make.** Before any write, :meth:`Store.open` checks the file
   header (SQLite magic and aebench's ``application_id``) by plain reads, then opens it read-only
@@ -18,26 +20,23 @@ Guarantees (issue 7):
   :class:`~bench.errors.UsageError` and left byte-identical.
 * **All of a run's rows in one transaction** (:meth:`Store.finish`): a crash leaves either the
   complete result or none of it.
-* **One writer.** :meth:`Store.lock` takes an exclusive ``flock`` on ``<db>.lock``; a second
-  ``aebench run`` on the same store is refused with a message naming the holder. Readers
+* **One writer.** :meth:`Store.lock` (:mod:`bench.store_lock`) refuses a second ``aebench run``
+  on the same file, by any of its names, with a message naming the holder. Readers
   (``aebench runs``/``export``) need no lock (WAL mode lets them read while a suite writes).
 * **Resume.** A run still marked ``running`` when the lock is next taken belonged to a process
   that died; :meth:`Store.recover_stale` marks it ``interrupted``, and since only ``done`` runs
   count as done, the runner simply runs it again (reusing its row, so nothing is duplicated).
 
-Typical runner use::
+Typical runner use (:func:`bench.runner.run_suite`)::
 
-    store = Store.open(path)
-    with store.lock():
+    with Store.open(path) as store, store.lock():
         store.recover_stale()
         done = store.done_hashes()
-        env = environment(device)
         for cfg in suite.expand():
-            if cfg.config_hash in done:
-                continue
-            run_id = store.mark_running(cfg, env)
-            ...
-            store.finish(run_id, "done", scores, history)
+            if cfg.config_hash not in done:
+                run_id = store.mark_running(cfg, environment(device))
+                ...
+                store.finish(run_id, "done", scores, history)
 """
 
 from __future__ import annotations
@@ -50,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import UsageError
+from bench.store_artifacts import stored_artifacts
 from bench.store_files import (
     _check_header,
     _connect,
@@ -80,9 +80,6 @@ if TYPE_CHECKING:
     from bench.suite import RunConfig
 
 
-# --------------------------------------------------------------------------------------------
-# The store
-# --------------------------------------------------------------------------------------------
 class Store(StoreQueries, WriterLock):
     """A handle on one results store. Create it with :meth:`Store.open`."""
 
@@ -91,6 +88,7 @@ class Store(StoreQueries, WriterLock):
         self.readonly = readonly
         self._conn = conn
         self._lock_fh: Any = None
+        self._database_fh: Any = None  #: the database file's descriptor, for the writer lock
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -144,9 +142,11 @@ class Store(StoreQueries, WriterLock):
         return store
 
     def close(self) -> None:
-        """Release the lock (if held) and the connection."""
+        """Release the lock (if held) and the connection, then retire the database file's
+        descriptor: never before, as closing it would drop the connection's SQLite locks."""
         self._release()
         self._conn.close()
+        self._retire_database()
 
     def __enter__(self) -> Store:
         return self
@@ -257,7 +257,8 @@ class Store(StoreQueries, WriterLock):
         self._require_writer()
         env = dict(env or {})
         values = {k: env.get(k) for k in _ENV_COLUMNS}
-        artifacts_dir = str(artifacts if artifacts is not None else self.artifacts_dir(cfg))
+        folder = artifacts if artifacts is not None else self.artifacts_dir(cfg)
+        artifacts_dir = stored_artifacts(folder, self.path)  # relative to the store's folder
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT id, status FROM runs WHERE suite = ? AND config_hash = ?",
@@ -280,7 +281,7 @@ class Store(StoreQueries, WriterLock):
                 conn.execute(
                     f"UPDATE runs SET status = 'running', error = NULL, ended_at = NULL, "
                     f"run_name = :run_name, config = :config, started_at = :started_at, "
-                    f"artifacts = :artifacts, {cols} WHERE id = :id",
+                    f"artifacts = :artifacts, weights_sha256 = NULL, {cols} WHERE id = :id",
                     {**params, "id": row["id"]},
                 )
                 return int(row["id"])
@@ -302,8 +303,13 @@ class Store(StoreQueries, WriterLock):
         error: str | None = None,
         environment: Mapping[str, Any] | None = None,
         evaluations: Mapping[str, str] | None = None,
+        weights_sha256: str | None = None,
     ) -> None:
         """Record a run's outcome and every number it produced, in ONE transaction.
+
+        ``weights_sha256`` is the checksum of the weights file the run wrote
+        (:func:`bench.store_artifacts.weights_sha256`): what tells its folder's weights from
+        any other file later found there.
 
         ``evaluations`` maps each metric family that was computed to its options key
         (:meth:`~bench.metrics.family.MetricFamily.options_key`): the evaluation's identity.
@@ -329,6 +335,8 @@ class Store(StoreQueries, WriterLock):
             if cur.rowcount != 1:
                 raise ValueError(f"no run with id {run_id}")
             known = {k: v for k, v in (environment or {}).items() if k in _ENV_COLUMNS}
+            if weights_sha256 is not None:
+                known["weights_sha256"] = weights_sha256
             if known:
                 cols = ", ".join(f"{k} = :{k}" for k in known)
                 conn.execute(f"UPDATE runs SET {cols} WHERE id = :id", {**known, "id": run_id})

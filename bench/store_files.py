@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.errors import UsageError
+from bench.store_lock import retire
 
 if TYPE_CHECKING:
     pass
@@ -35,13 +36,20 @@ from bench.store_schema import (
 def _check_header(path: Path) -> None:
     """Refuse anything that is not an SQLite file made by aebench, by reading bytes only."""
     try:
-        with open(path, "rb") as fh:
-            header = fh.read(100)
-            size = os.fstat(fh.fileno()).st_size
+        fh = open(path, "rb")  # noqa: SIM115 - retired, not closed: see below
     except IsADirectoryError:
         raise UsageError(f"store {path} is a directory, not an aebench store") from None
     except OSError as err:
         raise UsageError(f"cannot read store {path}: {err.strerror or err}") from None
+    # closing a descriptor of a file drops every POSIX lock this process holds on it, SQLite's
+    # included, so the descriptor is handed to retire(), which closes it once that is safe
+    try:
+        header = fh.read(100)
+        size = os.fstat(fh.fileno()).st_size
+    except OSError as err:
+        raise UsageError(f"cannot read store {path}: {err.strerror or err}") from None
+    finally:
+        retire(fh)
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
         what = "empty" if size == 0 else "not an SQLite database (or truncated)"
         raise UsageError(f"{path} is {what}, not an aebench store; refusing to touch it")

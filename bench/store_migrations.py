@@ -14,6 +14,10 @@ to β = 2. A stored run keeps only the options that differ from the defaults (so
 default out does not change a hash), so older ``beta-vae`` runs would read back, and count as
 done, as β = 2 runs. The upgrade writes the value they trained with into their options, and
 re-derives their hash from it.
+
+Schema 4 adds ``runs.weights_sha256``: the checksum of the weights file a run wrote, recorded
+when it finishes, so ``aebench eval --store`` refuses a folder holding other weights. Runs stored
+before have none (NULL); for them only the folder's ``config.json`` can be checked.
 """
 
 from __future__ import annotations
@@ -34,6 +38,20 @@ def _v1_hash(cfg: Any, metrics: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _stored_config(text: Any) -> dict[str, Any]:
+    """A run's stored config JSON as a dict. Anything else (``null``, a bare string or
+    number, an array: an edited row) is a :class:`UsageError`, which the caller prefixes with
+    the run it belongs to."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError, RecursionError) as err:
+        raise UsageError(f"its config is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        kind = "null" if data is None else type(data).__name__
+        raise UsageError(f"its config is {kind}, not a JSON object")
+    return data
+
+
 def v1_to_v2(conn: sqlite3.Connection) -> None:
     from bench.config import RunConfig
     from bench.metrics.family import FAMILIES
@@ -46,12 +64,13 @@ def v1_to_v2(conn: sqlite3.Connection) -> None:
     seen: dict[tuple[str, str], str] = {}
     for run_id, suite, name, text, status in rows:
         try:
-            data = json.loads(text)
+            data = _stored_config(text)
             recorded = data.pop("config_hash", None)
             cfg = RunConfig.from_dict(data)
+            v1_hash = _v1_hash(cfg, data.get("metrics"))
         except (ValueError, TypeError, UsageError) as err:
             raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
-        if recorded is not None and recorded != _v1_hash(cfg, data.get("metrics")):
+        if recorded is not None and recorded != v1_hash:
             raise UsageError(
                 f"cannot upgrade the store: run {run_id} ({name}) was edited (its config no "
                 "longer matches its recorded hash)"
@@ -91,7 +110,7 @@ def v2_to_v3(conn: sqlite3.Connection) -> None:
     rows = conn.execute("SELECT id, suite, run_name, config FROM runs").fetchall()
     for run_id, suite, name, text in rows:
         try:
-            data = json.loads(text)
+            data = _stored_config(text)
             retired = RETIRED_DEFAULTS.get(data.get("model"), {})
             options = dict(data.get("model_options") or {})
             missing = {k: v for k, v in retired.items() if k not in options}
@@ -115,3 +134,9 @@ def v2_to_v3(conn: sqlite3.Connection) -> None:
             "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
             (cfg.config_hash, cfg.to_json(), run_id),
         )
+
+
+def v3_to_v4(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "weights_sha256" not in columns:  # a store rolled back by hand may still have it
+        conn.execute("ALTER TABLE runs ADD COLUMN weights_sha256 TEXT")

@@ -11,10 +11,12 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.config import stored_fields
 from bench.errors import UsageError
+from bench.store_artifacts import resolve_artifacts
 from bench.store_schema import STATUSES
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ class StoreQueries:
     """The read-only half of :class:`bench.store.Store`."""
 
     _conn: sqlite3.Connection
+    path: Path
 
     def done_hashes(self, suite: str | None = None) -> set[str]:
         """Config hashes of runs finished ``done`` (in ``suite``, or in any suite)."""
@@ -38,12 +41,14 @@ class StoreQueries:
     def runs(
         self, suite: str | None = None, status: str | Iterable[str] | None = None
     ) -> list[dict[str, Any]]:
-        """Run rows as dicts (``config`` parsed from JSON), oldest first."""
+        """Run rows as dicts (``config`` parsed from JSON, ``artifacts`` resolved against the
+        store's folder: :func:`~bench.store_artifacts.resolve_artifacts`), oldest first."""
         where, args = _where(suite, status)
         rows = self._conn.execute(f"SELECT * FROM runs{where} ORDER BY id", args).fetchall()
         out = []
         for row in rows:
             d = dict(row)
+            d["artifacts"] = resolve_artifacts(d.get("artifacts"), self.path)
             with contextlib.suppress(TypeError, ValueError):
                 d["config"] = json.loads(d["config"])
             out.append(d)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Written into the SQLite header (offset 68) so a foreign database is recognised without
 #: opening it through SQLite at all. ASCII "AEB1".
 APPLICATION_ID = 0x41454231
@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at      TEXT,
     ended_at        TEXT,
     artifacts       TEXT,
+    weights_sha256  TEXT,
     UNIQUE (suite, config_hash)
 );
 CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash);
@@ -104,8 +105,15 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
     v2_to_v3(conn)
 
 
+def _v3_to_v4(conn: sqlite3.Connection) -> None:
+    from bench.store_migrations import v3_to_v4
+
+    v3_to_v4(conn)
+
+
 MIGRATIONS[1] = _v1_to_v2
 MIGRATIONS[2] = _v2_to_v3
+MIGRATIONS[3] = _v3_to_v4
 
 
 def default_store_path() -> Path:

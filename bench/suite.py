@@ -227,16 +227,13 @@ def load_suite(name_or_path: str | Path) -> Suite:
 
 
 def load_suite_file(path: str | Path) -> Suite:
-    """Read and validate the suite TOML at ``path``."""
+    """Read and validate the suite TOML at ``path``: a regular file of at most
+    :data:`~bench.atomic.MAX_INPUT_BYTES` (a FIFO or ``/dev/zero`` is one line, not a hang or
+    a MemoryError)."""
+    from bench.atomic import read_input_file
+
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: suite file not found") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a suite file") from None
-    except OSError as err:
-        raise UsageError(f"{path}: cannot read suite file ({err.strerror or err})") from None
+    raw = read_input_file(path, "suite file")
     return parse_suite(raw, source=str(path), default_name=path.stem)
 
 

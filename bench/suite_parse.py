@@ -14,7 +14,7 @@ from typing import Any
 from bench.claims import parse_claims
 from bench.config import _freeze, freeze_options
 from bench.errors import UsageError
-from bench.metrics.options import MetricOptions, option_names
+from bench.metrics.options import MetricOptions, check_n_samples, option_names
 from bench.protocols import Protocol, ProtocolUse
 from bench.suite import (
     _DEVICE_RE,
@@ -196,6 +196,9 @@ class Validator:
         size = math.prod(len(a) for a in axes)
         if size > MAX_RUNS:
             raise UsageError(f"{self.source}: the grid has {size} runs (more than {MAX_RUNS})")
+        # claims are held to this suite's labels and datasets, so none can go untested
+        labels = [spec.label for spec in specs]
+        claims = parse_claims(data["claims"], self.source, labels, ds) if "claims" in data else ()
         return Suite(
             name=name,
             models=tuple(specs),
@@ -206,7 +209,7 @@ class Validator:
             latent_dim=latent_dim,
             metrics=metrics,
             data_dir=data_dir,
-            claims=parse_claims(data["claims"], self.source) if "claims" in data else (),
+            claims=claims,
             protocol=use,
             description=description,
             source=self.source,
@@ -269,10 +272,11 @@ class Validator:
 
     def metrics(self, value: Any) -> MetricOptions:
         """The ``[metrics]`` table, validated by :class:`MetricOptions` itself (shared fields
-        and every registered family's settings); a bad value names ``metrics.KEY``."""
+        and every registered family's settings) and :func:`check_n_samples` (the memory limit);
+        a bad value names ``metrics.KEY``."""
         table = self.table(value, "metrics", option_names())
         try:
-            return MetricOptions.from_dict(table)
+            return check_n_samples(MetricOptions.from_dict(table))
         except OptionError as err:
             raise self.fail(f"metrics.{err.key}", str(err)) from None
 

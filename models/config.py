@@ -10,7 +10,9 @@ command line and the suite parser cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,10 +36,28 @@ class OptionError(UsageError):
         self.key = key
 
 
+#: the widest integer an option may hold: what torch and NumPy store (int64)
+MAX_INT = 2**63 - 1
+
+
 def describe(value: Any) -> str:
-    """A short ``repr`` for error messages."""
+    """A short ``repr`` for error messages; a long integer by its number of digits (Python
+    refuses to write out one of more than a few thousand)."""
+    if is_int(value) and abs(value) >= 10**37:
+        sign = "a negative" if value < 0 else "an"
+        return f"{sign} integer of {_digits(abs(value)):,} digits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _digits(n: int) -> int:
+    """The number of decimal digits of ``n`` >= 1, without converting it to text."""
+    k = int(math.log10(n))
+    while 10**k > n:
+        k -= 1
+    while 10 ** (k + 1) <= n:
+        k += 1
+    return k + 1
 
 
 def is_int(value: Any) -> bool:
@@ -45,7 +65,27 @@ def is_int(value: Any) -> bool:
 
 
 def is_real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number, an int included if a float can hold it (``math.isfinite`` of a larger
+    one raises OverflowError instead of answering)."""
+    if is_int(value):
+        return abs(value) <= sys.float_info.max
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def option_from_text(key: str, raw: str, kind: str = "option") -> Any:
+    """A command-line ``KEY=VALUE``'s VALUE: read as JSON when it parses (numbers, lists,
+    true/false), else the text itself. A number with more digits than Python converts is an
+    :class:`OptionError` naming the ``kind`` and ``key`` (``model option lr``), not a
+    traceback."""
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        return raw
+    except ValueError:  # int('9' * 5000): more digits than sys.get_int_max_str_digits()
+        limit = sys.get_int_max_str_digits()
+        raise OptionError(
+            key, f"{kind} {key}: a number of more than {limit:,} digits ({len(raw):,} given)"
+        ) from None
 
 
 def check_option(key: str, value: Any, default: Any) -> Any:
@@ -58,7 +98,7 @@ def check_option(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, int):
         if not is_int(value):
             raise OptionError(key, f"option {key} must be an integer, got {describe(value)}")
-        return int(value)
+        return _int64(key, value)
     if isinstance(default, float):
         if not is_real(value):
             raise OptionError(key, f"option {key} must be a finite number, got {describe(value)}")
@@ -75,8 +115,17 @@ def check_option(key: str, value: Any, default: Any) -> Any:
                 raise OptionError(
                     f"{key}[{i}]", f"option {key}[{i}] must be an integer, got {describe(item)}"
                 )
-        return [int(v) for v in value]
+        return [_int64(f"{key}[{i}]", v) for i, v in enumerate(value)]
     return value
+
+
+def _int64(key: str, value: int) -> int:
+    """``value`` if an int64 holds it (what a model's tensors can use), else an OptionError."""
+    if abs(value) > MAX_INT:
+        raise OptionError(
+            key, f"option {key} must be from -(2**63 - 1) to 2**63 - 1, got {describe(value)}"
+        )
+    return int(value)
 
 
 @dataclass(frozen=True)

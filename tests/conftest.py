@@ -136,6 +136,36 @@ def one_line_error(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
     return lines[0]
 
 
+def bench_on_tmpfs(
+    mnt: Path, size_kb: int, args: list[str], before: str = "", after: str = ""
+) -> tuple[int, str]:
+    """Run ``aebench ARGS`` (in a fresh interpreter, from the repository) with a tmpfs of
+    ``size_kb`` KiB mounted at ``mnt``: a real full disk without root, because the mount lives
+    in a private mount namespace (``unshare -rm``) and is gone when it ends. ``before`` and
+    ``after`` are shell lines run in that namespace around the command (fill the disk, copy out
+    what the test inspects: the tmpfs cannot be read afterwards). Returns the command's exit
+    code and its stderr; fails the test when no private tmpfs can be mounted here."""
+    import shlex
+    import tempfile
+
+    mnt.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        rc, stderr = Path(scratch) / "rc", Path(scratch) / "stderr"
+        cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "bench", *args])
+        script = (
+            f"mount -t tmpfs -o size={size_kb}k tmpfs {shlex.quote(str(mnt))} || exit 99\n"
+            f"{before}\n"
+            f"cd {shlex.quote(str(REPO))}\n"
+            f"PYTHONPATH={shlex.quote(str(REPO))} {cmd} > /dev/null 2> {shlex.quote(str(stderr))}\n"
+            f"echo $? > {shlex.quote(str(rc))}\n"
+            f"{after}\n"
+        )
+        shell = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                               text=True)  # fmt: skip
+        assert shell.returncode == 0, f"could not run on a private tmpfs: {shell.stderr.strip()}"
+        return int(rc.read_text()), stderr.read_text().strip()
+
+
 def file_hashes(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root``, by relative path: "nothing already written
     changed" is ``file_hashes(before) == file_hashes(after)``."""

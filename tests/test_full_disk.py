@@ -7,10 +7,7 @@ run out of pages (``PRAGMA max_page_count``), which is exactly the SQLITE_FULL a
 
 from __future__ import annotations
 
-import shlex
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 from safetensors.torch import load_file
@@ -20,7 +17,7 @@ from bench.checkpoint import load_checkpoint
 from bench.errors import UsageError
 from bench.store import Store
 from bench.suite import load_suite
-from tests.conftest import REPO, run_cli
+from tests.conftest import bench_on_tmpfs, run_cli
 
 ARGS = [
     "train", "vae", "--arch", "mlp", "--epochs", "4", "--seed", "3", "--latent-dim", "4",
@@ -39,20 +36,10 @@ def test_checkpoint_write_on_a_full_disk_fails_in_one_line_and_keeps_the_last_on
     # epoch-2 checkpoint write runs out of space.
     size_kb = int(4.5 * weights / 1024)
     mnt, after = tmp_path / "mnt", tmp_path / "after"
-    mnt.mkdir()
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "bench", *ARGS])
-    script = (
-        f"mount -t tmpfs -o size={size_kb}k tmpfs {mnt} || exit 99\n"
-        f"cd {shlex.quote(str(REPO))}\n"
-        f"PYTHONPATH={shlex.quote(str(REPO))} {cmd} --out {mnt}/run 2> {tmp_path}/stderr\n"
-        f"echo $? > {tmp_path}/rc\n"
-        f"cp -a {mnt}/run {after}\n"
-    )
-    shell = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
-    assert shell.returncode == 0, f"could not run on a private tmpfs: {shell.stderr.strip()}"
+    args = [*ARGS, "--out", f"{mnt}/run"]
+    code, stderr = bench_on_tmpfs(mnt, size_kb, args, after=f"cp -a {mnt}/run {after}")
 
-    assert int((tmp_path / "rc").read_text()) == 2
-    stderr = (tmp_path / "stderr").read_text().strip()
+    assert code == 2
     assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr, stderr
     assert "No space left on device" in stderr and "checkpoint" in stderr
     assert not [p.name for p in after.iterdir() if p.name.endswith(".tmp")]

@@ -67,14 +67,17 @@ def test_new_and_missing_benchmarks_are_reported_not_failed():
     assert check.failed.empty
 
 
-# -- speed: the real pipeline, pytest-benchmark JSON through `aebench gate speed` ---------------
+# -- trend: the real pipeline, pytest-benchmark JSON through `aebench gate trend` ---------------
 WORKLOAD = """
 import os, time
+
+import pytest
 
 def _sleep(seconds):
     time.sleep(seconds * float(os.environ["MACHINE"]))
 
-def test_calibration_matmul(benchmark):  # sleep-based, so the planted factors are exact
+@pytest.mark.parametrize("name", ["calibration-matmul"])  # named as tests/benchmarks' case
+def test_case(benchmark, name):  # sleep-based, so the planted factors are exact
     benchmark.pedantic(_sleep, args=(0.01,), rounds=5, iterations=1)
 
 def test_workload(benchmark):
@@ -101,7 +104,7 @@ def _bench(tmp_path, machine: float, slowdown: float) -> str:
 
 def test_the_speed_gate_saves_a_first_baseline_then_compares(tmp_path, capsys):
     baseline = tmp_path / "baseline.json"
-    gate = ["gate", "speed", "--baseline", str(baseline)]
+    gate = ["gate", "trend", "--baseline", str(baseline)]
     assert main([*gate, _bench(tmp_path, 1.0, 1.0)]) == 0  # no baseline yet: saved, exit 0
     out = capsys.readouterr().out
     assert "saved" in out and str(baseline) in out
@@ -121,15 +124,15 @@ def test_the_speed_gate_saves_a_first_baseline_then_compares(tmp_path, capsys):
 
 def test_speed_gate_bad_input_is_one_line(tmp_path, capsys):
     baseline = tmp_path / "b.json"
-    one_line_error(capsys, ["gate", "speed", str(tmp_path / "none.json"), "--baseline",
+    one_line_error(capsys, ["gate", "trend", str(tmp_path / "none.json"), "--baseline",
                             str(baseline)])  # fmt: skip
     junk = tmp_path / "junk.json"
     junk.write_text("{not json")
-    one_line_error(capsys, ["gate", "speed", str(junk), "--baseline", str(baseline)])
+    one_line_error(capsys, ["gate", "trend", str(junk), "--baseline", str(baseline)])
     uncalibrated = tmp_path / "u.json"
     rows = [{"name": "t", "stats": {"min": 1.0, "median": 1.0}}]
     uncalibrated.write_text(json.dumps({"benchmarks": rows}))
-    line = one_line_error(capsys, ["gate", "speed", str(uncalibrated), "--baseline",
+    line = one_line_error(capsys, ["gate", "trend", str(uncalibrated), "--baseline",
                                    str(baseline)])  # fmt: skip
     assert gates.CALIBRATION in line
     assert not baseline.exists()

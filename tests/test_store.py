@@ -416,7 +416,7 @@ def test_schema_3_writes_out_the_beta_old_beta_vae_runs_trained_with(db: Path) -
     vae = RunConfig(model="vae", suite="s")
     _schema_2_store(db, [old, vae])
     with Store.open(db) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == store_mod.SCHEMA_VERSION
         rows = {r["run_name"]: r for r in store.runs()}
         done = store.done_hashes()
     migrated = RunConfig.from_dict(rows[old.run_name]["config"])

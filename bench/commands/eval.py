@@ -1,9 +1,14 @@
-"""``aebench eval RUN_DIR`` (writes ``RUN_DIR/metrics.json``) and ``aebench eval --store``."""
+"""``aebench eval RUN_DIR`` (writes ``RUN_DIR/metrics.json``) and ``aebench eval --store``
+(bench/reevaluate.py: which options it honours, and why ``--seed`` is refused there).
+
+``eval --store`` exits 0 when every finished run was checked (and evaluated where something
+was missing), 1 when some runs were skipped — a missing or damaged folder, or one that is not
+the run's own, each named in one line on stderr — after evaluating the others, and 2 for a
+usage error (a bad option or suite file is refused before anything is written)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +31,57 @@ def add_metric_option_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def metric_options(items: list[str], given: dict[str, Any] | None = None, **runtime: Any) -> Any:
-    """``-m KEY=VALUE`` items (VALUE read as JSON when it parses) plus ``given``, as one
-    validated :class:`~bench.metrics.options.MetricOptions`; a bad key or value is one line."""
+def option_table(items: list[str], given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``-m KEY=VALUE`` items (VALUE read as JSON when it parses) over ``given``, as a
+    ``[metrics]``-shaped table; an item that is not KEY=VALUE is one line."""
     from bench.errors import UsageError
-    from bench.metrics.options import MetricOptions
+    from models.config import option_from_text
 
     table = dict(given or {})
     for text in items:
         key, sep, raw = text.partition("=")
         if not sep or not key:
             raise UsageError(f"metric option {text!r} is not KEY=VALUE")
-        try:
-            table[key.replace("-", "_")] = json.loads(raw)
-        except (json.JSONDecodeError, RecursionError):
-            table[key.replace("-", "_")] = raw
+        name = key.replace("-", "_")
+        table[name] = option_from_text(name, raw, "metric option")
+    return table
+
+
+def metric_options(items: list[str], given: dict[str, Any] | None = None, **runtime: Any) -> Any:
+    """:func:`option_table` as one validated :class:`~bench.metrics.options.MetricOptions`; a
+    bad key or value is one line."""
+    from bench.errors import UsageError
+    from bench.metrics.options import MetricOptions
+
+    table = option_table(items, given)
     try:
         return MetricOptions.from_dict(table, **runtime)
     except UsageError as err:
         raise UsageError(f"metric option: {err}") from None
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Refuse, in one line, an ``eval --store`` option that is wrong whatever a run's own
+    options are: an unknown key, a value of the wrong type or out of its range. Each is checked
+    alone over the defaults, so a combination valid for a run's own options (``n_samples = 10``
+    with the run's ``k_nearest = 2``) is not refused here: every run's combined options are
+    checked before anything is written (:func:`bench.reevaluate.run_options`). ``n_samples``,
+    whose lower bound depends on ``k_nearest`` and memory bound on the backbone, is only
+    checked to be a positive integer."""
+    from bench.errors import UsageError
+    from bench.metrics.options import MetricOptions
+    from models.config import describe, is_int
+
+    for key, value in overrides.items():
+        if key == "n_samples":
+            if not is_int(value) or value < 1:
+                raise UsageError(f"metric option: n_samples must be a positive integer, got "
+                                 f"{describe(value)}")  # fmt: skip
+            continue
+        try:
+            MetricOptions.from_dict({key: value})
+        except UsageError as err:
+            raise UsageError(f"metric option: {err}") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,9 +94,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--store",
         default=None,
         help="instead of RUN_DIR: evaluate the metric families that the store's finished runs "
-        "lack, from their saved weights (never retrains; resumable)",
+        "lack, or measured with other options (the metric options below, or --suite FILE's), "
+        "from their saved weights (never retrains; resumable). A run whose folder is missing, "
+        "damaged or not its own (config or weights checksum) is named on stderr and skipped; "
+        "the others are evaluated and the exit code is then 1",
     )
-    p.add_argument("--suite", default=None, help="with --store: only this suite's runs")
+    p.add_argument(
+        "--suite",
+        default=None,
+        help="with --store: only this suite's runs (a suite file's or shipped suite's [metrics] "
+        "are the options they are measured with)",
+    )
     p.add_argument(
         "--only",
         action="append",
@@ -82,7 +127,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--iw-k", type=int, default=None, help="importance samples (default 500)")
     p.add_argument("--iw-n", type=int, default=None, help="test images for nll_iw (default 1000)")
-    p.add_argument("--seed", type=int, default=None, help="default: the run's training seed")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="default: the run's training seed (not with --store: each run keeps its own)",
+    )
     add_metric_option_argument(p)
     p.add_argument(
         "--skip",
@@ -104,21 +154,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either RUN_DIR or --store STORE")
     if args.store is None and (args.suite or args.only):
         raise UsageError("--suite and --only go with --store")
+    flags = {"n_samples": args.n_samples, "backbone": args.backbone, "sampler": args.sampler,
+             "iw_k": args.iw_k, "iw_n": args.iw_n}  # fmt: skip
+    given = {k: v for k, v in flags.items() if v is not None}
     if args.store is not None:
-        from bench.reevaluate import reevaluate_store
-
-        only = tuple(args.only) if args.only else None
-        n = reevaluate_store(args.store, args.suite, only, args.device, args.data_dir)
-        print(f"{n} run(s) gained metrics in {args.store}")
-        return 0
+        return run_store(args, given)
     from bench import data
     from bench.metrics import evaluate, format_table
     from bench.metrics.family import family_names
     from bench.runio import load_run, write_json_atomic
     from bench.trainer import resolve_device
 
-    flags = {"n_samples": args.n_samples, "backbone": args.backbone, "sampler": args.sampler,
-             "iw_k": args.iw_k, "iw_n": args.iw_n}  # fmt: skip
     device = resolve_device(args.device)
     model, config = load_run(args.run_dir, map_location=device)
     dataset = data.load(config.get("dataset", "mnist-5k"), args.data_dir or config.get("data_dir"))
@@ -127,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     batch = train.get("batch_size")
     options = metric_options(
         args.metric_option,
-        {k: v for k, v in flags.items() if v is not None},
+        given,
         seed=seeds[0] if seeds else None,
         train_batch_size=batch if isinstance(batch, int) and batch > 0 else None,
         families=tuple(f for f in family_names() if f not in args.skip),
@@ -148,3 +194,26 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(scores))
     print(f"wrote {out}")
     return 0
+
+
+def run_store(args: argparse.Namespace, given: dict[str, Any]) -> int:
+    """``eval --store``: the metric options as changes over each run's own, --seed refused."""
+    from bench.errors import UsageError
+    from bench.reevaluate import REFUSED_EXIT, reevaluate_store
+
+    if args.seed is not None:
+        raise UsageError(
+            "--seed goes with RUN_DIR: with --store each run is evaluated with its own training "
+            "seed, so a suite's seeds vary the evaluation too"
+        )
+    overrides = option_table(args.metric_option, given)
+    check_overrides(overrides)  # a bad key or value: one line before the store is opened
+    only = tuple(args.only) if args.only else None
+    runtime = {"cache_dir": args.cache_dir, "inception_weights": args.inception_weights}
+    outcome = reevaluate_store(
+        args.store, args.suite, only, args.device, args.data_dir, overrides, tuple(args.skip),
+        runtime,
+    )  # fmt: skip
+    skipped = f"; {outcome.refused} run(s) skipped (named above)" if outcome.refused else ""
+    print(f"{outcome.updated} run(s) gained metrics in {args.store}{skipped}")
+    return REFUSED_EXIT if outcome.refused else 0

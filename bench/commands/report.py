@@ -26,11 +26,13 @@ def _number(text: str, low: float, high: float) -> float:
     return value
 
 
-def _alpha(text: str) -> float:
+def alpha_arg(text: str) -> float:
+    """argparse type of a significance level (``--alpha`` here and in ``aebench gate``)."""
     return _number(text, 1e-12, 1.0)
 
 
-def _tolerance(text: str) -> float:
+def tolerance_arg(text: str) -> float:
+    """argparse type of a relative tolerance (``--tolerance`` here and in ``aebench gate``)."""
     return _number(text, 0.0, 1e6)
 
 
@@ -46,16 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baseline",
         default=None,
         metavar="STORE_OR_SUITE",
-        help="compare against another store file (same suite) or a suite in this store; "
-        "exit code 1 if any metric regressed",
+        help="compare against another store file, which must hold finished runs of the same "
+        "suite (else refused, exit code 2), or against a suite in this store; exit code 1 if "
+        "any metric regressed",
     )
     parser.add_argument("--out", required=True, help="folder to write the report into")
     parser.add_argument(
-        "--alpha", type=_alpha, default=0.05, help="significance level (default 0.05)"
+        "--alpha", type=alpha_arg, default=0.05, help="significance level (default 0.05)"
     )
     parser.add_argument(
         "--tolerance",
-        type=_tolerance,
+        type=tolerance_arg,
         default=0.05,
         help="smallest relative change that counts (default 0.05 = 5%%)",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -23,7 +22,7 @@ def parse_option(text: str) -> tuple[str, Any]:
     ``latent_dim``, ``image_shape``) are refused here: two sources for one value would leave
     ``config.json`` contradicting itself.
     """
-    from models.config import GRID_OPTIONS
+    from models.config import GRID_OPTIONS, option_from_text
 
     key, sep, raw = text.partition("=")
     if not sep or not key:
@@ -32,11 +31,28 @@ def parse_option(text: str) -> tuple[str, Any]:
     if key in GRID_OPTIONS:
         flag = {"arch": "--arch", "latent_dim": "--latent-dim"}.get(key, "the dataset")
         raise UsageError(f"model option {key!r} is set by {flag}, not by -o")
+    return key, option_from_text(key, raw, "model option")
+
+
+def check_metric_options(options: Any) -> Any:
+    """``-m`` options held to the memory limit on ``n_samples`` (which a stored config is not:
+    :func:`bench.metrics.options.check_n_samples`); one line, as the other metric options."""
+    from bench.metrics.options import check_n_samples
+
     try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        value = raw
-    return key, value
+        return check_n_samples(options)
+    except UsageError as err:
+        raise UsageError(f"metric option: {err}") from None
+
+
+def refuse_unfit_evaluation(cfg: Any, image_shape: tuple[int, int, int]) -> None:
+    """What the evaluation after training would refuse for memory (``n_samples`` too many for
+    these images), refused before the training instead."""
+    from bench.metrics.evaluation import planned_memory_problem
+
+    options = cfg.evaluation_options()
+    if problem := planned_memory_problem(options, image_shape, cfg.model, cfg.train.device):
+        raise UsageError(problem)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite contradict each other: continue, or start again")
     cfg = RunConfig(
-        metrics=metric_options(args.metric_option),
+        metrics=check_metric_options(metric_options(args.metric_option)),
         model=args.model,
         dataset=args.dataset,
         arch=args.arch,
@@ -116,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     dataset = data.load(args.dataset, args.data_dir)
+    if not args.no_eval:
+        refuse_unfit_evaluation(cfg, dataset.image_shape)
     try:
         model, out_dir = train_run(
             cfg, args.out, resume=args.resume, overwrite=args.overwrite, dataset=dataset

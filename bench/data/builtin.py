@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from bench.data.base import DATA_DIR_ENV, ImageData, binarize, register_dataset
-from bench.data.files import image_files, open_image
+from bench.data.files import image_files, read_folder_images
 from bench.errors import UsageError
 
 MNIST_5K_TRAIN = 4000  #: fixed split of the 5,000 embedded digits: first 4,000 train, rest test
@@ -155,8 +155,6 @@ def image_folder(data_dir: Path | None = None, image_size: int | None = None) ->
     rather than silently resampled, because a benchmark on distorted images would measure the
     distortion. Pass ``image_size`` to resize everything to ``image_size``² on purpose.
     """
-    from PIL import Image
-
     if data_dir is None:
         raise UsageError("dataset 'image-folder' needs --data-dir FOLDER")
     if image_size is not None and (image_size < 4 or image_size % 4):
@@ -168,33 +166,13 @@ def image_folder(data_dir: Path | None = None, image_size: int | None = None) ->
             "to train on and one to test"
         )
     classes = sorted({p.parent.relative_to(data_dir).as_posix() for p in files})
-    images, labels = [], []
-    for path in files:
-        images.append(open_image(path))
-        labels.append(classes.index(path.parent.relative_to(data_dir).as_posix()))
-    mode = "L" if all(im.mode in ("L", "1", "I;16") for im in images) else "RGB"
-    if image_size is None:
-        sizes = {im.size: path for im, path in zip(images, files, strict=True)}
-        if len(sizes) > 1:
-            (s1, p1), (s2, p2) = list(sizes.items())[:2]
-            raise UsageError(
-                f"image folder {data_dir} mixes image sizes ({p1.name} is {s1[0]}x{s1[1]}, "
-                f"{p2.name} is {s2[0]}x{s2[1]}); resize them to one size first"
-            )
-        arr = np.stack([np.asarray(im.convert(mode)) for im in images])
-    else:
-        size = (image_size, image_size)
-        arr = np.stack([np.asarray(im.convert(mode).resize(size, Image.BILINEAR)) for im in images])
-    x = torch.from_numpy(arr)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    y = torch.tensor(labels, dtype=torch.int64)
-    perm = torch.from_numpy(np.random.default_rng(IMAGE_FOLDER_SPLIT_SEED).permutation(len(x)))
-    n_test = max(1, round(IMAGE_FOLDER_TEST_SHARE * len(x)))
-    test, train = perm[:n_test], perm[n_test:]
+    labels = [classes.index(p.parent.relative_to(data_dir).as_posix()) for p in files]
+    perm = np.random.default_rng(IMAGE_FOLDER_SPLIT_SEED).permutation(len(files))
+    n_test = max(1, round(IMAGE_FOLDER_TEST_SHARE * len(files)))
+    # read in split order (the test images first): both splits are slices of the one array,
+    # not copies of it. Sizes are checked before anything is decoded.
+    x = read_folder_images(files, data_dir, image_size, order=perm.tolist())
+    y = torch.tensor(labels, dtype=torch.int64)[torch.from_numpy(perm)]
     return ImageData(
-        f"image-folder:{data_dir.name}",
-        x[train].contiguous(),
-        y[train],
-        x[test].contiguous(),
-        y[test],
+        f"image-folder:{data_dir.name}", x[n_test:], y[n_test:], x[:n_test], y[:n_test]
     )

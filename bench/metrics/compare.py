@@ -10,10 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from bench.data.files import image_files, open_image
+from bench.data.files import image_files, read_header, read_image_tensor
 from bench.errors import UsageError
 from bench.metrics import features
 from bench.metrics.generation import generation_metrics
@@ -24,17 +23,16 @@ def folder_shape(folder: str | os.PathLike[str]) -> tuple[int, int, int]:
     files = image_files(Path(folder))
     if not files:
         raise UsageError(f"image folder {folder} holds no images")
-    im = open_image(files[0])
-    return (1 if im.mode in ("L", "1", "I;16") else 3, im.size[1], im.size[0])
+    header = read_header(files[0])  # the header only: nothing is decoded here
+    return (1 if header.grey else 3, header.size[1], header.size[0])
 
 
 def read_images(
     folder: str | os.PathLike[str], shape: tuple[int, int, int], limit: int | None = None
 ) -> torch.Tensor:
     """Every image under ``folder`` (sorted paths) as uint8 (N, C, H, W), converted to ``shape``:
-    grey for C = 1, RGB for C = 3, bilinearly resized to H × W."""
-    from PIL import Image
-
+    grey for C = 1, RGB for C = 3, bilinearly resized to H × W; the set is held to
+    :data:`bench.data.files.MAX_DECODED_BYTES` before anything is decoded."""
     root = Path(folder)
     files = image_files(root)
     if limit is not None:
@@ -42,15 +40,8 @@ def read_images(
     if len(files) < 2:
         raise UsageError(f"image folder {root} holds fewer than 2 images")
     c, h, w = shape
-    mode = "L" if c == 1 else "RGB"
-    arrays = []
-    for path in files:
-        im = open_image(path).convert(mode)
-        if im.size != (w, h):
-            im = im.resize((w, h), Image.BILINEAR)
-        arrays.append(np.asarray(im, dtype=np.uint8))
-    x = torch.from_numpy(np.stack(arrays))
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    headers = [read_header(p) for p in files]
+    return read_image_tensor(headers, "L" if c == 1 else "RGB", (w, h), f"image folder {root}")
 
 
 def compare(

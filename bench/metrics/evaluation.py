@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -22,9 +22,10 @@ import torch
 from bench.data import ImageData
 from bench.metrics.context import EvalContext
 from bench.metrics.family import FAMILIES, all_keys
+from bench.metrics.generation import check_sample_memory, sample_memory_problem
 from bench.metrics.options import MetricOptions
 
-__all__ = ["MetricOptions", "evaluate", "format_table", "trainer_step"]
+__all__ = ["MetricOptions", "evaluate", "format_table", "planned_memory_problem", "trainer_step"]
 
 
 def trainer_step(model: torch.nn.Module, data: ImageData, batch_size: int) -> Callable:
@@ -41,6 +42,26 @@ def trainer_step(model: torch.nn.Module, data: ImageData, batch_size: int) -> Ca
     return trainer.train_step
 
 
+def planned_memory_problem(
+    options: MetricOptions, image_shape: Sequence[int], model: str, device: str
+) -> str | None:
+    """What :func:`evaluate` would refuse for memory (:func:`check_sample_memory`), asked
+    before the model trains, so a run is refused at once rather than after its training: the
+    registered ``model``'s class stands for the trained model (its declared samplers), the
+    ``device`` name (``auto`` resolved) for its device. None when it fits. An unknown model or
+    device is the registry's or :func:`~bench.trainer.resolve_device`'s :class:`UsageError`."""
+    import models
+    from bench.trainer import resolve_device
+
+    cls = models.get(model)[0]
+    samplers: tuple[str, ...] = (options.sampler,) if options.sampler is not None else ()
+    if not samplers:  # as EvalContext.samplers: the default first, then the declared ones
+        declared = getattr(cls, "samplers", ())
+        declared = tuple(declared) if isinstance(declared, (tuple, list)) else ()
+        samplers = tuple(dict.fromkeys((getattr(cls, "default_sampler", "gaussian"), *declared)))
+    return sample_memory_problem(options, image_shape, len(samplers), resolve_device(device))
+
+
 def evaluate(
     model: torch.nn.Module,
     data: ImageData,
@@ -55,6 +76,7 @@ def evaluate(
     opts = (options or MetricOptions()).resolved()
     model.eval()
     ctx = EvalContext(model, data, opts, train_step)
+    check_sample_memory(ctx)  # before anything is generated: n_samples may not fit in memory
     ctx.meta.update(
         {
             "dataset": data.name,

@@ -7,6 +7,9 @@ options it reads and its computation. The numerical work lives in the modules na
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 
 from bench.metrics.context import EvalContext
@@ -127,6 +130,16 @@ class Generation(MetricFamily):
     @property
     def keys(self) -> tuple[MetricKey, ...]:  # type: ignore[override]
         return self.base_keys + self.recon_keys + per_sampler(self.base_keys)
+
+    def options_key(self, options: Any) -> str:
+        """As every family's, but ``inception_weights`` counts only with the ``inception``
+        backbone: other backbones never read the file, so naming one must not re-measure their
+        runs nor split their report rows. The field stays in the key as null (what every key
+        without weights holds), so keys already stored still match."""
+        weights = getattr(options, "inception_weights", None)
+        if weights is not None and getattr(options, "backbone", None) != "inception":
+            options = dataclasses.replace(options, inception_weights=None)
+        return super().options_key(options)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         from bench.metrics import features

@@ -60,6 +60,20 @@ def available() -> list[str]:
     return BACKBONES.names()
 
 
+#: the width of a plugin backbone's features is known only once it is built: assume Inception's
+UNKNOWN_FEATURE_WIDTH = 2048
+
+
+def feature_width(name: str) -> int:
+    """How many features backbone ``name`` gives per image, known without building it (so
+    memory can be checked before a domain net trains): the built-ins' widths, else
+    :data:`UNKNOWN_FEATURE_WIDTH`."""
+    from bench.metrics.inception import InceptionFeatures
+
+    widths = {"domain": DomainNet.num_features, "inception": InceptionFeatures.num_features}
+    return widths.get(name, UNKNOWN_FEATURE_WIDTH)
+
+
 def build(
     name: str,
     data: ImageData | None,

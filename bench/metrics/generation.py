@@ -11,19 +11,41 @@ can never disagree about what they compared:
 * ``density`` / ``coverage`` — Naeem et al. 2020: density counts how many real balls contain each
   fake (divided by k, so ≈ 1 for matching distributions), coverage the share of real points
   whose own ball contains at least one fake.
+
+**Memory.** Every one of these needs the whole generated set at once: KID and the k-NN metrics
+compare each generated feature with every other, so they cannot be accumulated in chunks the
+way FID's mean and covariance could. An evaluation therefore holds the generated images of
+each sampler, their features and one block of k-NN distances (:data:`KNN_CHUNK` rows × the set
+size), and :func:`check_sample_memory` refuses, before anything is generated, an ``n_samples``
+whose estimate (:func:`generation_memory`) exceeds :data:`MAX_GENERATION_BYTES`, naming what
+it would need and the largest ``n_samples`` that fits. The same estimate is made earlier where
+it can be: without the images as options come in
+(:func:`bench.metrics.options.check_n_samples`), and with them before a run trains
+(:func:`bench.metrics.evaluation.planned_memory_problem`), so a suite is not refused only after
+hours of training. Refusing is preferred to chunking here:
+chunked generation would still end in the same all-pairs comparison.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
+from bench.errors import UsageError
 from bench.metrics.constants import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS
+
+#: rows of the k-NN distance matrix computed at a time (float64, × the size of the other set)
+KNN_CHUNK = 2048
+#: the most memory one evaluation's generated sets may need (:func:`generation_memory`): far
+#: above the default 10,000 samples (under 1.5 GiB even for CIFAR-10 with Inception features)
+MAX_GENERATION_BYTES = 8 * 2**30
+#: metric families that draw generated images (the others never allocate a generated set)
+SAMPLING_FAMILIES = ("generation", "sharpness")
 
 
 class _Precomputed(nn.Module):
@@ -46,6 +68,8 @@ def _check(real: torch.Tensor, fake: torch.Tensor) -> None:
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (float64 throughout)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
     _check(real, fake)
     metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
     metric.update(real.double().cpu(), real=True)
@@ -67,6 +91,8 @@ def kid(
     std is 0); subsets are drawn under a fixed ``seed`` (in a
     forked RNG, leaving the caller's stream untouched) so repeated evaluations agree.
     """
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     _check(real, fake)
     size = min(subset_size, max(2, min(real.shape[0], fake.shape[0]) // 2))
     with warnings.catch_warnings():
@@ -86,14 +112,14 @@ def _rowwise(
     a: torch.Tensor,
     b: torch.Tensor,
     fn: Callable[[torch.Tensor], torch.Tensor],
-    chunk: int = 2048,
+    chunk: int = KNN_CHUNK,
 ) -> torch.Tensor:
     """``fn`` applied to the distance matrix ``cdist(a, b)`` a block of rows at a time, so
     10k × 10k comparisons never hold the whole matrix in float64."""
     return torch.cat([fn(torch.cdist(a[s : s + chunk], b)) for s in range(0, a.shape[0], chunk)])
 
 
-def knn_radii(features: torch.Tensor, k: int = K_NEAREST, chunk: int = 2048) -> torch.Tensor:
+def knn_radii(features: torch.Tensor, k: int = K_NEAREST, chunk: int = KNN_CHUNK) -> torch.Tensor:
     """Distance from each point to its k-th nearest neighbour in the same set (self excluded)."""
     if features.shape[0] <= k:
         raise ValueError(f"need more than k={k} points for k-NN radii, got {features.shape[0]}")
@@ -102,7 +128,7 @@ def knn_radii(features: torch.Tensor, k: int = K_NEAREST, chunk: int = 2048) -> 
 
 
 def _ball_counts(
-    points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 2048
+    points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = KNN_CHUNK
 ) -> torch.Tensor:
     """For each point, how many balls (centre, radius) contain it."""
     return _rowwise(
@@ -157,3 +183,70 @@ def generation_metrics(
         "coverage": coverage,
     }
     return {f"{name}{suffix}": v for name, v in values.items()}
+
+
+# -- memory, checked before anything is generated -----------------------------------------------
+def generation_memory(
+    n_samples: int,
+    n_features: int,
+    image_shape: Sequence[int] | None = None,
+    n_samplers: int = 1,
+) -> int:
+    """Bytes an evaluation with ``n_samples`` generated images needs at its peak: the images of
+    each of ``n_samplers`` samplers (float32 of ``image_shape``, kept for every family that reads
+    them; left out when the shape is not known yet), two copies of one set's float64 features
+    (the batches and their concatenation) and two float64 blocks of :data:`KNN_CHUNK` ×
+    ``n_samples`` k-NN distances (``cdist`` and its temporaries)."""
+    images = n_samplers * n_samples * 4 * math.prod(image_shape) if image_shape else 0
+    return images + 2 * n_samples * n_features * 8 + 2 * KNN_CHUNK * n_samples * 8
+
+
+def memory_problem(
+    n_samples: int,
+    n_features: int,
+    image_shape: Sequence[int] | None = None,
+    n_samplers: int = 1,
+) -> str | None:
+    """Why ``n_samples`` is too many (one line naming the memory, the limit and the largest
+    count that fits), or None when :func:`generation_memory` is within the limit."""
+    need = generation_memory(n_samples, n_features, image_shape, n_samplers)
+    if need <= MAX_GENERATION_BYTES:
+        return None
+    fits = MAX_GENERATION_BYTES // max(1, generation_memory(1, n_features, image_shape, n_samplers))
+    shape = "x".join(map(str, image_shape or ()))
+    what = (
+        f"{n_samplers} sampler(s)' {shape} images, their {n_features}-d features"
+        if shape
+        else f"{n_features}-d features of the generated images"
+    )
+    return (
+        f"n_samples = {n_samples:,} needs about {need / 2**30:,.1f} GiB of memory ({what} and "
+        f"the k-NN distances); the limit is {MAX_GENERATION_BYTES / 2**30:g} GiB, so use at "
+        f"most n_samples = {fits:,}"
+    )
+
+
+def sample_memory_problem(
+    options: Any, image_shape: Sequence[int], n_samplers: int, device: Any
+) -> str | None:
+    """:func:`memory_problem` of an evaluation with ``options`` (a
+    :class:`~bench.metrics.options.MetricOptions`) of ``n_samplers`` samplers on images of
+    ``image_shape`` on ``device`` (a ``torch.device``: the default ``n_samples`` depends on it);
+    None when it fits or no family that draws samples is asked for."""
+    from bench.metrics.features import feature_width
+
+    if not set(SAMPLING_FAMILIES) & set(options.families or ()):
+        return None
+    n_samples = options.resolved_n_samples(device)
+    return memory_problem(n_samples, feature_width(options.backbone), image_shape, n_samplers)
+
+
+def check_sample_memory(ctx: Any) -> None:
+    """Refuse, as one :class:`UsageError` line, an evaluation (an
+    :class:`~bench.metrics.context.EvalContext`) whose generated sets would not fit
+    :data:`MAX_GENERATION_BYTES`; only families that draw samples count."""
+    problem = sample_memory_problem(
+        ctx.options, ctx.data.image_shape, len(ctx.samplers()), ctx.device
+    )
+    if problem:
+        raise UsageError(problem)

@@ -3,7 +3,8 @@
 A suite's ``[metrics]`` table, ``aebench eval``'s flags and a run's stored config all become this
 object, and it validates itself on construction, so every way in is checked the same way (a bad
 value is an :class:`~models.config.OptionError` naming the key, which a suite turns into
-``file: metrics.KEY: ...``).
+``file: metrics.KEY: ...``). The memory limit on ``n_samples`` is the one check left out of it
+(:func:`check_n_samples`): a stored run's config must read back whatever it held.
 
 Two kinds of option live here:
 
@@ -180,6 +181,26 @@ class MetricOptions:
             else:
                 raise OptionError(key, f"unknown metric option {key!r}; {_known_options()}")
         return cls(**kwargs, settings=tuple(extra), **runtime)
+
+
+def check_n_samples(options: MetricOptions) -> MetricOptions:
+    """``options``, or an :class:`OptionError` naming ``n_samples`` when its generated set would
+    not fit the memory limit even before the images count
+    (:func:`bench.metrics.generation.memory_problem` without an image shape; the data's images
+    are added once they are known, by :func:`bench.metrics.evaluation.planned_memory_problem`
+    and :func:`~bench.metrics.evaluation.evaluate`).
+
+    Not part of :class:`MetricOptions`' own validation on purpose: it is a limit of this machine
+    and version, checked where options come in (a suite's ``[metrics]``, ``-m``/``--n-samples``),
+    never when a stored run's config is read back, which must keep reading whatever it held."""
+    from bench.metrics.features import feature_width
+    from bench.metrics.generation import SAMPLING_FAMILIES, memory_problem
+
+    if options.n_samples is None or not set(SAMPLING_FAMILIES) & set(options.families or ()):
+        return options
+    if problem := memory_problem(options.n_samples, feature_width(options.backbone)):
+        raise OptionError("n_samples", problem)
+    return options
 
 
 def option_names() -> tuple[str, ...]:

@@ -2,7 +2,8 @@
 
 ``build_report(store, out)`` reads the finished runs of one suite and writes into ``out``:
 ``report.md``, ``report.html`` (self-contained), ``table.csv``, ``table.tex`` and the figure
-PNGs; with ``baseline=`` also ``comparison.csv`` and a delta table in both reports. The pieces
+PNGs; with ``baseline=`` also ``comparison.csv`` and a delta table in both reports. The folder
+is replaced whole, never left half-written (:mod:`bench.report.outdir`). The pieces
 are small modules with plain values between them::
 
     collect.load(store)  ──▶ ReportData ──▶ tables.build_table ──▶ Table ──▶ render.*
@@ -23,7 +24,7 @@ from bench.errors import UsageError
 from bench.protocols import ProtocolUse
 from bench.published import load_published, match
 from bench.report import baseline as _baseline
-from bench.report import collect, render
+from bench.report import collect, render, render_csv
 from bench.report.agreement import (
     MetricAgreement,
     agreement,
@@ -35,6 +36,7 @@ from bench.report.agreement import (
 from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
 from bench.report.collect import ReportData
 from bench.report.figures import FigureFile, make_figures
+from bench.report.outdir import staged
 from bench.report.sections import claims_section, published_section, sampler_section
 from bench.report.tables import Table, build_table
 from bench.store import Store
@@ -89,12 +91,14 @@ def build_report(
     ``[[claims]]``). With the suite's ``protocol``, the published values of that protocol
     (from ``published``, default the shipped file) get a section beside ours. ``reference``
     (another report's folder or table.csv) adds a section asking whether this suite ranks the
-    models as that report does (:mod:`bench.report.agreement`). Raises
-    :class:`~bench.errors.UsageError` for a missing store or suite, an unusable ``out``, a
-    bad published-values file or reference report.
-    """
-    from bench.runio import prepare_out_dir
+    models as that report does (:mod:`bench.report.agreement`).
 
+    ``out`` is replaced whole (:mod:`bench.report.outdir`): the files are written beside it and
+    swapped in at the end, so a reader, a full disk or a kill sees the previous report or the
+    new one, never a mix. Raises :class:`~bench.errors.UsageError` for a missing store or
+    suite, an unusable ``out`` (not a folder, or holding files a report did not write), a file
+    that cannot be written (naming it), a bad published-values file or reference report.
+    """
     values = load_published(published) if protocol is not None or published else []
     if published is not None and protocol is None:
         raise UsageError(
@@ -109,7 +113,6 @@ def build_report(
         ref = load_reference(reference, ranked)
         here = summary_stats(table.summary, ranked, f"suite {data.suite}")
         agreements, ref_name = agreement(here, ref, ranked, alpha), ref.name
-    out_dir = prepare_out_dir(out)
     verdicts = check(data.runs, (*BUILTIN, *claims), [k for k in data.keys if k != "label"])
     sections = [s for s in (sampler_section(data), claims_section(verdicts)) if s is not None]
     if ref_name is not None:
@@ -128,24 +131,24 @@ def build_report(
     if baseline is not None:
         base, name = _baseline.load_baseline(baseline, data)
         comparison = _baseline.compare(data, base, metrics, alpha, tolerance, name)
-    drawn = make_figures(data, table, out_dir) if figures else []
-    files = [f.path for f in drawn]
-    written = {
-        "report.md": render.markdown(header, table, drawn, comparison, sections),
-        "report.html": render.html_page(header, table, drawn, comparison, sections),
-        "table.tex": render.latex(table, f"aebench suite {data.suite}: mean ± std over seeds."),
-    }
-    for name, text in written.items():
-        (out_dir / name).write_text(text, encoding="utf-8")
-        files.append(out_dir / name)
-    render.write_csv(table, out_dir / "table.csv")
-    files.append(out_dir / "table.csv")
-    if comparison is not None:
-        render.write_comparison_csv(comparison, out_dir / "comparison.csv")
-        files.append(out_dir / "comparison.csv")
-    claims_csv = out_dir / "claims.csv"
-    claims_csv.write_text(claims_frame(verdicts).to_csv(index=False), encoding="utf-8")
-    files.append(claims_csv)
+    with staged(out) as stage:
+        drawn = make_figures(data, table, stage.folder, stage.write) if figures else []
+        texts = {
+            "report.md": render.markdown(header, table, drawn, comparison, sections),
+            "report.html": render.html_page(header, table, drawn, comparison, sections),
+            "table.tex": render.latex(table, f"aebench suite {data.suite}: mean ± std over seeds."),
+            "table.csv": render_csv.table_csv(table),
+            "comparison.csv": None if comparison is None else render_csv.csv_text(comparison.frame),
+            "claims.csv": render_csv.csv_text(claims_frame(verdicts)),
+        }
+        for name, text in texts.items():
+            if text is not None:
+                stage.text(name, text)
+        stage.commit()
+    out_dir = stage.target
+    for f in drawn:
+        f.path = out_dir / f.path.name
+    files = [f.path for f in drawn] + [out_dir / n for n, t in texts.items() if t is not None]
     return ReportResult(
         out_dir, data, table, drawn, comparison, files, verdicts, agreements, ref_name
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations, pairwise
 from pathlib import Path
@@ -28,6 +29,7 @@ import pandas as pd
 from bench.errors import UsageError
 from bench.report.baseline import Stat, welch_p_from_stats
 from bench.report.columns import HIGHER, LOWER, info
+from bench.report.render_csv import CSV_TRIGGERS
 from bench.report.sections import Section
 
 SAME, TIES, DIFFERS = "same order", "same up to ties", "differs"
@@ -94,28 +96,31 @@ class Reference:
 
 
 def summary_stats(summary: pd.DataFrame, metrics: list[str], where: str) -> dict:
-    """``{label: {metric: Stat}}`` from a table summary (``table.csv``'s columns)."""
+    """``{label: {metric: Stat}}`` from a table summary (``table.csv``'s columns).
+
+    Linear in the rows (a reference table may be long): the duplicate check counts labels
+    once, and each column is read once as an array rather than cell by cell."""
     if "label" not in summary.columns:
         raise UsageError(f"{where}: no 'label' column; is it a report's table.csv?")
     labels = [str(v) for v in summary["label"]]
-    twice = sorted({v for v in labels if labels.count(v) > 1})
+    twice = sorted(label for label, n in Counter(labels).items() if n > 1)
     if twice:
         raise UsageError(
             f"{where}: model {twice[0]!r} has several rows (datasets or archs vary); a ranking "
             "comparison needs one row per model"
         )
-    out: dict[str, dict[str, Stat]] = {}
-    for i, label in enumerate(labels):
-        row = {}
-        for m in metrics:
-            if f"{m}_mean" not in summary.columns:
-                continue
-            mean = float(summary[f"{m}_mean"].iloc[i])
+    out: dict[str, dict[str, Stat]] = {label: {} for label in labels}
+    nan = [math.nan] * len(labels)
+    for m in metrics:
+        if f"{m}_mean" not in summary.columns:
+            continue
+        means, stds, counts = (
+            summary[f"{m}{s}"].to_numpy(dtype=float).tolist() if f"{m}{s}" in summary else nan
+            for s in ("_mean", "_std", "_n")
+        )
+        for label, mean, std, n in zip(labels, means, stds, counts, strict=True):
             if math.isfinite(mean):  # without a std or count a mean can be ordered, not tested
-                std = summary[f"{m}_std"].iloc[i] if f"{m}_std" in summary.columns else math.nan
-                n = summary[f"{m}_n"].iloc[i] if f"{m}_n" in summary.columns else 0
-                row[m] = Stat(mean, float(std), int(n) if pd.notna(n) else 0)
-        out[label] = row
+                out[label][m] = Stat(mean, std, int(n) if math.isfinite(n) else 0)
     return out
 
 
@@ -139,8 +144,18 @@ def load_reference(path: str | os.PathLike[str], metrics: list[str]) -> Referenc
             raise UsageError(f"reference report {csv}: column {c!r} holds a non-count")
         if c.endswith("_std") and not ((values >= 0) & (values < math.inf)).all():
             raise UsageError(f"reference report {csv}: column {c!r} holds a negative or inf std")
+    if "label" in frame.columns:  # a label table.csv protected from spreadsheets: as stored
+        frame["label"] = frame["label"].map(_csv_unquoted)
     name = (p if p.is_dir() else p.parent).name or str(csv)
     return Reference(name, summary_stats(frame, metrics, str(csv)))
+
+
+def _csv_unquoted(value: object) -> object:
+    """A text cell without the ``'`` that :func:`~bench.report.render_csv.csv_cell` put before
+    text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(CSV_TRIGGERS):
+        return value[1:]
+    return value
 
 
 def compared_metrics(available: list[str]) -> list[str]:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.claims import RUN_COLUMNS
 from bench.errors import UsageError
 from bench.report import collect
 from bench.report.collect import ReportData
@@ -55,6 +56,12 @@ class Comparison:
     @property
     def regressed(self) -> bool:
         return not self.regressions.empty
+
+    @property
+    def compared(self) -> int:
+        """How many (row key, metric) pairs were actually tested: ``new`` and ``missing`` rows
+        have one side only and ``untested`` ones too few seeds, so none of them compared."""
+        return int((~self.frame["status"].isin([UNTESTED, NEW, MISSING])).sum())
 
 
 @dataclass(frozen=True)
@@ -179,14 +186,12 @@ def compare(
 def _values(runs: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, list[float]]]:
     """``{row key: {metric: [finite values over seeds]}}``."""
     out: dict[tuple, dict[str, list[float]]] = {}
-    skip = {"run_id", "run_name", "label", "model", "dataset", "arch", "seed", "data_dir",
-            "sampler", "artifacts"}  # fmt: skip
     for key, group in runs.groupby(keys, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         out[key] = {
             m: [float(v) for v in group[m] if v is not None and math.isfinite(float(v))]
             for m in group.columns
-            if m not in skip
+            if m not in RUN_COLUMNS
         }
     return out
 
@@ -194,15 +199,21 @@ def _values(runs: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, list[f
 def load_baseline(spec: str | os.PathLike[str], current: ReportData) -> tuple[ReportData, str]:
     """Resolve ``--baseline``: a path to another store, else a suite in the current store.
 
-    In another store the current suite's name is used when it is there (the usual case: the
-    same suite run at an older commit), else that store's newest suite.
+    Another store must hold finished runs of the current suite (the same suite run at an older
+    commit): its newest other suite may be another dataset or budget, and comparing with it
+    would report regressions that are none, so that is a one-line :class:`UsageError`.
     """
     path = Path(spec)
     if path.exists():
         with Store.open(path, create=False, readonly=True) as other:
-            suites = {r["suite"] for r in other.runs(status="done")}
-            suite = current.suite if current.suite in suites else None
-            return collect.load(other, suite), f"{path} ({collect.pick_suite(other, suite)})"
+            suites = list(dict.fromkeys(r["suite"] for r in other.runs(status="done")))
+            if current.suite not in suites:
+                raise UsageError(
+                    f"baseline store {path} has no finished runs of suite {current.suite!r} "
+                    f"(its suites: {', '.join(suites) or 'none'}); a baseline store is "
+                    "compared suite by suite"
+                )
+            return collect.load(other, current.suite), f"{path} ({current.suite})"
     if os.sep in str(spec) or path.suffix in (".sqlite", ".db"):
         raise UsageError(f"baseline store {spec} does not exist")
     data = collect.load(current.store_path, str(spec))

@@ -3,6 +3,12 @@
 Everything downstream (tables, figures, baseline) works on :class:`ReportData` only, so it can
 be tested without a store and the store is read in exactly one place. Only runs with status
 ``done`` are reported: a failed or interrupted run has partial numbers that would bias a mean.
+
+Runs are averaged only with runs made and measured the same way: runs of one label trained
+with different model options, or measured with different ``[metrics]`` options (the options
+each metric family recorded in the store), get those options in their label and so a row of
+their own (:mod:`bench.report.measured`); the header says which metric options differ. Config
+values edited by hand into the wrong type (a text budget, a list seed) are shown as stored.
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ import os
 import re
 import socket
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.claims import RUN_COLUMNS
 from bench.config import stored_fields
 from bench.errors import UsageError
+from bench.report.measured import split_by_metric_options
 from bench.store import Store
 from bench.store_schema import cpu_name
 
@@ -33,8 +42,10 @@ _EPOCH_RE = re.compile(r"^epoch-(\d+)$")
 class ReportData:
     """The runs of one suite: one row per run, its final metrics, its history, its setting.
 
-    ``runs`` has columns run_id, run_name, label, model, dataset, arch, seed, artifacts and one
-    column per final metric (NaN where a run did not record it). ``history`` is tidy: run_id,
+    ``runs`` has the columns :data:`~bench.claims.RUN_COLUMNS` (``artifacts``: the run folder,
+    found from the store's folder; ``label``: the table's row, ``base_label``: the label before
+    runs measured with different metric options were split apart, which claims match on) and
+    one column per final metric (NaN where a run did not record it). ``history`` is tidy: run_id,
     label, dataset, arch, seed, epoch, metric, value. ``keys`` are the columns that tell the
     table's rows apart (always ``label``; ``dataset``/``arch`` when the suite has several).
     """
@@ -99,46 +110,27 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
         rows = handle.runs(suite=name, status="done")
         frame = handle.metrics_frame(suite=name, status="done")
         non_numeric = handle.count_non_numeric()
-        measured = [_measured_with(_evaluations(handle, r["id"])) for r in rows]
+        evaluated = [_evaluations(handle, r["id"]) for r in rows]
     finally:
         if close:
             handle.close()
-    for r in rows:
-        r["artifacts"] = resolve_artifacts(r.get("artifacts"), handle.path)
     runs = _runs_frame(rows, frame)
+    runs["label"], apart = split_by_metric_options(list(runs["label"]), evaluated)
     metrics = sorted(set(frame.loc[frame["phase"] == "final", "metric"]))
     keys = ["label"] + [k for k in ("dataset", "arch") if runs[k].nunique() > 1]
+    history = _history_frame(frame)  # labelled as the table's rows (split labels included)
+    history["label"] = history["run_id"].map(dict(zip(runs["run_id"], runs["label"], strict=True)))
+    header = {**_header(name, rows), **evaluation_lines(rows, map(_measured_with, evaluated))}
     return ReportData(
         suite=name,
         runs=runs,
-        history=_history_frame(frame),
+        history=history,
         metrics=metrics,
         keys=keys,
-        header={**_header(name, rows), **evaluation_lines(rows, measured)},
+        header={**header, "Metric options": apart} if apart else header,
         store_path=handle.path,
         non_numeric=non_numeric,
     )
-
-
-def resolve_artifacts(artifacts: str | None, store_path: Path) -> str | None:
-    """A run's artifacts folder as recorded, or, when that is a relative path that does not
-    exist from here, the same folder found beside the store.
-
-    The runner records ``<store folder>/artifacts/...`` as it was spelled when the suite ran
-    (often relative, ``runs/artifacts/...``); a report built from another working directory
-    must still find the models.
-    """
-    if not artifacts:
-        return artifacts
-    path = Path(artifacts)
-    if path.is_absolute() or path.exists():
-        return artifacts
-    parts = path.parts
-    if "artifacts" in parts:
-        beside = store_path.parent.joinpath(*parts[parts.index("artifacts") :])
-        if beside.exists():
-            return str(beside)
-    return artifacts
 
 
 def _split_labels(records: list[dict[str, Any]], configs: list[Any]) -> None:
@@ -159,10 +151,37 @@ def _split_labels(records: list[dict[str, Any]], configs: list[Any]) -> None:
             rec["label"] = f"{rec['label']} [{text}]"
 
 
+def shown(value: Any) -> Any:
+    """A stored config value as the report can use it: a number, text or None as it is, any
+    other value (a hand-edited list seed, a table where a name belongs) as its JSON text, so
+    grouping, sorting and the header show it as stored instead of failing on it."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _fields(config: Any) -> dict[str, Any]:
+    """:func:`stored_fields` with every value but the budget through :func:`shown`."""
+    cfg = stored_fields(config)
+    return {k: v if k == "budget" else shown(v) for k, v in cfg.items()}
+
+
+def _budget_text(budget: dict[str, Any]) -> str:
+    """``5 epochs``; a budget value that is not a number (edited by hand) is shown as stored."""
+    parts = []
+    for kind, value in budget.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        parts.append(f"{value:g} {kind}" if number else f"{shown(value)} {kind}")
+    return " ".join(parts)
+
+
 def _runs_frame(rows: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame:
     records = []
     for r in rows:
-        cfg = stored_fields(r["config"])
+        cfg = _fields(r["config"])
         records.append(
             {
                 "run_id": r["id"],
@@ -178,11 +197,9 @@ def _runs_frame(rows: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame
             }
         )
     _split_labels(records, [r["config"] for r in rows])
-    runs = pd.DataFrame.from_records(
-        records,
-        columns=["run_id", "run_name", "label", "model", "dataset", "arch", "seed", "data_dir",
-                 "sampler", "artifacts"],
-    )  # fmt: skip
+    for rec in records:  # split by metric options later (load), by model options already
+        rec["base_label"] = rec["label"]
+    runs = pd.DataFrame.from_records(records, columns=list(RUN_COLUMNS))
     final = frame[frame["phase"] == "final"]
     if not final.empty:
         wide = final.pivot_table(index="run_id", columns="metric", values="value", dropna=False)
@@ -196,6 +213,8 @@ def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:
     hist = frame[epochs.notna()].copy()
     hist["epoch"] = epochs[epochs.notna()].astype(int)
     hist["label"] = hist["label"].fillna(hist["model"])
+    for col in ("label", "dataset", "arch", "seed"):
+        hist[col] = hist[col].map(shown)
     cols = ["run_id", "label", "dataset", "arch", "seed", "epoch", "metric", "value"]
     return hist[cols].reset_index(drop=True)
 
@@ -246,14 +265,24 @@ def _measured_with(evaluations: dict[str, str]) -> dict[str, Any]:
     return merged
 
 
-def evaluation_lines(rows: list[dict[str, Any]], measured: list[dict[str, Any]]) -> dict[str, str]:
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def evaluation_lines(
+    rows: list[dict[str, Any]], measured: Iterable[dict[str, Any]]
+) -> dict[str, str]:
     """Header lines on what the generation and likelihood numbers mean, from the options each
-    run's metric families were measured with (``measured``, one dict per run)."""
-    backbones = {str(m["backbone"]) for m in measured if m.get("backbone")}
+    run's metric families were measured with (``measured``, one dict per run). A value of the
+    wrong type (a hand-edited row) is shown as stored or left out, never an error."""
+    measured = list(measured)
+    backbones = {str(shown(m["backbone"])) for m in measured if m.get("backbone")}
     out = {}
     if backbones:
         out["Features"] = "; ".join(FEATURES.get(b, b) for b in sorted(backbones))
-    iw = {(m["iw_k"], m["iw_n"]) for m in measured if m.get("iw_k") and m.get("iw_n")}
+    iw = {
+        (m["iw_k"], m["iw_n"]) for m in measured if _count(m.get("iw_k")) and _count(m.get("iw_n"))
+    }
     if iw:
         settings = ", ".join(
             f"K = {k:,} on {n:,} test images (all of them if fewer)" for k, n in sorted(iw)
@@ -273,12 +302,8 @@ def evaluation_lines(rows: list[dict[str, Any]], measured: list[dict[str, Any]])
 
 def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
     """Where and how the numbers were made: the report's first lines."""
-    cfgs = [stored_fields(r["config"]) for r in rows]
-    budgets = [
-        " ".join(f"{v:g} {k}" for k, v in c["budget"].items())
-        for c in cfgs
-        if isinstance(c.get("budget"), dict)
-    ]
+    cfgs = [_fields(r["config"]) for r in rows]
+    budgets = [_budget_text(c["budget"]) for c in cfgs if isinstance(c.get("budget"), dict)]
     seeds = {c.get("seed") for c in cfgs}
     env = _artifact_env(rows)
     hosts = {r.get("host") for r in rows}

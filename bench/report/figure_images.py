@@ -38,10 +38,17 @@ class Panel:
 # --------------------------------------------------------------------------------------------
 # Loading models and data
 # --------------------------------------------------------------------------------------------
+def _seed_order(seed: Any) -> tuple[int, Any]:
+    """Numbers first, in order, then any other stored value (hand-edited) by its text."""
+    if isinstance(seed, (int, float)) and seed == seed:
+        return (0, seed)
+    return (1, str(seed))
+
+
 def load_panels(ctx: Any) -> None:
     from bench.runio import load_run
 
-    runs = ctx.data.runs.sort_values("seed", kind="stable")
+    runs = ctx.data.runs.sort_values("seed", kind="stable", key=lambda s: s.map(_seed_order))
     names = ctx.table.row_names()
     for name, key in zip(names, ctx.table.summary[ctx.data.keys].itertuples(index=False),
                          strict=True):  # fmt: skip

@@ -18,6 +18,7 @@ the report says which figure is incomplete rather than failing outright.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,12 +225,25 @@ def _save(fig: Figure, path: Path) -> None:
     )
 
 
-def make_figures(data: ReportData, table: Table, out: Path) -> list[FigureFile]:
+#: ``write(name, produce)``: make file ``name`` by ``produce(path)``; returns its path
+Writer = Callable[[str, Callable[[Path], None]], Path]
+
+
+def _file_part(suffix: str) -> str:
+    """A dataset name as part of a file name: anything but letters, digits and ``.+@-``
+    becomes ``_`` (a stored name may hold a slash or worse)."""
+    return re.sub(r"[^A-Za-z0-9_.+@-]", "_", suffix)
+
+
+def make_figures(
+    data: ReportData, table: Table, out: Path, write: Writer | None = None
+) -> list[FigureFile]:
     """Draw all seven figures into ``out``; returns them in order with their captions.
 
     With several datasets in one suite the image figures (2–4) get one file per dataset
     (``fig2_reconstructions-<dataset>.png``) since images of different datasets don't share a
-    grid.
+    grid. ``write`` puts each file in place (the report's staging folder, which fsyncs it and
+    names the file in a disk-full error); by default the PNG is saved straight into ``out``.
     """
     sns.set_theme(style="whitegrid", context="paper")
     ctx = _Context(data, table, palette(data.labels))
@@ -250,10 +264,16 @@ def make_figures(data: ReportData, table: Table, out: Path) -> list[FigureFile]:
         ("metric_bars", "", lambda: fig_metric_bars(ctx)),
         ("quality_speed", "", lambda: fig_quality_speed(ctx)),
     ]
+    if write is None:
+
+        def write(name: str, produce: Callable[[Path], None]) -> Path:
+            produce(out / name)
+            return out / name
+
     written = []
     for key, suffix, draw in jobs:
         filename, caption, hint = FIGURES[key]
-        path = out / filename.replace(".png", f"{suffix}.png")
+        name = filename.replace(".png", f"{_file_part(suffix)}.png")
         if suffix:
             caption = f"{caption} ({suffix[1:]})"
         problem = None
@@ -262,7 +282,7 @@ def make_figures(data: ReportData, table: Table, out: Path) -> list[FigureFile]:
         except (UsageError, OSError) as err:
             problem = str(err)
             fig = _placeholder(f"not drawn: {problem}", caption)
-        _save(fig, path)
+        path = write(name, lambda p, fig=fig: _save(fig, p))
         written.append(FigureFile(key, path, caption, problem, hint))
     return written
 

@@ -3,6 +3,14 @@
 Each renderer formats the same :class:`~bench.report.tables.Table` cells, so the four files
 never disagree. ``report.html`` embeds its images as base64 ``data:`` URIs and its CSS inline:
 it is one file that opens from disk, from an e-mail or a CI artifact, with nothing beside it.
+
+Text from a store, a suite's claims or a reference report (labels, dataset names, claim text)
+is escaped for each format, so it shows as the text it is: NUL is dropped everywhere; Markdown
+and LaTeX fold newlines and other control characters to spaces (a newline would end a table
+row); Markdown escapes ``|``, HTML's ``< > &`` and what would make a link, an image,
+emphasis or code (``[ ] ! * _`` and backticks), HTML escapes as HTML, LaTeX its specials;
+a CSV text cell that a spreadsheet would run as a formula gets a leading ``'``
+(:func:`csv_frame`).
 """
 
 from __future__ import annotations
@@ -10,6 +18,8 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
+from collections.abc import Collection
 from pathlib import Path
 
 from bench.report.baseline import Comparison
@@ -44,6 +54,14 @@ figcaption { color: #555; font-size: 0.9em; }
 # --------------------------------------------------------------------------------------------
 # Shared pieces
 # --------------------------------------------------------------------------------------------
+_CONTROL = re.compile(r"[\x01-\x1f\x7f\x85\u2028\u2029]")
+
+
+def clean(text: object) -> str:
+    """``text`` on one line: NUL dropped, newlines and other control characters as spaces."""
+    return _CONTROL.sub(" ", str(text).replace("\x00", ""))
+
+
 def _first_column(table: Table) -> str:
     names = {"label": "Model", "dataset": "Dataset", "arch": "Arch"}
     return " · ".join(names[k] for k in table.keys)
@@ -98,41 +116,63 @@ def _comparison_summary(comp: Comparison) -> str:
 # --------------------------------------------------------------------------------------------
 # Markdown
 # --------------------------------------------------------------------------------------------
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+_MD_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\"}
+_MD_SPECIAL.update({ch: "\\" + ch for ch in "[]!*_`"})
+#: underscores between two letters or digits: CommonMark never reads them as emphasis
+_WORD_UNDERSCORES = re.compile(r"(?<=[^\W_])_+(?=[^\W_])")
 
 
-def _md_table(header: list[str], rows: list[list[str]], align: str = "---:") -> list[str]:
-    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |"]
-    lines.append("|" + "|".join([":---"] + [align] * (len(header) - 1)) + "|")
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
-    return lines
+def md_escape(text: object) -> str:
+    """Text for Markdown: one line (:func:`clean`), HTML's ``< > &`` as entities (no raw HTML
+    gets through), ``|`` escaped (it would split a table cell) and so ``\\`` (else ``\\|``
+    would be an escaped backslash and a bare ``|``), and ``[ ] ! * _`` and backticks escaped
+    so a label like ``![x](https://host/t.png)`` is not a remote image, a link, emphasis or
+    code. An ``_`` inside a word (``recon_mse``) is left as it is: it cannot start emphasis."""
+    line = clean(text)
+    keep = {i for m in _WORD_UNDERSCORES.finditer(line) for i in range(m.start(), m.end())}
+    return "".join(ch if i in keep else _MD_SPECIAL.get(ch, ch) for i, ch in enumerate(line))
 
 
-def main_rows(table: Table, bold: tuple[str, str]) -> list[list[str]]:
-    """Body rows of the main table as text, the best cells wrapped in ``bold``."""
-    rows = []
-    for i, name in enumerate(table.row_names()):
-        cells = [name]
-        for m in table.columns:
-            text = table.cell(i, m)
-            cells.append(f"{bold[0]}{text}{bold[1]}" if table.is_best(i, m) else text)
-        cells.append(str(int(table.summary["n_runs"].iloc[i])))
-        rows.append(cells)
-    return rows
+def _md_table(
+    header: list[str], rows: list[list[str]], bold: Collection[tuple[int, int]] = frozenset()
+) -> list[str]:
+    """A Markdown table of escaped cells, the cells (row, column) in ``bold`` emphasised after
+    escaping (so the emphasis is Markdown's and a cell's own ``*`` stays text)."""
+    body = [
+        [f"**{md_escape(c)}**" if (i, j) in bold else md_escape(c) for j, c in enumerate(row)]
+        for i, row in enumerate(rows)
+    ]
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |"]
+    lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
+    return lines + ["| " + " | ".join(cells) + " |" for cells in body]
+
+
+def main_rows(table: Table) -> list[list[str]]:
+    """Body rows of the main table as text: the row's name, a cell per metric, the seeds."""
+    seeds = [str(int(n)) for n in table.summary["n_runs"]]
+    return [
+        [name, *(table.cell(i, m) for m in table.columns), seeds[i]]
+        for i, name in enumerate(table.row_names())
+    ]
+
+
+def best_cells(table: Table) -> set[tuple[int, int]]:
+    """The (row, column) of every best cell of :func:`main_rows`."""
+    return {
+        (i, j)
+        for i in range(len(table.row_names()))
+        for j, m in enumerate(table.columns, start=1)
+        if table.is_best(i, m)
+    }
 
 
 def _md_section(section: Section) -> list[str]:
-    rows = [
-        [f"**{c}**" if (i, j) in section.bold else c for j, c in enumerate(row)]
-        for i, row in enumerate(section.rows)
-    ]
     header = section.header
     if section.groups:  # Markdown has no column groups: name the group in each header
         names = [g for g, n in section.groups for _ in range(n)]
         header = [header[0]] + [f"{g}: {h}" for g, h in zip(names, header[1:], strict=True)]
-    lines = ["", f"## {section.title}", "", section.intro, ""]
-    return lines + (_md_table(header, rows) if rows else [])
+    lines = ["", f"## {md_escape(section.title)}", "", md_escape(section.intro), ""]
+    return lines + (_md_table(header, section.rows, bold=section.bold) if section.rows else [])
 
 
 def markdown(
@@ -143,8 +183,9 @@ def markdown(
     sections: list[Section] | None = None,
 ) -> str:
     """``report.md``: GitHub-flavoured Markdown, figures linked as files beside it."""
-    lines = [f"# aebench report — suite `{header.get('Suite', '')}`", ""]
-    lines += [f"- **{k}:** {v}" for k, v in header.items()]
+    suite = clean(header.get("Suite", "")).replace("`", "'")  # in a code span: literal
+    lines = [f"# aebench report — suite `{suite}`", ""]
+    lines += [f"- **{md_escape(k)}:** {md_escape(v)}" for k, v in header.items()]
     lines += ["", "## Results", ""]
     lines += [
         f"Mean ± std over seeds; best per column in **bold**; ↓/↑: lower/higher is better; "
@@ -152,19 +193,20 @@ def markdown(
         "",
     ]
     cols = [_first_column(table)] + [info(m).header for m in table.columns] + ["Seeds"]
-    lines += _md_table(cols, main_rows(table, ("**", "**")))
+    lines += _md_table(cols, main_rows(table), bold=best_cells(table))
     for section in sections or []:
         lines += _md_section(section)
     if comparison is not None:
-        lines += ["", "## Baseline comparison", "", _comparison_summary(comparison), ""]
+        lines += ["", "## Baseline comparison", "", md_escape(_comparison_summary(comparison)), ""]
         lines += _md_table(_COMPARISON_HEADER, _comparison_rows(comparison))
     lines += ["", "## Figures", ""]
     for f in figures:
-        lines += [f"### {f.caption}", "", f"![{f.caption}]({f.path.name})", ""]
+        caption = md_escape(f.caption)
+        lines += [f"### {caption}", "", f"![{caption}]({f.path.name})", ""]
         if f.hint:
-            lines += [f"*{f.hint}*", ""]
+            lines += [f"*{md_escape(f.hint)}*", ""]
         if f.problem:
-            lines += [f"> Not drawn: {f.problem}", ""]
+            lines += [f"> Not drawn: {md_escape(f.problem)}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -172,7 +214,7 @@ def markdown(
 # HTML
 # --------------------------------------------------------------------------------------------
 def _h(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(clean(text), quote=True)
 
 
 def _data_uri(path: Path) -> str:
@@ -282,8 +324,9 @@ _TEX_SYMBOLS = {"±": r"$\pm$", "↓": r"$\downarrow$", "↑": r"$\uparrow$", MI
 
 
 def tex_escape(text: str) -> str:
-    """Escape LaTeX specials and turn ±, arrows and the dash into math/text equivalents."""
-    out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
+    """Escape LaTeX specials and turn ±, arrows and the dash into math/text equivalents; one
+    line (:func:`clean`: a newline in a cell would end the row's paragraph)."""
+    out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in clean(text))
     for sym, rep in _TEX_SYMBOLS.items():
         out = out.replace(sym, rep)
     return out
@@ -306,26 +349,15 @@ def latex(table: Table, caption: str = "") -> str:
         " & ".join(tex_escape(h) for h in header) + r" \\",
         r"\midrule",
     ]
-    for row in main_rows(table, ("\x00", "\x01")):
-        cells = []
-        for cell in row:
-            bold = cell.startswith("\x00")
-            text = tex_escape(cell.strip("\x00\x01"))
-            cells.append(rf"\textbf{{{text}}}" if bold else text)
+    best = best_cells(table)
+    for i, row in enumerate(main_rows(table)):
+        cells = [
+            rf"\textbf{{{tex_escape(c)}}}" if (i, j) in best else tex_escape(c)
+            for j, c in enumerate(row)
+        ]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
         lines.append(rf"\caption{{{tex_escape(caption)}}}")
     lines += [r"\end{table}", ""]
     return "\n".join(lines)
-
-
-def write_csv(table: Table, path: Path) -> None:
-    """``table.csv``: every final metric's mean, std and count per row, at full precision."""
-    frame = table.summary.copy()
-    frame.insert(0, "row", table.row_names())
-    frame.to_csv(path, index=False)
-
-
-def write_comparison_csv(comparison: Comparison, path: Path) -> None:
-    comparison.frame.to_csv(path, index=False)

@@ -106,7 +106,8 @@ def claims_section(verdicts: Sequence[Verdict]) -> Section:
         intro=(
             "Statements from the literature, tested on these runs with Welch's t-test over "
             "seeds: holds / contradicted when p < 0.05, else inconclusive (also with fewer than "
-            "2 seeds). Suites add their own with [[claims]]."
+            "2 seeds); not testable when a side's runs were measured with different metric "
+            "options (re-measure them with one setting). Suites add their own with [[claims]]."
             + ("" if rows else " No claim applies to the models of this suite.")
         ),
         header=["Claim", "Verdict", "Side A (mean ± std)", "Side B (mean ± std)", "p", "Source"],
