@@ -1,0 +1,101 @@
+"""The speed gate (bench/perf): its statistics, its counters, and planted regressions.
+
+The planted regressions run the real gate, through the CLI, in a throwaway git repo whose
+working tree carries the regression and whose HEAD does not (bench/perf/planted.py), on one
+case and a few pairs; ``nox -s regress_check`` repeats the full-size version.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from scipy import stats as sps
+
+from bench.perf import counters, planted
+from bench.perf.stats import judge, median_interval
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize("n", [8, 9, 15, 20, 45])
+def test_median_interval_is_the_sign_test_interval(n):
+    """The order statistics picked are the widest whose binomial tail stays within 0.5 %."""
+    xs = [random.Random(n).lognormvariate(0, 0.2) for _ in range(n)]
+    low, med, high = median_interval(xs, 0.99)
+    ordered = sorted(xs)
+    # independent computation: the largest k with P(Binomial(n, 1/2) <= k - 1) <= 0.005
+    k = max(k for k in range(1, n // 2 + 1) if sps.binom.cdf(k - 1, n, 0.5) <= 0.005)
+    assert (low, high) == (ordered[k - 1], ordered[n - k])
+    assert med == pytest.approx(float(torch.tensor(xs).median()) if n % 2 else
+                                (ordered[n // 2 - 1] + ordered[n // 2]) / 2)  # fmt: skip
+    coverage = 1 - 2 * sps.binom.cdf(k - 1, n, 0.5)
+    assert coverage >= 0.99
+
+
+def test_too_few_pairs_give_no_interval_and_a_noisy_verdict():
+    low, med, high = median_interval([1.0] * 7, 0.99)
+    assert med == 1.0 and low != low and high != high  # nan: 7 pairs cannot reach 99 %
+    assert judge(low, high).status == "noisy"
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "status"),
+    [(1.25, 1.6, "slower"), (0.9, 1.1, "ok"), (1.05, 1.4, "noisy"), (0.5, 0.8, "faster")],
+)
+def test_verdict_from_the_interval(low, high, status):
+    assert judge(low, high, threshold=0.2).status == status
+
+
+def test_counts_decide_before_time():
+    base = {"flops": 1000, "ops": 10, "host_reads": 0}
+    assert judge(0.9, 1.0, base, {**base, "host_reads": 1}).status == "slower"
+    assert judge(0.9, 1.0, base, {**base, "flops": 1500}).status == "slower"
+    assert judge(0.9, 1.0, base, {**base, "flops": 1010}).status == "ok"
+
+
+def test_counter_sees_item_and_flops_of_a_matmul():
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+
+    def call():
+        out = a @ b
+        return float(out.sum())
+
+    counted = counters.count(call)
+    assert counted["host_reads"] == 1
+    assert counted["flops"] == 2 * 8 * 16 * 4  # FlopCounterMode's convention: 2 per MAC
+    assert counted["ops"] >= 3  # mm, sum, _local_scalar_dense
+
+
+def _planted_repo(tmp_path: Path, name: str | None) -> Path:
+    repo = planted.scratch_repo(REPO, tmp_path / "repo")
+    if name is not None:
+        planted.plant(repo, next(p for p in planted.PLANTED if p.name == name))
+    return repo
+
+
+FAST = ["--pairs", "9", "--max-pairs", "27", "--round-seconds", "0.05"]
+
+
+def test_gate_passes_unchanged_code(tmp_path):
+    repo = _planted_repo(tmp_path, None)
+    result = planted.gate(repo, ["train-step[vae-mlp]"], FAST)
+    assert result["rc"] == 0, result
+    assert result["slower"] == []
+
+
+@pytest.mark.parametrize("name", ["extra-forward", "host-sync"])
+def test_gate_fails_a_planted_regression_and_names_its_case(tmp_path, name):
+    repo = _planted_repo(tmp_path, name)
+    result = planted.gate(repo, ["train-step[vae-mlp]", "encode-decode[mlp]"], FAST)
+    assert result["rc"] == 1, result
+    assert result["slower"] == ["train-step[vae-mlp]"]
+
+
+def test_gate_fails_inception_without_channels_last(tmp_path):
+    repo = _planted_repo(tmp_path, "no-channels-last")
+    args = ["--pairs", "9", "--max-pairs", "27", "--round-seconds", "0.2"]
+    result = planted.gate(repo, ["inception-features", "encode-decode[conv]"], args)
+    assert result["rc"] == 1, result
+    assert result["slower"] == ["inception-features"]
