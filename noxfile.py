@@ -75,6 +75,9 @@ def _env(session: nox.Session) -> dict[str, str]:
     env = {
         "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "VIRTUAL_ENV": str(VENV),
+        # the repository root is never on sys.path, so everything imports as `aebench` from
+        # the installed package: a stray `import bench` fails here as it would for a user
+        "PYTHONSAFEPATH": "1",
     }
     if "AEBENCH_DATA_DIR" not in os.environ and data_dir.is_dir():
         env["AEBENCH_DATA_DIR"] = str(data_dir)
@@ -183,7 +186,7 @@ def device_check(session: nox.Session) -> None:
     host sync in a profiled epoch, channels_last and bf16 speed; writes
     runs/device-check/device_check.{json,md}. ``-- --device cpu`` runs the same logic here."""
     env = _env(session)
-    session.run(_bin("python"), "-m", "bench.device_check", *session.posargs, env=env)
+    session.run(_bin("python"), "-m", "aebench.device_check", *session.posargs, env=env)
 
 
 @nox.session(venv_backend="none")
@@ -215,7 +218,7 @@ def regress_check(session: nox.Session) -> None:
     each planted regression (bench/perf/planted.py); a JSON line per gate, a summary file in
     runs/regress/planted.json."""
     env = _env(session)
-    session.run(_bin("python"), "-m", "bench.perf.planted", *session.posargs, env=env)
+    session.run(_bin("python"), "-m", "aebench.perf.planted", *session.posargs, env=env)
 
 
 @nox.session(venv_backend="none")

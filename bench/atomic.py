@@ -5,7 +5,7 @@ old file or the new one, never a torn mix. So every write goes to a temp file in
 folder, is flushed and fsynced, renamed over the target, and the folder is fsynced. A write that
 fails for a reason outside the program (disk full, no permission, read-only file system) removes
 its temp file, leaves any earlier file untouched and raises a one-line
-:class:`~bench.errors.UsageError` naming the path and the reason.
+:class:`~aebench.errors.UsageError` naming the path and the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from safetensors import SafetensorError
 
-from bench.errors import UsageError
+from aebench.errors import UsageError
 
 
 def current_umask() -> int:

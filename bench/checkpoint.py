@@ -24,11 +24,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from bench.atomic import atomic_write
-from bench.errors import UsageError
+from aebench.atomic import atomic_write
+from aebench.errors import UsageError
 
 if TYPE_CHECKING:
-    from bench.trainer import Trainer
+    from aebench.trainer import Trainer
 
 FORMAT = 1
 META_KEY = "aebench"

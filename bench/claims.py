@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.errors import UsageError
+from aebench.errors import UsageError
 
 ALPHA = 0.05
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
@@ -173,7 +173,7 @@ class Verdict:
 
 def verdict(a: Sequence[float], b: Sequence[float], expect: str) -> tuple[str, float]:
     """Welch's t-test of ``a`` against ``b``: (holds | contradicted | inconclusive, p)."""
-    from bench.report.baseline import welch_p
+    from aebench.report.baseline import welch_p
 
     x = [float(v) for v in a if math.isfinite(v)]
     y = [float(v) for v in b if math.isfinite(v)]
@@ -244,7 +244,7 @@ def metric_problem(name: str, other_samplers: bool = False) -> str | None:
     """
     import difflib
 
-    from bench.metrics.family import all_keys
+    from aebench.metrics.family import all_keys
 
     keys = all_keys()
     if name in keys:

@@ -1,7 +1,7 @@
 """The ``aebench`` command line: a thin argparse layer over the library.
 
 Each sub-command lives in ``bench/commands/<name>.py`` and exposes ``NAME``, ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``. A :class:`~bench.errors.UsageError` anywhere
+``add_arguments(parser)`` and ``run(args) -> int``. A :class:`~aebench.errors.UsageError` anywhere
 becomes one line on stderr and exit code 2, and so does an ``OSError`` (a full disk, a missing
 permission: the machine's state, not a bug); nothing else is caught here.
 """
@@ -12,9 +12,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import __version__
-from bench.commands import COMMANDS
-from bench.errors import UsageError
+from aebench import __version__
+from aebench.commands import COMMANDS
+from aebench.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):

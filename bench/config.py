@@ -1,5 +1,5 @@
 """The one config tree: a :class:`RunConfig` nests a :class:`TrainConfig` and a
-:class:`~bench.metrics.options.MetricOptions`.
+:class:`~aebench.metrics.options.MetricOptions`.
 
 ::
 
@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.errors import UsageError
-from bench.metrics.options import MetricOptions
-from models.config import MAX_INT, describe, is_int, is_real
+from aebench.errors import UsageError
+from aebench.metrics.options import MetricOptions
+from aebench.models.config import MAX_INT, describe, is_int, is_real
 
 BUDGET_KINDS: tuple[str, ...] = ("epochs", "steps", "seconds")
 PRECISIONS = ("fp32", "bf16")
@@ -100,7 +100,7 @@ class TrainConfig:
         return self.epochs if self.epochs is not None else 10**9
 
     def validate(self) -> None:
-        from bench.trainer import resolve_device
+        from aebench.trainer import resolve_device
 
         if self.precision not in PRECISIONS:
             raise UsageError(

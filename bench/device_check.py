@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from bench.errors import UsageError
+from aebench.errors import UsageError
 
 SYNC_OPS = ("aten::_local_scalar_dense", "cudaStreamSynchronize", "cudaDeviceSynchronize")
 MAX_SYNCS_PER_STEP = 0.5
@@ -69,10 +69,10 @@ def count_host_syncs(trainer: Any, epoch: int = 1) -> dict[str, Any]:
 
 
 def _train_and_evaluate(device: str, out: Path, quick: bool) -> dict[str, Any]:
-    from bench import data
-    from bench.config import RunConfig, TrainConfig
-    from bench.metrics.options import MetricOptions
-    from bench.training import evaluate_run, train_run
+    from aebench import data
+    from aebench.config import RunConfig, TrainConfig
+    from aebench.metrics.options import MetricOptions
+    from aebench.training import evaluate_run, train_run
 
     cfg = RunConfig(
         model="vae",
@@ -100,10 +100,9 @@ def _train_and_evaluate(device: str, out: Path, quick: bool) -> dict[str, Any]:
 
 
 def _syncs(device: str, quick: bool) -> dict[str, Any]:
-    import models
-    from bench import data
-    from bench.config import TrainConfig
-    from bench.trainer import Trainer
+    from aebench import data, models
+    from aebench.config import TrainConfig
+    from aebench.trainer import Trainer
 
     dataset = data.load("mnist-5k")
     torch.manual_seed(0)
@@ -119,8 +118,8 @@ def _syncs(device: str, quick: bool) -> dict[str, Any]:
 
 
 def _speed(device: str, quick: bool) -> list[dict[str, Any]]:
-    from bench.config import TrainConfig
-    from bench.speed import SpeedOptions, run_speed
+    from aebench.config import TrainConfig
+    from aebench.speed import SpeedOptions, run_speed
 
     rows = []
     variants = {
@@ -148,8 +147,8 @@ def _speed(device: str, quick: bool) -> list[dict[str, Any]]:
 
 def run_check(device: str, out: str | Path, quick: bool = False) -> dict[str, Any]:
     """All three checks on ``device``; writes ``device_check.json`` / ``.md`` into ``out``."""
-    from bench.runio import prepare_out_dir
-    from bench.trainer import resolve_device
+    from aebench.runio import prepare_out_dir
+    from aebench.trainer import resolve_device
 
     target = resolve_device(device)
     out_dir = prepare_out_dir(out)
@@ -199,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m bench.device_check", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m aebench.device_check", description=__doc__)
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
     p.add_argument("--out", default="runs/device-check", help="folder for the JSON and table")
     p.add_argument("--quick", action="store_true", help="tiny sizes (CI checks the logic)")

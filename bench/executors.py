@@ -1,8 +1,8 @@
 """Where runs execute: in this process, in worker processes, or as Ray tasks.
 
 An executor takes the (config, artifacts folder) pairs still to run, calls ``started`` in the
-driver as each is handed out, and yields each :class:`~bench.runner.RunResult` as it finishes;
-:func:`~bench.runner.run_one` is the same pure function everywhere. Only the driver writes the
+driver as each is handed out, and yields each :class:`~aebench.runner.RunResult` as it finishes;
+:func:`~aebench.runner.run_one` is the same pure function everywhere. Only the driver writes the
 store.
 """
 
@@ -17,9 +17,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
-from bench.runner import WORKER_DIED, Executor, RunResult, Started, run_one
-from bench.suite import RunConfig
+from aebench.errors import UsageError
+from aebench.runner import WORKER_DIED, Executor, RunResult, Started, run_one
+from aebench.suite import RunConfig
 
 
 def local_executor(jobs: int = 1, quiet: bool = True) -> Executor:

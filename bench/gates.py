@@ -9,7 +9,7 @@ one benchmark 2x slower doubles its ratio on any machine. :func:`compare_speed` 
 benchmark whose ratio grew by more than :data:`SPEED_THRESHOLD` over the committed baseline
 (``tests/benchmarks/baseline.json``).
 
-**Quality.** :func:`compare_quality` runs :func:`bench.report.baseline.compare` (Welch's
+**Quality.** :func:`compare_quality` runs :func:`aebench.report.baseline.compare` (Welch's
 t-test over seeds per model and metric, flagged only when significant *and* larger than the
 tolerance) between a fixed small suite's fresh runs and a committed tidy CSV of per-seed
 metrics (``tests/benchmarks/quality_baseline.csv``).
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.atomic import parse_json_text, read_input_text
-from bench.errors import UsageError
-from bench.store_schema import cpu_name
-from models.config import describe, is_real
+from aebench.atomic import parse_json_text, read_input_text
+from aebench.errors import UsageError
+from aebench.models.config import describe, is_real
+from aebench.store_schema import cpu_name
 
 CALIBRATION = "test_case[calibration-matmul]"
 #: which pytest-benchmark statistic is compared: the fastest round. On a shared machine noise
@@ -239,7 +239,7 @@ def _quality_cells(path: Path, tidy: pd.DataFrame) -> pd.Series:
 
 
 def read_quality_baseline(path: Path, like: Any) -> Any:
-    """The committed CSV as :class:`~bench.report.collect.ReportData` with ``like``'s keys.
+    """The committed CSV as :class:`~aebench.report.collect.ReportData` with ``like``'s keys.
 
     Read as text from a regular file of bounded size, every cell as a string (keys match the
     store's text labels), then checked cell by cell (:func:`_quality_cells`): a CSV with no
@@ -278,7 +278,7 @@ def compare_quality(current: Any, path: Path, alpha: float, tolerance: float) ->
     gate refuses to pass on it) instead of being compared as if it were this one."""
     import dataclasses
 
-    from bench.report.baseline import compare
+    from aebench.report.baseline import compare
 
     base = read_quality_baseline(path, current)
     both = pd.concat([current.runs[["dataset", "arch"]], base.runs[["dataset", "arch"]]])

@@ -9,7 +9,7 @@ importance samples). A suite that declares one::
     scale = 0.01        # fraction of the paper's training budget; 1 = the full protocol
 
 is checked against it up front — a dataset, architecture, latent size or batch size the paper
-did not use, or a ``[budget]`` of its own, is one :class:`~bench.errors.UsageError` line naming
+did not use, or a ``[budget]`` of its own, is one :class:`~aebench.errors.UsageError` line naming
 the key — and gets its budget from it: ``max(1, round(scale × the paper's epochs))``.
 ``scale = 1`` is the full protocol (a GPU's job); a CPU runs a scaled budget. The paper's
 evaluation settings are the suite's ``[metrics]`` defaults; the suite may change them (fewer
@@ -19,7 +19,7 @@ values.
 
 Names carry the arXiv year (Burda et al.: arXiv 2015, ICLR 2016).
 
-Protocols are a :class:`~bench.registry.Registry` like models and datasets: a plugin adds one
+Protocols are a :class:`~aebench.registry.Registry` like models and datasets: a plugin adds one
 through the ``aebench.protocols`` entry-point group.
 """
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.registry import Registry
+from aebench.registry import Registry
 
 
 @dataclass(frozen=True)

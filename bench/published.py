@@ -10,7 +10,7 @@ checks every field, and a missing or ill-typed one is one :class:`UsageError` li
 A value's ``metric`` must be a key the metric families declare (or such a key for a sampler
 aebench lacks, ``fid@two-stage``): a run's descriptive columns (``label``, ``seed``) are refused
 when the file is loaded, not "compared" later. A value is set beside aebench's when the suite
-follows its ``protocol`` (:mod:`bench.protocols`), the suite has its ``model`` and the runs
+follows its ``protocol`` (:mod:`aebench.protocols`), the suite has its ``model`` and the runs
 recorded its ``metric``.
 The difference is given in units of our seed standard deviation, (ours − published) / std:
 how many of our own run-to-run spreads apart the two numbers are. At a scaled budget the
@@ -26,9 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.claims import metric_problem
-from bench.errors import UsageError
-from models.config import is_real
+from aebench.claims import metric_problem
+from aebench.errors import UsageError
+from aebench.models.config import is_real
 
 #: every value must have these (after its group's fields are merged in)
 TEXT_FIELDS = (
@@ -62,16 +62,16 @@ class PublishedValue:
 
 
 def shipped_path() -> Path:
-    return Path(str(resources.files("bench").joinpath("published", "values.toml")))
+    return Path(str(resources.files("aebench").joinpath("published", "values.toml")))
 
 
 def load_published(path: str | Path | None = None) -> list[PublishedValue]:
     """The values in ``path`` (default: the shipped file), checked; only raises UsageError.
 
-    Only a regular file of at most :data:`~bench.atomic.MAX_INPUT_BYTES` is read (a FIFO would
+    Only a regular file of at most :data:`~aebench.atomic.MAX_INPUT_BYTES` is read (a FIFO would
     block, ``/dev/zero`` never ends), and TOML nested too deeply for the parser is one line.
     """
-    from bench.atomic import read_input_text
+    from aebench.atomic import read_input_text
 
     path = Path(path) if path is not None else shipped_path()
     text = read_input_text(path, "published-values file")

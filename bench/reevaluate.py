@@ -11,7 +11,7 @@ transaction per run. Other families' rows and the training history are never tou
 loses at most the run in flight and the same command continues where it stopped.
 
 **Each run's folder is checked before it is read.** The folder is found from the store's own
-folder (:mod:`bench.store_artifacts`), never from the current directory. Its ``config.json``
+folder (:mod:`aebench.store_artifacts`), never from the current directory. Its ``config.json``
 must be this run's (the same model and training hash) and its weights file the one the run
 wrote (the sha256 the store recorded when the run finished). Runs stored before checksums were
 kept are checked by their config only, and their line says so. A run that fails a check, or
@@ -54,7 +54,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
+from aebench.errors import UsageError
 
 #: exit code of ``eval --store`` when some runs were skipped (the others were evaluated)
 REFUSED_EXIT = 1
@@ -74,7 +74,7 @@ def families_to_evaluate(
 ) -> list[str]:
     """Families (``only``, else all registered) that apply to ``model`` and whose recorded
     options key is absent or differs from the one ``options`` give."""
-    from bench.metrics.family import FAMILIES, family_names
+    from aebench.metrics.family import FAMILIES, family_names
 
     wanted = []
     for name in family_names() if only is None else only:
@@ -87,7 +87,7 @@ def families_to_evaluate(
 def changed_keys(model: Any, before: Any, after: Any) -> dict[str, str]:
     """The families that apply to ``model`` whose options key differs between the evaluation
     options ``before`` (a run's stored ones) and ``after`` (the new ones): name → new key."""
-    from bench.metrics.family import FAMILIES, family_names
+    from aebench.metrics.family import FAMILIES, family_names
 
     out = {}
     for name in family_names():
@@ -109,7 +109,7 @@ def suite_metrics(suite: str) -> tuple[str, Any]:
     a file that fails validation is its own one-line error; only a plain name that is no
     shipped suite is taken as a suite known by its name in the store.
     """
-    from bench.suite import available_suites, load_suite
+    from aebench.suite import available_suites, load_suite
 
     looks_like_file = suite.endswith(".toml") or "/" in suite or "\\" in suite
     if not looks_like_file and not Path(suite).is_file() and suite not in available_suites():
@@ -121,7 +121,7 @@ def suite_metrics(suite: str) -> tuple[str, Any]:
 def run_options(cfg: Any, base: Any, overrides: dict[str, Any]) -> Any:
     """The metric options a run is measured with: ``base`` (a suite's ``[metrics]``) or its
     own, with ``overrides`` laid over them; a bad combination is one line naming the run."""
-    from bench.metrics.options import MetricOptions, check_n_samples
+    from aebench.metrics.options import MetricOptions, check_n_samples
 
     start = base if base is not None else cfg.metrics
     try:  # the memory cap too, before anything is written rather than mid-way
@@ -136,8 +136,8 @@ def _folder_hashes(saved: dict[str, Any]) -> set[Any]:
     """The training hashes a run folder's ``config.json`` can stand for: the one it records and
     the one its fields give (also with a retired default written out, as the store's schema 3
     upgrade did), so folders written by older versions still match their migrated rows."""
-    from bench.config import RunConfig
-    from bench.store_migrations import RETIRED_DEFAULTS
+    from aebench.config import RunConfig
+    from aebench.store_migrations import RETIRED_DEFAULTS
 
     fields = {k: v for k, v in saved.items() if k != "config_hash"}
     variants = [fields]
@@ -156,9 +156,9 @@ def check_run_folder(row: dict[str, Any], model: str) -> str:
     """Check that a ``done`` run's folder is its own (see the module docstring); returns a note
     for the run's line ("" when its weights were verified), or raises :class:`UsageError` with
     the reason."""
-    from bench.atomic import parse_json_text, read_input_text
-    from bench.runio import CONFIG, WEIGHTS
-    from bench.store_artifacts import weights_sha256
+    from aebench.atomic import parse_json_text, read_input_text
+    from aebench.runio import CONFIG, WEIGHTS
+    from aebench.store_artifacts import weights_sha256
 
     if not row.get("artifacts"):
         raise UsageError("the store records no artifacts folder for it")
@@ -192,7 +192,7 @@ def check_run_folder(row: dict[str, Any], model: str) -> str:
 def _plan(rows: list[dict[str, Any]], base: Any, overrides: dict[str, Any]) -> list[Any]:
     """``(row, config or the reason it is unreadable, metric options)`` per run, before any
     run is evaluated: a bad metric option is refused before anything is written."""
-    from bench.config import RunConfig
+    from aebench.config import RunConfig
 
     plans: list[Any] = []
     for row in rows:
@@ -211,8 +211,8 @@ def _measure(store: Any, row: dict[str, Any], cfg: Any, model: Any, todo: list[s
     batch size and the runtime fields) and replace their rows, in one transaction. The run's
     stored config takes ``options`` only when every family whose options key they change then
     holds numbers measured with them (see the module docstring)."""
-    from bench.metrics.evaluation import evaluate
-    from bench.metrics.family import FAMILIES
+    from aebench.metrics.evaluation import evaluate
+    from aebench.metrics.family import FAMILIES
 
     wanted = dataclasses.replace(full, families=tuple(todo))
     scores = evaluate(model, dataset, wanted)
@@ -242,12 +242,12 @@ def reevaluate_store(
     """Evaluate what the finished runs of ``store_path`` (of ``suite``, if given) are missing,
     or measured with other options than ``overrides`` give; prints one line per run evaluated
     and one on stderr per run skipped. ``runtime`` holds ``cache_dir``/``inception_weights``."""
-    from bench import data
-    from bench.config import stored_fields
-    from bench.metrics.family import family_names
-    from bench.runio import load_run
-    from bench.store import Store
-    from bench.trainer import resolve_device
+    from aebench import data
+    from aebench.config import stored_fields
+    from aebench.metrics.family import family_names
+    from aebench.runio import load_run
+    from aebench.store import Store
+    from aebench.trainer import resolve_device
 
     known = family_names()
     for name in only or ():

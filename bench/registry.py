@@ -14,7 +14,7 @@ import importlib.metadata
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from bench.errors import UsageError
+from aebench.errors import UsageError
 
 T = TypeVar("T")
 

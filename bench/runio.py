@@ -16,10 +16,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-import models
-from bench import atomic
-from bench.errors import UsageError
-from models.base import GenerativeAutoencoder
+from aebench import atomic, models
+from aebench.errors import UsageError
+from aebench.models.base import GenerativeAutoencoder
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -41,7 +40,7 @@ def prepare_out_dir(path: str | os.PathLike[str]) -> Path:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON atomically (:mod:`bench.atomic`); tuples, paths and scalar tensors allowed."""
+    """Write JSON atomically (:mod:`aebench.atomic`); tuples, paths and scalar tensors allowed."""
     atomic.write_json_atomic(path, payload, default=_jsonable)
 
 

@@ -1,6 +1,6 @@
 """Run a suite: expand the grid, skip what the store has done, run the rest, record everything.
 
-``run_one`` is a pure function of a :class:`~bench.suite.RunConfig` (train, evaluate, write the
+``run_one`` is a pure function of a :class:`~aebench.suite.RunConfig` (train, evaluate, write the
 run folder) that returns a plain :class:`RunResult`; executors only decide *where* it runs (in
 this process, in worker processes, or as Ray tasks). Only the driver writes the store.
 """
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
-from bench.suite import RunConfig, Suite
+from aebench.errors import UsageError
+from aebench.suite import RunConfig, Suite
 
 EXECUTORS = ("local", "ray")
 WORKER_DIED = "its worker process died (killed, or out of memory)"
@@ -65,11 +65,11 @@ def run_one(
     """Train and evaluate one grid point; never raises for a run that fails or diverges."""
     import torch
 
-    from bench import data
-    from bench.runio import HISTORY, WEIGHTS
-    from bench.store_artifacts import weights_sha256
-    from bench.trainer import DivergenceError, TrainingInterrupted
-    from bench.training import evaluate_run, run_environment, train_run
+    from aebench import data
+    from aebench.runio import HISTORY, WEIGHTS
+    from aebench.store_artifacts import weights_sha256
+    from aebench.trainer import DivergenceError, TrainingInterrupted
+    from aebench.training import evaluate_run, run_environment, train_run
 
     if threads:
         torch.set_num_threads(threads)
@@ -113,7 +113,7 @@ Executor = Callable[[list[tuple[RunConfig, Path]], Started], Iterator[RunResult]
 def step_cost(cfg: RunConfig, image_shape: tuple[int, int, int]) -> int:
     """A relative cost of one training step: parameters × update phases (each phase is one
     backward pass over the shared graph). Good enough to tell a VAE-GAN from a VAE."""
-    import models
+    from aebench import models
 
     try:
         model = models.create(cfg.model, **cfg.model_kwargs(image_shape))
@@ -131,8 +131,8 @@ def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
     and leave the other workers idle at the end. A dataset that fails to load is left alone:
     its runs fail with their own message.
     """
-    from bench import data
-    from bench.metrics import features
+    from aebench import data
+    from aebench.metrics import features
 
     shapes: dict[tuple[str, str | None], tuple[tuple[int, int, int], int]] = {}
     for name, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}, key=str):
@@ -163,13 +163,13 @@ def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
 def refuse_unfit_evaluations(suite: Suite, configs: list[RunConfig]) -> None:
     """Refuse, as one line and before the store is touched, a suite whose runs' evaluations
     would not fit the memory limit for generated images with their dataset's images
-    (:func:`~bench.metrics.evaluation.planned_memory_problem`): :func:`bench.metrics.evaluate`
+    (:func:`~aebench.metrics.evaluation.planned_memory_problem`): :func:`aebench.metrics.evaluate`
     would refuse each of them only after its training. Each dataset is loaded once, for its
     image shape; a dataset that does not load, or a run whose model or device is unknown here,
     is left to its runs, which fail with their own message."""
-    from bench import data
-    from bench.metrics.evaluation import planned_memory_problem
-    from bench.metrics.generation import SAMPLING_FAMILIES
+    from aebench import data
+    from aebench.metrics.evaluation import planned_memory_problem
+    from aebench.metrics.generation import SAMPLING_FAMILIES
 
     shapes: dict[tuple[str, str | None], tuple[int, int, int] | None] = {}
     for cfg in configs:
@@ -194,7 +194,7 @@ def refuse_unfit_evaluations(suite: Suite, configs: list[RunConfig]) -> None:
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: run name, status, seconds and the headline metrics."""
-    from bench.metrics.family import headline_keys
+    from aebench.metrics.family import headline_keys
 
     cols = ["run", "status", *[h for h in headline_keys() if any(h in r for r in rows)]]
     table = [cols]
@@ -214,7 +214,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
 
 def _measured_otherwise(config: Any, suite: Suite) -> bool:
     """Whether a stored run's metric options differ from the suite's ``[metrics]``."""
-    from bench.metrics.options import MetricOptions
+    from aebench.metrics.options import MetricOptions
 
     try:
         return MetricOptions.from_dict(dict(config["metrics"])) != suite.metrics
@@ -236,9 +236,9 @@ def run_suite(
     suite (a shipped name or a TOML path), for the resume hint."""
     from tqdm.auto import tqdm
 
-    from bench import executors
-    from bench.store import Store
-    from bench.store_lock import refuse_if_held
+    from aebench import executors
+    from aebench.store import Store
+    from aebench.store_lock import refuse_if_held
 
     if executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
@@ -273,7 +273,7 @@ def run_suite(
             f"suite {suite.name!r}: {len(todo)} of {len(configs)} runs to do "
             f"({len(configs) - len(todo)} already done) → {store.path}"
         )
-        from bench.store import environment
+        from aebench.store import environment
 
         if jobs > 1 or executor == "ray":
             todo = plan_parallel(todo)
@@ -347,8 +347,8 @@ def run_suite(
 
 def print_claims(store_path: str | os.PathLike[str] | None, suite: Suite) -> None:
     """The claims' verdicts on every finished run of the suite (this run's and earlier)."""
-    from bench.claims import BUILTIN, check
-    from bench.report import collect
+    from aebench.claims import BUILTIN, check
+    from aebench.report import collect
 
     try:
         data = collect.load(store_path, suite.name)

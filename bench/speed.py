@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import models
-from bench.allocator import allocator_state
-from bench.data import ImageData
-from bench.metrics.memory import PeakMemory
-from bench.metrics.speed import _sync, speed_metrics
-from bench.trainer import TrainConfig, Trainer, resolve_device
+from aebench import models
+from aebench.allocator import allocator_state
+from aebench.data import ImageData
+from aebench.metrics.memory import PeakMemory
+from aebench.metrics.speed import _sync, speed_metrics
+from aebench.trainer import TrainConfig, Trainer, resolve_device
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 ``channels_last`` (NHWC weights and batches), ``precision="bf16"`` (autocast), ``compile``
 (``torch.compile`` of the loss) and ``native_thin_deconv`` (thin transposed convolutions on
-PyTorch's own kernel on the CPU, :mod:`bench.thin_deconv`) change how fast a step runs, never
+PyTorch's own kernel on the CPU, :mod:`aebench.thin_deconv`) change how fast a step runs, never
 what the trained model is. Entering puts the model in the fast layout and routes its thin
 deconvolutions; leaving undoes both, so after training the model computes exactly what the same
 weights loaded from disk compute. Entering again (a second ``fit``) is harmless.
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bench.thin_deconv import route_thin_deconvs
+from aebench.thin_deconv import route_thin_deconvs
 
 if TYPE_CHECKING:
-    from bench.trainer import TrainConfig
+    from aebench.trainer import TrainConfig
 
 Terms = dict[str, torch.Tensor]
 

@@ -6,7 +6,7 @@ across code versions, and need no server. Three tables:
 * ``meta``    — ``schema_version`` and ``created_by = 'aebench'``;
 * ``runs``    — one row per (suite, config hash): config JSON, status, error, environment
   (git commit, versions, device, threads, host, pid), start/end time, artifacts folder
-  (relative to the store's folder: :mod:`bench.store_artifacts`) and the sha256 of the
+  (relative to the store's folder: :mod:`aebench.store_artifacts`) and the sha256 of the
   weights the run wrote;
 * ``metrics`` — tidy (run_id, name, value, phase) rows; ``phase`` is ``final`` for the
   evaluation and ``epoch-k`` (or ``step-k``) for the training history.
@@ -17,17 +17,17 @@ Guarantees:
   header (SQLite magic and aebench's ``application_id``) by plain reads, then opens it read-only
   to check the schema and its integrity. A foreign database, a text file, a truncated or corrupt
   file, or a store from a newer aebench is refused with a one-line
-  :class:`~bench.errors.UsageError` and left byte-identical.
+  :class:`~aebench.errors.UsageError` and left byte-identical.
 * **All of a run's rows in one transaction** (:meth:`Store.finish`): a crash leaves either the
   complete result or none of it.
-* **One writer.** :meth:`Store.lock` (:mod:`bench.store_lock`) refuses a second ``aebench run``
+* **One writer.** :meth:`Store.lock` (:mod:`aebench.store_lock`) refuses a second ``aebench run``
   on the same file, by any of its names, with a message naming the holder. Readers
   (``aebench runs``/``export``) need no lock (WAL mode lets them read while a suite writes).
 * **Resume.** A run still marked ``running`` when the lock is next taken belonged to a process
   that died; :meth:`Store.recover_stale` marks it ``interrupted``, and since only ``done`` runs
   count as done, the runner simply runs it again (reusing its row, so nothing is duplicated).
 
-Typical runner use (:func:`bench.runner.run_suite`)::
+Typical runner use (:func:`aebench.runner.run_suite`)::
 
     with Store.open(path) as store, store.lock():
         store.recover_stale()
@@ -48,9 +48,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.errors import UsageError
-from bench.store_artifacts import stored_artifacts
-from bench.store_files import (
+from aebench.errors import UsageError
+from aebench.store_artifacts import stored_artifacts
+from aebench.store_files import (
     _check_header,
     _connect,
     _connect_reader,
@@ -59,9 +59,9 @@ from bench.store_files import (
     _probe_uri,
     refuse_output_onto_store,
 )
-from bench.store_lock import WriterLock
-from bench.store_queries import StoreQueries, non_numeric_note
-from bench.store_schema import (
+from aebench.store_lock import WriterLock
+from aebench.store_queries import StoreQueries, non_numeric_note
+from aebench.store_schema import (
     _ENV_COLUMNS,
     APPLICATION_ID,
     DEFAULT_STORE,
@@ -74,10 +74,10 @@ from bench.store_schema import (
     environment,
     git_commit,
 )
-from bench.store_schema import metric_rows as _metric_rows
+from aebench.store_schema import metric_rows as _metric_rows
 
 if TYPE_CHECKING:
-    from bench.suite import RunConfig
+    from aebench.suite import RunConfig
 
 
 class Store(StoreQueries, WriterLock):
@@ -308,11 +308,11 @@ class Store(StoreQueries, WriterLock):
         """Record a run's outcome and every number it produced, in ONE transaction.
 
         ``weights_sha256`` is the checksum of the weights file the run wrote
-        (:func:`bench.store_artifacts.weights_sha256`): what tells its folder's weights from
+        (:func:`aebench.store_artifacts.weights_sha256`): what tells its folder's weights from
         any other file later found there.
 
         ``evaluations`` maps each metric family that was computed to its options key
-        (:meth:`~bench.metrics.family.MetricFamily.options_key`): the evaluation's identity.
+        (:meth:`~aebench.metrics.family.MetricFamily.options_key`): the evaluation's identity.
 
         ``environment`` (optional) is the record of the process that actually ran it (a worker
         may run with fewer threads, another pid or host than the driver that marked it

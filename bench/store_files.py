@@ -1,7 +1,7 @@
 """A store file checked before anything touches it, and the connections that open it.
 
 Every check reads bytes or uses a read-only SQLite connection, so a foreign, truncated or corrupt
-file is refused (one :class:`~bench.errors.UsageError` line) and left byte-identical."""
+file is refused (one :class:`~aebench.errors.UsageError` line) and left byte-identical."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.errors import UsageError
-from bench.store_lock import retire
+from aebench.errors import UsageError
+from aebench.store_lock import retire
 
 if TYPE_CHECKING:
     pass
 
 
-from bench.store_schema import (
+from aebench.store_schema import (
     _REQUIRED_COLUMNS,
     _SCHEMA,
     _SQLITE_MAGIC,

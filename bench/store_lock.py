@@ -1,4 +1,4 @@
-"""The results store's single-writer lock (a mixin of :class:`bench.store.Store`).
+"""The results store's single-writer lock (a mixin of :class:`aebench.store.Store`).
 
 One writer at a time, whatever name the store is reached by. :meth:`WriterLock.lock` takes two
 exclusive, non-blocking ``flock`` locks:
@@ -20,7 +20,7 @@ the process holds on that file, SQLite's own included (SQLite's "How To Corrupt 
 Database File", section 2.2): a connection whose locks silently vanished lets another process
 checkpoint and delete the write-ahead log under it. So the descriptor the lock opens on the
 database file is never closed while a connection may depend on it: releasing the lock only
-unlocks it, the store keeps it until :meth:`bench.store.Store.close` has closed its connection,
+unlocks it, the store keeps it until :meth:`aebench.store.Store.close` has closed its connection,
 and :func:`retire` then closes it only once no other descriptor of this process refers to the
 file (another store, a plain ``sqlite3`` connection); until then it is kept, and a later
 :func:`retire` closes it. Where ``/proc/self/fd`` cannot be read (not Linux) it is closed at
@@ -43,8 +43,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from bench.errors import UsageError
-from bench.store_schema import _now, default_store_path
+from aebench.errors import UsageError
+from aebench.store_schema import _now, default_store_path
 
 #: what a refused writer is told to do
 _ADVICE = "wait for it to finish, or pass --store to use another file"
@@ -231,7 +231,7 @@ class _Held:
 
 
 class WriterLock:
-    """The lock half of :class:`bench.store.Store` (needs ``path``, ``readonly``, ``_lock_fh``
+    """The lock half of :class:`aebench.store.Store` (needs ``path``, ``readonly``, ``_lock_fh``
     and ``_database_fh``, the database file's descriptor, opened by the first :meth:`lock`)."""
 
     path: Path

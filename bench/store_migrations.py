@@ -7,7 +7,7 @@ results were computed with. The upgrade re-derives every run's hash from its sto
 after checking that the config still matches the hash recorded under version 1, so an edited
 row is refused rather than silently re-labelled — and records the options the runner used for
 the families whose metrics the run already has. Any problem rolls the whole upgrade back and is
-one :class:`~bench.errors.UsageError` line; the store stays at its old schema, byte for byte.
+one :class:`~aebench.errors.UsageError` line; the store stays at its old schema, byte for byte.
 
 Schema 3 (2026-12-01) follows a registered default that changed: ``beta-vae`` went from β = 4
 to β = 2. A stored run keeps only the options that differ from the defaults (so writing a
@@ -27,7 +27,7 @@ import json
 import sqlite3
 from typing import Any
 
-from bench.errors import UsageError
+from aebench.errors import UsageError
 
 
 def _v1_hash(cfg: Any, metrics: Any) -> str:
@@ -53,8 +53,8 @@ def _stored_config(text: Any) -> dict[str, Any]:
 
 
 def v1_to_v2(conn: sqlite3.Connection) -> None:
-    from bench.config import RunConfig
-    from bench.metrics.family import FAMILIES
+    from aebench.config import RunConfig
+    from aebench.metrics.family import FAMILIES
 
     conn.execute(
         "CREATE TABLE evaluations (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE "
@@ -105,7 +105,7 @@ RETIRED_DEFAULTS: dict[str, dict[str, Any]] = {"beta-vae": {"beta": 4.0}}
 
 
 def v2_to_v3(conn: sqlite3.Connection) -> None:
-    from bench.config import RunConfig
+    from aebench.config import RunConfig
 
     rows = conn.execute("SELECT id, suite, run_name, config FROM runs").fetchall()
     for run_id, suite, name, text in rows:

@@ -14,17 +14,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.config import stored_fields
-from bench.errors import UsageError
-from bench.store_artifacts import resolve_artifacts
-from bench.store_schema import STATUSES
+from aebench.config import stored_fields
+from aebench.errors import UsageError
+from aebench.store_artifacts import resolve_artifacts
+from aebench.store_schema import STATUSES
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 class StoreQueries:
-    """The read-only half of :class:`bench.store.Store`."""
+    """The read-only half of :class:`aebench.store.Store`."""
 
     _conn: sqlite3.Connection
     path: Path
@@ -42,7 +42,7 @@ class StoreQueries:
         self, suite: str | None = None, status: str | Iterable[str] | None = None
     ) -> list[dict[str, Any]]:
         """Run rows as dicts (``config`` parsed from JSON, ``artifacts`` resolved against the
-        store's folder: :func:`~bench.store_artifacts.resolve_artifacts`), oldest first."""
+        store's folder: :func:`~aebench.store_artifacts.resolve_artifacts`), oldest first."""
         where, args = _where(suite, status)
         rows = self._conn.execute(f"SELECT * FROM runs{where} ORDER BY id", args).fetchall()
         out = []

@@ -94,19 +94,19 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
 
 def _v1_to_v2(conn: sqlite3.Connection) -> None:
-    from bench.store_migrations import v1_to_v2
+    from aebench.store_migrations import v1_to_v2
 
     v1_to_v2(conn)
 
 
 def _v2_to_v3(conn: sqlite3.Connection) -> None:
-    from bench.store_migrations import v2_to_v3
+    from aebench.store_migrations import v2_to_v3
 
     v2_to_v3(conn)
 
 
 def _v3_to_v4(conn: sqlite3.Connection) -> None:
-    from bench.store_migrations import v3_to_v4
+    from aebench.store_migrations import v3_to_v4
 
     v3_to_v4(conn)
 
@@ -159,7 +159,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
     ``python_version``, ``device`` (as given, else ``cuda`` if available else ``cpu``),
     ``threads`` (torch intra-op threads), ``host``, ``pid``.
     """
-    from bench import __version__
+    from aebench import __version__
 
     try:
         import torch

@@ -26,14 +26,14 @@ measured one way. Users write it as TOML (the shipped ones live in ``bench/suite
     gamma = 0.01
 
 A suite may follow a paper's protocol instead of giving a budget (``[protocol] name, scale``:
-:mod:`bench.protocols`); it is then held to the paper's dataset, network, latent size and batch
+:mod:`aebench.protocols`); it is then held to the paper's dataset, network, latent size and batch
 size, and its budget is the paper's scaled.
 
 A ``models`` entry may also be an inline table, so one model can appear twice with different
 options: ``{ model = "vae", label = "vae-b8", beta = 8.0 }``.
 
 Everything is validated up front, because a typo found after two hours of training costs two
-hours: any problem raises :class:`~bench.errors.UsageError` with one line naming the file and the
+hours: any problem raises :class:`~aebench.errors.UsageError` with one line naming the file and the
 key. Nothing else may escape :func:`load_suite` or :meth:`Suite.from_dict` (a hypothesis fuzz
 test holds us to that).
 
@@ -52,12 +52,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.claims import Claim
-from bench.config import BUDGET_KINDS, HASH_VERSION, Budget, RunConfig, TrainConfig
-from bench.errors import UsageError
-from bench.metrics.options import MetricOptions
-from bench.protocols import ProtocolUse
-from models.config import GRID_OPTIONS
+from aebench.claims import Claim
+from aebench.config import BUDGET_KINDS, HASH_VERSION, Budget, RunConfig, TrainConfig
+from aebench.errors import UsageError
+from aebench.metrics.options import MetricOptions
+from aebench.models.config import GRID_OPTIONS
+from aebench.protocols import ProtocolUse
 
 __all__ = [
     "BUDGET_KINDS",
@@ -171,7 +171,7 @@ class Suite:
     def from_dict(cls, data: Any, source: str = "<dict>", default_name: str = "suite") -> Suite:
         """Validate parsed TOML (or any value) into a suite; only ever raises UsageError."""
         try:
-            from bench.suite_parse import Validator
+            from aebench.suite_parse import Validator
 
             return Validator(source).suite(data, default_name)
         except UsageError:
@@ -186,7 +186,7 @@ class Suite:
 # Loading
 # --------------------------------------------------------------------------------------------
 def _suites_dir() -> Any:
-    return resources.files("bench").joinpath("suites")
+    return resources.files("aebench").joinpath("suites")
 
 
 def available_suites() -> list[str]:
@@ -228,9 +228,9 @@ def load_suite(name_or_path: str | Path) -> Suite:
 
 def load_suite_file(path: str | Path) -> Suite:
     """Read and validate the suite TOML at ``path``: a regular file of at most
-    :data:`~bench.atomic.MAX_INPUT_BYTES` (a FIFO or ``/dev/zero`` is one line, not a hang or
+    :data:`~aebench.atomic.MAX_INPUT_BYTES` (a FIFO or ``/dev/zero`` is one line, not a hang or
     a MemoryError)."""
-    from bench.atomic import read_input_file
+    from aebench.atomic import read_input_file
 
     path = Path(path)
     raw = read_input_file(path, "suite file")

@@ -11,12 +11,16 @@ import dataclasses
 import math
 from typing import Any
 
-from bench.claims import parse_claims
-from bench.config import _freeze, freeze_options
-from bench.errors import UsageError
-from bench.metrics.options import MetricOptions, check_n_samples, option_names
-from bench.protocols import Protocol, ProtocolUse
-from bench.suite import (
+from aebench.claims import parse_claims
+from aebench.config import _freeze, freeze_options
+from aebench.errors import UsageError
+from aebench.metrics.options import MetricOptions, check_n_samples, option_names
+from aebench.models.config import OptionError, check_option
+from aebench.models.config import describe as _describe
+from aebench.models.config import is_int as _is_int
+from aebench.models.config import is_real as _is_real
+from aebench.protocols import Protocol, ProtocolUse
+from aebench.suite import (
     _DEVICE_RE,
     _NAME_RE,
     _REQUIRED_KEYS,
@@ -29,24 +33,20 @@ from bench.suite import (
     Suite,
     TrainConfig,
 )
-from models.config import OptionError, check_option
-from models.config import describe as _describe
-from models.config import is_int as _is_int
-from models.config import is_real as _is_real
 
 
 def _config_class(model_cls: type) -> type | None:
     """The ModelConfig dataclass a model validates its options with, if it has one.
 
     Prefers an explicit ``config_class`` attribute; otherwise the most derived
-    :class:`~models.config.ModelConfig` subclass visible in the model's module.
+    :class:`~aebench.models.config.ModelConfig` subclass visible in the model's module.
     """
     explicit = getattr(model_cls, "config_class", None)
     if isinstance(explicit, type):
         return explicit
     import sys
 
-    from models.config import ModelConfig
+    from aebench.models.config import ModelConfig
 
     module = sys.modules.get(model_cls.__module__)
     found = (
@@ -144,8 +144,8 @@ class Validator:
         if not isinstance(description, str):
             raise self.fail("description", f"must be a string, got {_describe(description)}")
 
-        from bench import data as datasets
-        from models.backbones import ARCHS
+        from aebench import data as datasets
+        from aebench.models.backbones import ARCHS
 
         dataset_names = datasets.available()
         ds = [
@@ -218,7 +218,7 @@ class Validator:
     def protocol(self, value: Any) -> Protocol:
         """The ``[protocol]`` table: a registered protocol's ``name`` and a ``scale`` in
         (0, 1] of its training budget."""
-        from bench.protocols import PROTOCOLS
+        from aebench.protocols import PROTOCOLS
 
         table = self.table(value, "protocol", ("name", "scale"))
         if "name" not in table:
@@ -281,7 +281,7 @@ class Validator:
             raise self.fail(f"metrics.{err.key}", str(err)) from None
 
     def models(self, value: Any, overrides: dict[str, Any]) -> list[ModelSpec]:
-        import models as registry
+        from aebench import models as registry
 
         names = registry.available()
         entries: list[tuple[str, str, dict[str, Any], str]] = []  # model, label, options, key
@@ -327,7 +327,7 @@ class Validator:
         Options equal to the model's default are dropped, so writing a default out explicitly
         does not change the run's hash.
         """
-        import models as registry
+        from aebench import models as registry
 
         cls, registered = registry.get(model)
         config_cls = _config_class(cls)
@@ -361,8 +361,9 @@ class Validator:
         return freeze_options(clean)
 
     def option_value(self, value: Any, key: str, default: Any) -> Any:
-        """One option checked by the models' own validator (:func:`models.config.check_option`,
-        the one ``aebench train -o`` uses too) against the type of its default."""
+        """One option checked by the models' own validator
+        (:func:`aebench.models.config.check_option`, the one ``aebench train -o`` uses too)
+        against the type of its default."""
         if isinstance(default, bool | int | float | str | tuple):
             try:
                 return check_option(key, value, default)

@@ -2,7 +2,7 @@
 
 Why one loop: a comparison between models is only fair when batching, seeding, devices,
 precision and evaluation are identical. Models declare loss terms and update phases
-(:class:`models.base.Phase`); this module owns everything else.
+(:class:`aebench.models.base.Phase`); this module owns everything else.
 
 Speed: the dataset is one uint8 tensor on the training device, batches are index slices of a
 seeded per-epoch permutation, converted to float in the fetch; loss terms are accumulated on the
@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench.allocator import keep_freed_memory
-from bench.checkpoint import capture_state, load_checkpoint, restore_state, save_checkpoint
-from bench.config import TrainConfig
-from bench.data import ImageData
-from bench.errors import UsageError
-from bench.speed_switches import SpeedSwitches
-from models.base import GenerativeAutoencoder, Phase
+from aebench.allocator import keep_freed_memory
+from aebench.checkpoint import capture_state, load_checkpoint, restore_state, save_checkpoint
+from aebench.config import TrainConfig
+from aebench.data import ImageData
+from aebench.errors import UsageError
+from aebench.models.base import GenerativeAutoencoder, Phase
+from aebench.speed_switches import SpeedSwitches
 
 EVAL_BATCH = 500
 

@@ -13,15 +13,14 @@ from typing import Any
 
 import torch
 
-import models
-from bench import data
-from bench.allocator import allocator_state
-from bench.config import RunConfig
-from bench.errors import UsageError
-from bench.images import pair_rows, save_grid
-from bench.runio import CONFIG, HISTORY, WEIGHTS, prepare_out_dir, save_run
-from bench.trainer import Trainer, resolve_device, seed_everything
-from models.base import GenerativeAutoencoder
+from aebench import data, models
+from aebench.allocator import allocator_state
+from aebench.config import RunConfig
+from aebench.errors import UsageError
+from aebench.images import pair_rows, save_grid
+from aebench.models.base import GenerativeAutoencoder
+from aebench.runio import CONFIG, HISTORY, WEIGHTS, prepare_out_dir, save_run
+from aebench.trainer import Trainer, resolve_device, seed_everything
 
 N_GRID_SAMPLES = 64
 N_GRID_RECON = 32
@@ -31,7 +30,7 @@ def run_environment(device: torch.device) -> dict[str, Any]:
     """What produced the numbers: the store's environment record (git commit, versions,
     device, threads, host) plus the CPU, the CPU allocator setting (bench/allocator.py) and, on
     CUDA, the GPU name."""
-    from bench.store import environment as store_environment
+    from aebench.store import environment as store_environment
 
     env = store_environment(str(device))
     env["cpu"] = platform.processor() or platform.machine()
@@ -183,10 +182,10 @@ def write_images(
 def evaluate_run(
     model: models.GenerativeAutoencoder, dataset: data.ImageData, run_dir: Path, options: Any = None
 ) -> dict[str, Any]:
-    """Measure a trained model (:func:`bench.metrics.evaluation.evaluate`) and write
+    """Measure a trained model (:func:`aebench.metrics.evaluation.evaluate`) and write
     ``metrics.json`` into its run folder; returns the scores (flat floats plus ``meta``)."""
-    from bench.metrics.evaluation import MetricOptions, evaluate
-    from bench.runio import write_json_atomic
+    from aebench.metrics.evaluation import MetricOptions, evaluate
+    from aebench.runio import write_json_atomic
 
     scores = evaluate(model, dataset, options or MetricOptions())
     write_json_atomic(Path(run_dir) / METRICS_FILE, scores)

@@ -22,8 +22,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from bench.atomic import atomic_write
-from bench.errors import UsageError
+from aebench.atomic import atomic_write
+from aebench.errors import UsageError
 
 META_KEY = "aebench"
 

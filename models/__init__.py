@@ -6,9 +6,9 @@ third-party plugins included (entry-point group ``aebench.models``).
 
 from __future__ import annotations
 
-from models import ae, vae, vae_gan  # noqa: F401  (registers the built-in models)
-from models.base import GenerativeAutoencoder, Phase
-from models.registry import available, create, get, register, reload_plugins, unregister
+from aebench.models import ae, vae, vae_gan  # noqa: F401  (registers the built-in models)
+from aebench.models.base import GenerativeAutoencoder, Phase
+from aebench.models.registry import available, create, get, register, reload_plugins, unregister
 
 __all__ = [
     "GenerativeAutoencoder",

@@ -10,9 +10,9 @@ compares objectives, not network sizes. Two families:
   beyond (3 for 64×64, 4 for 128×128), so the last feature map stays 7–15 pixels wide. Needs
   H and W divisible by 2^depth.
 * ``bench-conv`` — the benchmark ConvNets of Chadebec et al. (2022) for 28×28, 32×32 and
-  64×64 images (:mod:`models.literature_nets`).
+  64×64 images (:mod:`aebench.models.literature_nets`).
 * ``burda2015-mlp`` — Burda et al. (2016)'s 784-200-200-50 tanh MLP, and ``ghosh2020-conv`` —
-  Ghosh et al. (2020)'s ConvNets for 32×32 and 64×64 images (:mod:`models.literature_nets`).
+  Ghosh et al. (2020)'s ConvNets for 32×32 and 64×64 images (:mod:`aebench.models.literature_nets`).
 
 Decoders return *logits*; models turn them into images with a sigmoid.
 """
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from bench.errors import UsageError
-from models import literature_nets
+from aebench.errors import UsageError
+from aebench.models import literature_nets
 
 ARCHS = ("mlp", "conv", *literature_nets.NETS)
 

@@ -2,7 +2,7 @@
 
 A model *declares* what it computes — ``encode``, ``decode``, named loss terms, ``sample`` —
 and which parameter groups are updated from which loss term (:class:`Phase`). It never loops
-over data, logs or saves files: that is the harness's job (``bench.trainer``).
+over data, logs or saves files: that is the harness's job (``aebench.trainer``).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class GenerativeAutoencoder(nn.Module):
     has_posterior: bool = False
     #: True when sampling needs a code distribution fitted after training (see :meth:`fit_prior`).
     fits_prior: bool = False
-    #: the sampler generation metrics use unless told otherwise (``bench.metrics.samplers``)
+    #: the sampler generation metrics use unless told otherwise (``aebench.metrics.samplers``)
     default_sampler: ClassVar[str] = "gaussian"
     #: every sampler the model is evaluated with (generation metrics ``fid@NAME``, ...): the
     #: fitted Gaussian, N(0, I) and a 10-component GMM on the codes (Ghosh et al. 2020, Table 1)

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.errors import UsageError
+from aebench.errors import UsageError
 
 CHANNELS = (128, 256, 512, 1024)
 #: (C, H, W) → decoder layout: start grid, then per transposed conv (out, kernel, stride,
@@ -222,7 +222,7 @@ Shape = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class LiteratureNet:
-    """One paper's networks, as :mod:`models.backbones` builds them under the arch's name."""
+    """One paper's networks, as :mod:`aebench.models.backbones` builds them under its name."""
 
     check: Callable[[Shape], object]  #: raises UsageError for image sizes it is not defined for
     encoder: Callable[[Shape, int], nn.Module]  #: (image shape, output size)
@@ -236,7 +236,7 @@ def _burda_trunk(shape: Shape) -> tuple[nn.Module, int]:
     return nn.Sequential(nn.Flatten(), layers), BURDA_HIDDEN[-1]
 
 
-#: arch name → networks; every entry is an architecture of ``models.backbones.ARCHS``
+#: arch name → networks; every entry is an architecture of ``aebench.models.backbones.ARCHS``
 NETS: dict[str, LiteratureNet] = {
     "bench-conv": LiteratureNet(
         trunk_features, encoder, Decoder,

@@ -31,7 +31,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist5k():
-    from bench import data
+    from aebench import data
 
     return data.load("mnist-5k")
 
@@ -44,7 +44,7 @@ def _threads():
 
 def subset(data, n_train: int, n_test: int, name: str | None = None):
     """The first ``n_train`` training and ``n_test`` test images (and labels) of ``data``."""
-    from bench.data import ImageData
+    from aebench.data import ImageData
 
     intensity = data.train_intensity
     return ImageData(
@@ -63,7 +63,7 @@ def run_cli(
     """Run ``aebench ARGS`` in a fresh interpreter, as a user would."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
+        [sys.executable, "-m", "aebench", *args],
         capture_output=True,
         text=True,
         cwd=cwd or REPO,
@@ -83,14 +83,14 @@ def metrics_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def domain_net(mnist5k, metrics_cache: Path):
     """The mnist-5k domain feature net, trained briefly (20k images seen, ~97 % accuracy) into
     ``metrics_cache``; ``features.build("domain", mnist5k, cache=metrics_cache)`` reuses it."""
-    from bench.metrics import features
+    from aebench.metrics import features
 
     return features.build("domain", mnist5k, cache=metrics_cache, min_samples=20_000)
 
 
 def _train_briefly(name: str, data, epochs: int = 3):
-    import models
-    from bench.trainer import TrainConfig, Trainer
+    from aebench import models
+    from aebench.trainer import TrainConfig, Trainer
 
     model = models.create(name, image_shape=list(data.image_shape))
     Trainer(model, data, TrainConfig(epochs=epochs, seed=0, device="cpu", quiet=True)).fit()
@@ -126,7 +126,7 @@ def _private_cache(metrics_cache: Path):
 def one_line_error(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
     """Run ``aebench ARGS`` in-process; assert exit 2 and exactly one ``aebench: error:`` line
     on stderr (an escaping exception fails the test just as a traceback would). Returns it."""
-    from bench.cli import main
+    from aebench.cli import main
 
     code = main(args)
     err = capsys.readouterr().err.strip()
@@ -151,7 +151,7 @@ def bench_on_tmpfs(
     mnt.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         rc, stderr = Path(scratch) / "rc", Path(scratch) / "stderr"
-        cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "bench", *args])
+        cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "aebench", *args])
         script = (
             f"mount -t tmpfs -o size={size_kb}k tmpfs {shlex.quote(str(mnt))} || exit 99\n"
             f"{before}\n"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import models
-from bench.errors import UsageError
-from models.backbones import conv_depth
+from aebench import models
+from aebench.errors import UsageError
+from aebench.models.backbones import conv_depth
 from tests.conftest import one_line_error
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.claims import BUILTIN, CONTRADICTED, HOLDS, INCONCLUSIVE, Claim, check, verdict
-from bench.errors import UsageError
-from bench.suite import parse_suite
+from aebench.claims import BUILTIN, CONTRADICTED, HOLDS, INCONCLUSIVE, Claim, check, verdict
+from aebench.errors import UsageError
+from aebench.suite import parse_suite
 from tests.conftest import one_line_error, tiny_suite
 
 CLAIM = Claim("c", "a is lower than b", "test", "a", "b", "m", "m", "lower")
@@ -113,7 +113,7 @@ def test_bad_claims_are_one_line_naming_file_and_key(edit, key, tmp_path, capsys
 
 
 def test_run_prints_verdicts_and_the_report_shows_suite_claims(tmp_path, domain_net, capsys):
-    from bench.cli import main
+    from aebench.cli import main
 
     suite, db = tmp_path / "claimed.toml", tmp_path / "s.sqlite"
     suite.write_text(SUITE + GOOD_CLAIM)

@@ -27,7 +27,7 @@ def test_listing_and_bad_input_do_not_load_the_metric_stack(tmp_path):
     # error must not wait for them
     probe = (
         "import sys\n"
-        "from bench.cli import main\n"
+        "from aebench.cli import main\n"
         "codes = [main(['models']), main(['run', sys.argv[1]])]\n"
         "heavy = sorted(m for m in ('torchmetrics', 'torchvision', 'scipy') if m in sys.modules)\n"
         "print(codes, heavy)\n"
@@ -126,7 +126,7 @@ def _bad_inputs(tmp_path):
 def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
     """In-process through the CLI's own ``main`` (an escaping exception fails the test just as
     a traceback would); one case below runs as a real process."""
-    from bench.cli import main
+    from aebench.cli import main
 
     args = _bad_inputs(tmp_path)[case]
     code = main(args)

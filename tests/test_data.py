@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import data
-from bench.errors import UsageError
+from aebench import data
+from aebench.errors import UsageError
 from tests.conftest import run_cli
 
 
@@ -64,8 +64,8 @@ def test_binarized_mnist_static_and_dynamic_are_reproducible_from_the_seed(data_
 
 
 def test_the_trainer_redraws_a_dynamic_binarization_every_epoch(data_dir):
-    import models
-    from bench.trainer import TrainConfig, Trainer
+    from aebench import models
+    from aebench.trainer import TrainConfig, Trainer
     from tests.conftest import subset
 
     dynamic = subset(data.load("mnist-binary", data_dir), 512, 128)

@@ -12,11 +12,11 @@ import sqlite3
 import pytest
 from safetensors.torch import load_file
 
-from bench.atomic import FILE_MODE
-from bench.checkpoint import load_checkpoint
-from bench.errors import UsageError
-from bench.store import Store
-from bench.suite import load_suite
+from aebench.atomic import FILE_MODE
+from aebench.checkpoint import load_checkpoint
+from aebench.errors import UsageError
+from aebench.store import Store
+from aebench.suite import load_suite
 from tests.conftest import bench_on_tmpfs, run_cli
 
 ARGS = [

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bench import gates
-from bench.cli import main
-from bench.suite import load_suite
+from aebench import gates
+from aebench.cli import main
+from aebench.suite import load_suite
 from tests.test_gate_hardening import fill_store
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

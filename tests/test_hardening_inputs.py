@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.errors import UsageError
-from bench.metrics.options import MetricOptions, check_n_samples
+from aebench.errors import UsageError
+from aebench.metrics.options import MetricOptions, check_n_samples
 from tests.conftest import file_hashes, one_line_error, run_cli, tiny_suite
 
 TRAIN = ["train", "vae", "--epochs", "1", "--quiet", "--no-eval"]
@@ -108,7 +108,7 @@ def test_fid_between_folders_of_huge_images_is_refused(big_folder, tmp_path) -> 
 
 
 def test_the_decoded_size_budget_counts_the_final_array_and_one_decode() -> None:
-    from bench.data.files import MAX_DECODED_BYTES, ImageHeader, check_decoded_size
+    from aebench.data.files import MAX_DECODED_BYTES, ImageHeader, check_decoded_size
 
     big = ImageHeader(Path("big.png"), "RGB", (12000, 12000))
     with pytest.raises(UsageError, match=r"30 image\(s\) of 12000x12000"):
@@ -126,7 +126,7 @@ def test_the_decoded_size_budget_counts_the_final_array_and_one_decode() -> None
 def test_huge_images_resized_on_load_are_decoded_one_at_a_time(tmp_path) -> None:
     """Large images are legitimate when the set fits: each is decoded, resized and dropped
     before the next, and Pillow's bomb warning (over 89 M pixels) is not raised at the user."""
-    from bench import data
+    from aebench import data
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -152,7 +152,7 @@ def test_an_image_folder_of_mixed_sizes_is_refused_from_the_headers(tmp_path, ca
 # -- n_samples beyond memory ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from bench.cli import main
+    from aebench.cli import main
 
     out = tmp_path_factory.mktemp("eval") / "run"
     args = ["train", "ae", "--epochs", "1", "--latent-dim", "4", "--device", "cpu"]
@@ -177,7 +177,7 @@ def test_eval_refuses_samples_that_fit_as_features_but_not_as_images(trained_run
 
 
 def test_the_sample_memory_limit_names_the_largest_count_that_fits() -> None:
-    from bench.metrics.generation import MAX_GENERATION_BYTES, generation_memory, memory_problem
+    from aebench.metrics.generation import MAX_GENERATION_BYTES, generation_memory, memory_problem
 
     assert generation_memory(10_000, 2048, (3, 32, 32), 4) < MAX_GENERATION_BYTES / 4
     problem = memory_problem(10_000_000, 128, (1, 28, 28), 4)
@@ -193,8 +193,8 @@ def test_the_sample_memory_limit_names_the_largest_count_that_fits() -> None:
 def test_a_stored_config_beyond_the_sample_limit_still_reads() -> None:
     """The limit is checked where options come in, not by the option type: a run stored with
     more samples than this version allows still reads back (listing, migrations)."""
-    from bench.config import RunConfig
-    from bench.suite import load_suite
+    from aebench.config import RunConfig
+    from aebench.suite import load_suite
 
     stored = load_suite("smoke").expand()[0].to_dict()
     stored["metrics"] = {**stored["metrics"], "n_samples": 10_000_000}
@@ -277,7 +277,7 @@ def test_an_untestable_claim_is_refused_at_load(edit, key, words, tmp_path, caps
 
 
 def test_a_valid_claim_on_a_suite_label_and_dataset_loads() -> None:
-    from bench.suite import parse_suite
+    from aebench.suite import parse_suite
 
     text = SUITE + CLAIM.replace('source = "s"', 'source = "s"\ndatasets = ["mnist-5k"]')
     (claim,) = parse_suite(text, "ok.toml").claims
@@ -319,7 +319,7 @@ def test_a_published_value_on_a_non_metric_is_refused(value, words, tmp_path, ca
 
 
 def test_a_published_value_of_a_sampler_aebench_lacks_is_kept() -> None:
-    from bench.published import parse_published
+    from aebench.published import parse_published
 
     data = {"group": [{"protocol": "p", "source": "s", "dataset": "d", "binarization": "b",
                        "architecture": "a", "latent_dim": 16, "budget": "1", "sampler": "s2",
@@ -354,7 +354,7 @@ def test_a_fifo_or_dev_zero_as_a_suite_is_one_line(tmp_path) -> None:
 
 
 def test_an_oversized_suite_file_is_refused_without_reading_it(tmp_path, capsys) -> None:
-    from bench.atomic import MAX_INPUT_BYTES
+    from aebench.atomic import MAX_INPUT_BYTES
 
     suite = tmp_path / "huge.toml"
     with open(suite, "wb") as f:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import UsageError
-from bench.store import Store
-from bench.suite import load_suite
+from aebench.errors import UsageError
+from aebench.store import Store
+from aebench.suite import load_suite
 from tests.conftest import REPO, file_hashes, one_line_error, run_cli, tiny_suite
 
 SUITE = tiny_suite("hard", ["vae"], [0], steps=2)
@@ -43,8 +43,8 @@ def done_store(path: Path) -> None:
 HOLDER = textwrap.dedent(
     """
     import sys
-    from bench.store import Store
-    from bench.suite import load_suite
+    from aebench.store import Store
+    from aebench.suite import load_suite
     cfg = load_suite(sys.argv[2]).expand()[0]
     store = Store.open(sys.argv[1])
     with store.lock():
@@ -280,7 +280,7 @@ def test_huge_numbers_given_to_train_are_one_line(tmp_path, capsys, args, named)
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained run folder (one epoch of a 4-d VAE on mnist-5k) for ``aebench eval RUN``."""
-    from bench.cli import main
+    from aebench.cli import main
 
     out = tmp_path_factory.mktemp("eval") / "run"
     assert main([*TRAIN, "--out", str(out)]) == 0

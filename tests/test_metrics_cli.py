@@ -8,9 +8,9 @@ import pytest
 import torch
 from torchvision.utils import save_image
 
-from bench.cli import main
-from bench.metrics import METRICS
-from bench.runio import save_run
+from aebench.cli import main
+from aebench.metrics import METRICS
+from aebench.runio import save_run
 
 
 @pytest.fixture(scope="module")

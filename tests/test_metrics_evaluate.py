@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from bench.errors import UsageError
-from bench.metrics import METRICS, MetricOptions, evaluate, format_table
-from bench.metrics.samplers import GaussianMixture, available, get
+from aebench.errors import UsageError
+from aebench.metrics import METRICS, MetricOptions, evaluate, format_table
+from aebench.metrics.samplers import GaussianMixture, available, get
 
 LATENT = {"kl", "elbo", "nll_iw", "active_units"}
 

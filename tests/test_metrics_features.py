@@ -7,9 +7,9 @@ import importlib.util
 import pytest
 import torch
 
-from bench import data
-from bench.errors import UsageError
-from bench.metrics import features, inception
+from aebench import data
+from aebench.errors import UsageError
+from aebench.metrics import features, inception
 
 
 def test_domain_net_is_accurate_and_cached(mnist5k, domain_net, metrics_cache):

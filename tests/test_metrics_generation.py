@@ -9,8 +9,8 @@ import scipy.linalg
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from bench.metrics import features
-from bench.metrics.generation import density_coverage, fid, kid, knn_radii, precision_recall
+from aebench.metrics import features
+from aebench.metrics.generation import density_coverage, fid, kid, knn_radii, precision_recall
 
 
 def _blur(images_u8: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -140,7 +140,7 @@ def test_shape_mismatch_is_an_error():
 def test_features_and_scores_do_not_depend_on_the_extraction_batch_size(mnist5k, domain_net):
     """Like clean-fid's batch-size tests: the same images give the same features (to float32
     rounding) and the same FID/KID/P&R whatever batch size extracts them."""
-    from bench.metrics.generation import generation_metrics
+    from aebench.metrics.generation import generation_metrics
 
     real, fake = mnist5k.test_x[:600], mnist5k.train_x[:600]
     scores = []

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from bench.metrics.latent import active_units, kl_elbo, kl_per_image, nll_iw
-from models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
+from aebench.metrics.latent import active_units, kl_elbo, kl_per_image, nll_iw
+from aebench.models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_the_fast_bernoulli_likelihood_equals_bce_with_logits():
     the training path is used and agrees too."""
     from torch.nn import functional as F
 
-    from models.base import bernoulli_log_likelihood, recon_nll
+    from aebench.models.base import bernoulli_log_likelihood, recon_nll
 
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(64, 1, 28, 28, generator=gen) * 6

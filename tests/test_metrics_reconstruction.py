@@ -7,7 +7,11 @@ import math
 import pytest
 import torch
 
-from bench.metrics.reconstruction import ReconBCE, reconstruction_collection, reconstruction_metrics
+from aebench.metrics.reconstruction import (
+    ReconBCE,
+    reconstruction_collection,
+    reconstruction_metrics,
+)
 
 
 def test_perfect_reconstruction(mnist5k):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from bench.metrics.sharpness import (
+from aebench.metrics.sharpness import (
     high_frequency_ratio,
     high_frequency_share,
     laplacian_variance,

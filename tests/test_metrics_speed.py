@@ -6,9 +6,9 @@ import os
 
 import torch
 
-import models
-from bench.metrics.memory import PeakMemory
-from bench.metrics.speed import latency_ms, samples_per_s, speed_metrics
+from aebench import models
+from aebench.metrics.memory import PeakMemory
+from aebench.metrics.speed import latency_ms, samples_per_s, speed_metrics
 
 
 def test_speed_metrics_keys_and_meta(trained_vae, mnist5k):

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-import models
-from bench.trainer import TrainConfig, Trainer
-from models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
+from aebench import models
+from aebench.models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
+from aebench.trainer import TrainConfig, Trainer
 
 BUILTIN = ["ae", "vae", "beta-vae", "vae-gan"]
 
@@ -72,7 +72,7 @@ def test_models_declare_their_samplers():
     vae, ae = models.create("vae"), models.create("ae")
     assert vae.default_sampler == "prior" and vae.samplers[0] == "prior"
     assert ae.default_sampler == "gaussian" and "gmm" in ae.samplers
-    from bench.metrics import samplers
+    from aebench.metrics import samplers
 
     for m in (vae, ae, models.create("vae-gan")):
         assert all(name in samplers.available() for name in m.samplers)

@@ -8,10 +8,10 @@ import math
 import pandas as pd
 import pytest
 
-from bench.errors import UsageError
-from bench.protocols import PROTOCOLS, Protocol
-from bench.published import load_published, match, parse_published
-from bench.suite import load_suite, parse_suite
+from aebench.errors import UsageError
+from aebench.protocols import PROTOCOLS, Protocol
+from aebench.published import load_published, match, parse_published
+from aebench.suite import load_suite, parse_suite
 from tests.conftest import one_line_error
 
 BURDA = """
@@ -40,7 +40,7 @@ def test_shipped_protocol_suites_follow_their_protocols() -> None:
 
 
 def test_aebench_protocols_lists_each_with_its_published_values(capsys) -> None:
-    from bench.cli import main
+    from aebench.cli import main
 
     assert main(["protocols"]) == 0
     lines = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
@@ -185,7 +185,7 @@ def test_protocol():
 def test_published_values_reach_the_report_of_a_protocol_suite(
     tmp_path, domain_net, test_protocol
 ) -> None:
-    from bench.cli import main
+    from aebench.cli import main
 
     suite = tmp_path / "proto.toml"
     suite.write_text(
@@ -215,7 +215,7 @@ def test_published_values_reach_the_report_of_a_protocol_suite(
 
 
 def test_the_header_warns_that_binarizations_must_not_be_compared() -> None:
-    from bench.report.collect import evaluation_lines
+    from aebench.report.collect import evaluation_lines
 
     metrics = {"backbone": "inception", "iw_k": 5000, "iw_n": 10000}
     lines = evaluation_lines([{"config": {"dataset": "mnist-binary"}}], [metrics])

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-import models
+from aebench import models
 from tests.conftest import REPO, tiny_suite
 
 README = (REPO / "README.md").read_text()
@@ -49,9 +49,9 @@ def test_add_a_metric_example_reaches_metrics_json_the_store_and_the_report(
 
     import pandas as pd
 
-    from bench.cli import main
-    from bench.metrics.family import FAMILIES
-    from bench.store import Store
+    from aebench.cli import main
+    from aebench.metrics.family import FAMILIES
+    from aebench.store import Store
 
     (block,) = [b for b in _python_blocks() if "@register_family" in b]
     try:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.metrics.family import FAMILIES
-from bench.store import Store
+from aebench.cli import main
+from aebench.metrics.family import FAMILIES
+from aebench.store import Store
 from tests.conftest import REPO, file_hashes, flat_layout, one_line_error, tiny_suite
 from tests.test_readme import _python_blocks
 
@@ -69,7 +69,7 @@ def test_a_kill_during_eval_store_then_a_rerun_completes(finished):
     with sqlite3.connect(finished) as conn:
         conn.execute(f"DELETE FROM metrics {where}")
         conn.execute("DELETE FROM evaluations WHERE family = 'sharpness'")
-    cmd = [sys.executable, "-m", "bench", "eval", "--store", str(finished), "--only", "sharpness"]
+    cmd = [sys.executable, "-m", "aebench", "eval", "--store", str(finished), "--only", "sharpness"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
@@ -99,7 +99,7 @@ def test_changed_metric_options_re_evaluate_only_the_families_that_read_them(
         before = store.evaluations(run["id"])
     edited = tmp_path / "edited.toml"
     edited.write_text(SUITE.replace("n_samples = 100", "n_samples = 120"))
-    from bench.suite import load_suite
+    from aebench.suite import load_suite
 
     assert {c.config_hash for c in load_suite(edited).expand()} == hashes
     assert main(["run", str(edited), "--store", str(finished), "--quiet"]) == 0  # no retraining
@@ -124,8 +124,8 @@ def test_a_schema_1_store_is_migrated_to_training_hashes_and_recorded_evaluation
     the current suite recognises as done, and the options the runner used recorded per family."""
     import json
 
-    from bench.store_migrations import _v1_hash
-    from bench.suite import RunConfig, load_suite
+    from aebench.store_migrations import _v1_hash
+    from aebench.suite import RunConfig, load_suite
 
     with Store.open(finished, readonly=True) as store:
         expected = {r["id"]: store.evaluations(r["id"]) for r in store.runs()}

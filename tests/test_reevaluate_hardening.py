@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from bench.cli import main
+from aebench.cli import main
 from tests.conftest import file_hashes, run_cli, tiny_suite
 
 SUITE = tiny_suite("hard", ["ae"], [0, 1], steps=4)
@@ -193,7 +193,7 @@ def test_a_store_copy_is_evaluated_with_its_own_weights_from_another_projects_fo
     """Two copies of a store made with the default ``runs/`` path; in project P, ``eval
     --store ../Q/runs/aebench.sqlite`` must measure Q's weights, not P's ``runs/artifacts``,
     also when Q's rows hold the cwd-relative paths older aebench wrote."""
-    from bench.report import collect
+    from aebench.report import collect
 
     p, q = tmp_path / "P", tmp_path / "Q"
     shutil.copytree(base, p / "runs")
@@ -290,8 +290,8 @@ def test_options_are_checked_against_each_runs_own(store):
 def test_inception_weights_do_not_re_measure_runs_of_another_backbone(store, tmp_path):
     """The domain backbone never reads the Inception weights file: naming one changes no
     number, so it neither re-measures those runs nor changes their options key."""
-    from bench.metrics.family import FAMILIES, family_names
-    from bench.metrics.options import MetricOptions
+    from aebench.metrics.family import FAMILIES, family_names
+    from aebench.metrics.options import MetricOptions
 
     family_names()  # registers the built-in families
     generation = FAMILIES.get("generation")

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 import torch
 
-import models
-from bench.errors import UsageError
+from aebench import models
+from aebench.errors import UsageError
 from tests.conftest import run_cli
 
 
@@ -55,7 +55,7 @@ def test_unknown_model_option_is_rejected():
 PLUGIN_MODULE = '''
 import torch
 from torch import nn
-from models.vae import VAE
+from aebench.models.vae import VAE
 
 
 class PluginVAE(VAE):

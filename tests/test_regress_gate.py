@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import gates
-from bench.cli import main
-from bench.report.collect import ReportData
+from aebench import gates
+from aebench.cli import main
+from aebench.report.collect import ReportData
 from tests.conftest import REPO, one_line_error
 
 # -- speed: the normalisation -----------------------------------------------------------------
@@ -181,8 +181,8 @@ def test_quality_gate_verdicts_on_planted_data(tmp_path):
 
 
 def test_quality_gate_end_to_end_through_the_cli(tmp_path, capsys):
-    from bench.store import Store
-    from bench.suite import load_suite
+    from aebench.store import Store
+    from aebench.suite import load_suite
 
     suite = load_suite("gate")
     baseline = tmp_path / "quality.csv"
@@ -207,7 +207,7 @@ def test_quality_gate_end_to_end_through_the_cli(tmp_path, capsys):
 
 
 def test_the_committed_quality_baseline_matches_the_gate_suite():
-    from bench.suite import load_suite
+    from aebench.suite import load_suite
 
     tidy = pd.read_csv(REPO / "tests" / "benchmarks" / "quality_baseline.csv")
     suite = load_suite("gate")

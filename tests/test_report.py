@@ -23,13 +23,13 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.cli import main
-from bench.report import build_report
-from bench.report.baseline import classify, welch_p
-from bench.report.figures import FIGURES, pareto_front
-from bench.report.tables import format_mean_std
-from bench.store import Store
-from bench.suite import Suite
+from aebench.cli import main
+from aebench.report import build_report
+from aebench.report.baseline import classify, welch_p
+from aebench.report.figures import FIGURES, pareto_front
+from aebench.report.tables import format_mean_std
+from aebench.store import Store
+from aebench.suite import Suite
 from tests.conftest import REPO
 
 MODELS = ["ae", "vae", "beta-vae"]
@@ -115,8 +115,8 @@ def make_store(
 @pytest.fixture(scope="session")
 def run_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One really trained tiny model per label (1 epoch on mnist-5k, MLP), shared by seeds."""
-    from bench.config import RunConfig, TrainConfig
-    from bench.training import train_run
+    from aebench.config import RunConfig, TrainConfig
+    from aebench.training import train_run
 
     root = tmp_path_factory.mktemp("report-artifacts")
     dirs = {}

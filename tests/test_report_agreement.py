@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench.errors import UsageError
-from bench.report import build_report
-from bench.report.agreement import (
+from aebench.errors import UsageError
+from aebench.report import build_report
+from aebench.report.agreement import (
     DIFFERS,
     SAME,
     TIES,
@@ -26,7 +26,7 @@ from bench.report.agreement import (
     load_reference,
     welch_p_from_stats,
 )
-from bench.report.baseline import welch_p
+from aebench.report.baseline import welch_p
 from tests.conftest import file_hashes, one_line_error
 from tests.test_report import MODELS, make_store
 

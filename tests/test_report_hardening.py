@@ -26,12 +26,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.claims import HOLDS, UNTESTABLE, Claim
-from bench.published import PublishedValue, match
-from bench.report import build_report
-from bench.report.agreement import load_reference
-from bench.report.outdir import recover
-from bench.store import Store
+from aebench.claims import HOLDS, UNTESTABLE, Claim
+from aebench.published import PublishedValue, match
+from aebench.report import build_report
+from aebench.report.agreement import load_reference
+from aebench.report.outdir import recover
+from aebench.store import Store
 from tests.conftest import REPO, bench_on_tmpfs, file_hashes, one_line_error
 from tests.test_report import MODELS, _metrics, _suite, make_store
 
@@ -137,7 +137,7 @@ def test_a_killed_report_leaves_the_old_or_the_new_report_and_the_next_run_clean
     out = tmp_path / "out"
     build_report(store, out, figures=False)
     old = file_hashes(out)
-    cmd = [sys.executable, "-m", "bench", "report", "--store", str(store), "--out", str(out)]
+    cmd = [sys.executable, "-m", "aebench", "report", "--store", str(store), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     states, mid_write = [], 0
     for delay in (0.0, 0.2, 0.6, 2.0):
@@ -411,6 +411,6 @@ def test_hand_edited_store_values_are_shown_as_stored(
 
 
 def main_exit(args: list[str]) -> int:
-    from bench.cli import main
+    from aebench.cli import main
 
     return main(args)

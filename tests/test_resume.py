@@ -13,7 +13,7 @@ import time
 import pytest
 from safetensors.torch import load_file
 
-from bench.errors import UsageError
+from aebench.errors import UsageError
 from tests.conftest import REPO, run_cli
 
 ARGS = [
@@ -42,7 +42,7 @@ def _history_without_time(run_dir):
 def _metrics_json(run_dir, cache):
     """``aebench eval`` the run and read its metrics.json. The speed family is skipped: it is
     wall-clock measurement, which differs between any two runs (so do the per-family timings)."""
-    from bench.cli import main
+    from aebench.cli import main
 
     code = main([
         "eval", str(run_dir), "--n-samples", "300", "--iw-k", "20", "--iw-n", "50",
@@ -59,7 +59,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, domain_net, me
     assert run_cli(*ARGS, "--out", str(ref)).returncode == 0
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", *ARGS, "--out", str(victim)],
+        [sys.executable, "-m", "aebench", *ARGS, "--out", str(victim)],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -92,7 +92,7 @@ def test_sigterm_writes_a_checkpoint_and_exits_130_then_resumes(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", *ARGS, "--out", str(out)],
+        [sys.executable, "-m", "aebench", *ARGS, "--out", str(out)],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -115,9 +115,8 @@ def test_sigterm_writes_a_checkpoint_and_exits_130_then_resumes(tmp_path):
 
 
 def _checkpoint(tmp_path, arch="mlp"):
-    import models
-    from bench import data
-    from bench.trainer import TrainConfig, Trainer
+    from aebench import data, models
+    from aebench.trainer import TrainConfig, Trainer
 
     d = data.load("mnist-5k")
     small = data.ImageData(d.name, d.train_x[:256], d.train_y[:256], d.test_x[:64], d.test_y[:64])
@@ -128,8 +127,8 @@ def _checkpoint(tmp_path, arch="mlp"):
 
 
 def test_truncated_checkpoint_is_refused_and_left_alone(tmp_path):
-    import models
-    from bench.trainer import TrainConfig, Trainer
+    from aebench import models
+    from aebench.trainer import TrainConfig, Trainer
 
     small, path = _checkpoint(tmp_path)
     raw = path.read_bytes()
@@ -148,8 +147,8 @@ def test_truncated_checkpoint_is_refused_and_left_alone(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
-    import models
-    from bench.trainer import TrainConfig, Trainer
+    from aebench import models
+    from aebench.trainer import TrainConfig, Trainer
 
     small, path = _checkpoint(tmp_path, arch="mlp")
     before = path.read_bytes()

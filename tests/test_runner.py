@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import Store
+from aebench.store import Store
 from tests.conftest import REPO, run_cli
 
 TINY = """
@@ -102,7 +102,7 @@ def test_sigkill_in_the_second_run_then_restart_finishes_without_duplicates(
     db = tmp_path / "s.sqlite"
     env = {**os.environ, "PYTHONPATH": str(REPO), **cache_env}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", str(tiny), "--store", str(db), "--quiet"],
+        [sys.executable, "-m", "aebench", "run", str(tiny), "--store", str(db), "--quiet"],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -157,13 +157,13 @@ def test_a_failing_run_is_recorded_and_the_suite_goes_on(tmp_path, cache_env):
 def test_parallel_plan_starts_the_costliest_runs_first_and_warms_the_feature_cache(
     tmp_path, monkeypatch
 ):
-    from bench.runner import plan_parallel
-    from bench.suite import parse_suite
+    from aebench.runner import plan_parallel
+    from aebench.suite import parse_suite
 
     monkeypatch.setenv("AEBENCH_CACHE_DIR", str(tmp_path))
     built = []
     monkeypatch.setattr(
-        "bench.metrics.features.build", lambda name, data, **kw: built.append((name, data.name))
+        "aebench.metrics.features.build", lambda name, data, **kw: built.append((name, data.name))
     )
     suite = parse_suite(TINY.replace('["ae", "vae"]', '["ae", "vae-gan", "vae"]'), "t.toml")
     order = [c.model for c in plan_parallel(suite.expand())]
@@ -217,7 +217,7 @@ def test_sigint_marks_the_run_interrupted_exits_130_and_resumes(tiny, tmp_path, 
     db = tmp_path / "s.sqlite"
     env = {**os.environ, "PYTHONPATH": str(REPO), **cache_env}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", str(tiny), "--store", str(db), "--quiet"],
+        [sys.executable, "-m", "aebench", "run", str(tiny), "--store", str(db), "--quiet"],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -250,7 +250,7 @@ def _start_long_parallel_suite(tiny, tmp_path, cache_env) -> tuple[subprocess.Po
     tiny.write_text(tiny.read_text().replace("steps = 6", "epochs = 500"))
     db = tmp_path / "s.sqlite"
     env = {**os.environ, "PYTHONPATH": str(REPO), **cache_env}
-    cmd = [sys.executable, "-m", "bench", "run", str(tiny), "--store", str(db), "--quiet"]
+    cmd = [sys.executable, "-m", "aebench", "run", str(tiny), "--store", str(db), "--quiet"]
     proc = subprocess.Popen(
         [*cmd, "--jobs", "2"],
         env=env,
@@ -340,10 +340,10 @@ def test_a_planted_nan_is_stored_as_diverged_and_the_suite_completes(
 ):
     import torch
 
-    import models
-    from bench.runner import run_suite
-    from bench.suite import Suite
-    from models.vae import VAE
+    from aebench import models
+    from aebench.models.vae import VAE
+    from aebench.runner import run_suite
+    from aebench.suite import Suite
 
     class NaNAtStep(VAE):
         def __init__(self, **kw):

@@ -16,10 +16,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import models
-from bench.commands.train import parse_option
-from bench.errors import UsageError
-from bench.suite import Suite, parse_suite
+from aebench import models
+from aebench.commands.train import parse_option
+from aebench.errors import UsageError
+from aebench.suite import Suite, parse_suite
 from tests.conftest import file_hashes, one_line_error
 
 TRAIN = ["train", "vae", "--epochs", "1", "--quiet", "--no-eval"]
@@ -80,7 +80,7 @@ def test_huge_values_are_one_line_naming_the_size(tmp_path, capsys, args, named)
 
 
 def test_good_options_reach_config_json(tmp_path):
-    from bench.cli import main
+    from aebench.cli import main
 
     out = tmp_path / "run"
     args = [*TRAIN, "--latent-dim", "4", "-o", "lr=0.002", "-o", "hidden=[64]", "-o", "beta=2"]
@@ -159,7 +159,7 @@ def test_too_few_samples_for_the_generation_metrics_is_refused_by_the_parser(n):
 
 
 def test_the_smallest_accepted_sample_count_is_what_evaluation_accepts():
-    from bench.metrics.evaluation import MetricOptions
+    from aebench.metrics.evaluation import MetricOptions
 
     suite = parse_suite(SUITE.format(n=12), source="s.toml")
     assert suite.metrics.n_samples == 12

@@ -12,12 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-import models
-from bench import data
-from bench.checkpoint import load_checkpoint, save_checkpoint
-from bench.cli import main
-from bench.runio import load_run
-from bench.trainer import TrainConfig, Trainer
+from aebench import data, models
+from aebench.checkpoint import load_checkpoint, save_checkpoint
+from aebench.cli import main
+from aebench.runio import load_run
+from aebench.trainer import TrainConfig, Trainer
 from tests.conftest import file_hashes, one_line_error, subset
 
 TRAIN = ["train", "vae", "--latent-dim", "4", "--quiet", "--no-eval"]

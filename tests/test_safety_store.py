@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.store import Store
-from bench.suite import load_suite
+from aebench.store import Store
+from aebench.suite import load_suite
 from tests.conftest import REPO, file_hashes, one_line_error
 
 
@@ -61,7 +61,7 @@ def test_export_onto_the_store_is_refused_and_the_store_is_untouched(
 
 
 def test_export_elsewhere_still_works(store: Path, tmp_path: Path) -> None:
-    from bench.cli import main
+    from aebench.cli import main
 
     out = tmp_path / "metrics.csv"
     assert main(["export", "--store", str(store), "--out", str(out)]) == 0
@@ -72,7 +72,7 @@ def test_export_elsewhere_still_works(store: Path, tmp_path: Path) -> None:
 def test_text_in_metric_values_is_read_as_missing_with_a_warning(
     store: Path, tmp_path: Path, capsys
 ) -> None:
-    from bench.cli import main
+    from aebench.cli import main
 
     conn = sqlite3.connect(store)
     conn.execute("UPDATE metrics SET value = 'lots' WHERE name = 'fid' AND run_id = 1")
@@ -110,7 +110,7 @@ def _on_read_only_media(
              "|| exit 99"]  # fmt: skip
     for i, args in enumerate(commands):
         args = [a.replace("STORE", str(mnt / files[0].name)) for a in args]
-        cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "bench", *args])
+        cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "aebench", *args])
         lines.append(f"PYTHONPATH={shlex.quote(str(REPO))} {cmd} >/dev/null 2>{tmp_path}/err{i}")
         lines.append(f"echo $? > {tmp_path}/rc{i}")
     shell = subprocess.run(

@@ -14,8 +14,8 @@ import pickle
 import pytest
 import torch
 
-from bench.metrics import features, inception
-from bench.runio import save_run
+from aebench.metrics import features, inception
+from aebench.runio import save_run
 from tests.conftest import evil_pickle, file_hashes, one_line_error
 
 HAVE_INCEPTION = (

@@ -14,8 +14,8 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from bench.perf import counters, planted
-from bench.perf.stats import judge, median_interval
+from aebench.perf import counters, planted
+from aebench.perf.stats import judge, median_interval
 from tests.conftest import REPO
 
 
@@ -99,3 +99,27 @@ def test_gate_fails_inception_without_channels_last(tmp_path):
     result = planted.gate(repo, ["inception-features", "encode-decode[conv]"], args)
     assert result["rc"] == 1, result
     assert result["slower"] == ["inception-features"]
+
+
+def test_a_tree_is_laid_out_as_committed_and_as_imported(tmp_path):
+    """A base commit runs from both layouts: its own folders (what a commit from before the
+    ``aebench`` import name imports) and the import layout (bench/ → aebench/, models/ →
+    aebench/models/), which is how ``python -m aebench.perf.worker`` finds a new one."""
+    import io
+    import tarfile
+
+    from aebench.perf.abtest import _extract_both_layouts
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, text in (("bench/perf/worker.py", "W"), ("models/vae/model.py", "M"),
+                           ("README.md", "R")):  # fmt: skip
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    _extract_both_layouts(buf.getvalue(), tmp_path)
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert files == sorted(["README.md", "bench/perf/worker.py", "models/vae/model.py",
+                            "aebench/perf/worker.py", "aebench/models/vae/model.py"])  # fmt: skip
+    assert (tmp_path / "aebench/models/vae/model.py").read_text() == "M"

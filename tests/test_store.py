@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import bench.store as store_mod
-from bench.errors import UsageError
-from bench.store import Store, environment
-from bench.suite import RunConfig, load_suite
+import aebench.store as store_mod
+from aebench.errors import UsageError
+from aebench.store import Store, environment
+from aebench.suite import RunConfig, load_suite
 from tests.conftest import REPO, run_cli
 
 
@@ -281,7 +281,7 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
-    from bench.store import Store
+    from aebench.store import Store
     store = Store.open(sys.argv[1])
     with store.lock():
         print("locked", flush=True)
@@ -344,8 +344,8 @@ def test_lock_is_exclusive_within_one_process_too(db: Path) -> None:
 KILLED_MID_RUN = textwrap.dedent(
     """
     import os, signal, sys
-    from bench.store import Store, environment
-    from bench.suite import load_suite
+    from aebench.store import Store, environment
+    from aebench.suite import load_suite
     cfgs = load_suite("smoke").expand()
     store = Store.open(sys.argv[1])
     with store.lock():
@@ -429,7 +429,7 @@ def test_schema_3_writes_out_the_beta_old_beta_vae_runs_trained_with(db: Path) -
 
 
 def test_a_report_keeps_old_beta_vae_runs_apart_from_new_ones(db: Path, tmp_path: Path) -> None:
-    from bench.report import build_report
+    from aebench.report import build_report
 
     _schema_2_store(db, [RunConfig(model="beta-vae", suite="s")])  # a beta = 4 run of old
     fill(db, [RunConfig(model="beta-vae", suite="s", train=dataclasses.replace(
@@ -485,7 +485,7 @@ def test_runs_command_lists_runs(db: Path, configs: list[RunConfig]) -> None:
 def test_export_parses_back(tmp_path: Path, db: Path, configs: list[RunConfig], fmt: str) -> None:
     fill(db, configs, 2)
     target = tmp_path / f"metrics.{fmt}"
-    from bench.cli import main  # in-process: the CLI path without a fresh interpreter each time
+    from aebench.cli import main  # in-process: the CLI path without a fresh interpreter each time
 
     assert main(["export", "--store", str(db), "--format", fmt, "--out", str(target)]) == 0
     readers = {
@@ -519,7 +519,7 @@ def test_parquet_export_without_a_parquet_engine_says_what_to_install(
 ) -> None:
     import importlib.util
 
-    from bench.cli import main
+    from aebench.cli import main
 
     fill(db, configs, 1)
     real = importlib.util.find_spec

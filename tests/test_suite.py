@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import TrainConfig
-from bench.errors import UsageError
-from bench.metrics.options import MetricOptions
-from bench.suite import (
+from aebench.config import TrainConfig
+from aebench.errors import UsageError
+from aebench.metrics.options import MetricOptions
+from aebench.suite import (
     Budget,
     RunConfig,
     Suite,
@@ -99,7 +99,7 @@ def test_hash_is_stable_across_processes_and_pinned() -> None:
         train=TrainConfig(epochs=5, batch_size=128, seed=0),
     )
     code = (
-        "from bench.suite import *; print(RunConfig(suite='x', model='vae', label='vae', "
+        "from aebench.suite import *; print(RunConfig(suite='x', model='vae', label='vae', "
         "dataset='mnist-5k', arch='conv', latent_dim=16, "
         "train=TrainConfig(epochs=5, batch_size=128, seed=0)).config_hash)"
     )
@@ -177,7 +177,7 @@ def test_overrides_and_labelled_variants(tmp_path: Path) -> None:
     assert cfg.run_name.startswith("vae-b8-") and cfg.model == "vae"
     kwargs = cfg.model_kwargs((1, 28, 28))
     assert kwargs == {"beta": 8.0, "arch": cfg.arch, "latent_dim": 4, "image_shape": [1, 28, 28]}
-    import models
+    from aebench import models
 
     models.create(cfg.model, **kwargs)  # the options really build the model
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from bench.cli import main
-from bench.store import Store
+from aebench.cli import main
+from aebench.store import Store
 
 SUITE = """
 name = "one-run"

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-import models
-from bench.errors import UsageError
-from bench.runio import load_run, save_run
-from bench.trainer import DivergenceError, TrainConfig, Trainer, seed_everything
-from models.base import GenerativeAutoencoder
+from aebench import models
+from aebench.errors import UsageError
+from aebench.models.base import GenerativeAutoencoder
+from aebench.runio import load_run, save_run
+from aebench.trainer import DivergenceError, TrainConfig, Trainer, seed_everything
 from tests.conftest import subset
 
 

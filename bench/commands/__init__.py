@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.commands import eval, export, fid, gate, listing, report, run, runs, speed, train
+from aebench.commands import eval, export, fid, gate, listing, report, run, runs, speed, train
 
 COMMANDS = [
     listing.models_cmd,

@@ -34,8 +34,8 @@ def add_metric_option_argument(p: argparse.ArgumentParser) -> None:
 def option_table(items: list[str], given: dict[str, Any] | None = None) -> dict[str, Any]:
     """``-m KEY=VALUE`` items (VALUE read as JSON when it parses) over ``given``, as a
     ``[metrics]``-shaped table; an item that is not KEY=VALUE is one line."""
-    from bench.errors import UsageError
-    from models.config import option_from_text
+    from aebench.errors import UsageError
+    from aebench.models.config import option_from_text
 
     table = dict(given or {})
     for text in items:
@@ -48,10 +48,10 @@ def option_table(items: list[str], given: dict[str, Any] | None = None) -> dict[
 
 
 def metric_options(items: list[str], given: dict[str, Any] | None = None, **runtime: Any) -> Any:
-    """:func:`option_table` as one validated :class:`~bench.metrics.options.MetricOptions`; a
+    """:func:`option_table` as one validated :class:`~aebench.metrics.options.MetricOptions`; a
     bad key or value is one line."""
-    from bench.errors import UsageError
-    from bench.metrics.options import MetricOptions
+    from aebench.errors import UsageError
+    from aebench.metrics.options import MetricOptions
 
     table = option_table(items, given)
     try:
@@ -65,12 +65,12 @@ def check_overrides(overrides: dict[str, Any]) -> None:
     options are: an unknown key, a value of the wrong type or out of its range. Each is checked
     alone over the defaults, so a combination valid for a run's own options (``n_samples = 10``
     with the run's ``k_nearest = 2``) is not refused here: every run's combined options are
-    checked before anything is written (:func:`bench.reevaluate.run_options`). ``n_samples``,
+    checked before anything is written (:func:`aebench.reevaluate.run_options`). ``n_samples``,
     whose lower bound depends on ``k_nearest`` and memory bound on the backbone, is only
     checked to be a positive integer."""
-    from bench.errors import UsageError
-    from bench.metrics.options import MetricOptions
-    from models.config import describe, is_int
+    from aebench.errors import UsageError
+    from aebench.metrics.options import MetricOptions
+    from aebench.models.config import describe, is_int
 
     for key, value in overrides.items():
         if key == "n_samples":
@@ -85,7 +85,7 @@ def check_overrides(overrides: dict[str, Any]) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.metrics.family import family_names
+    from aebench.metrics.family import family_names
 
     p.add_argument(
         "run_dir", metavar="RUN_DIR", nargs="?", help="run folder written by `aebench train`"
@@ -148,7 +148,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.errors import UsageError
+    from aebench.errors import UsageError
 
     if (args.run_dir is None) == (args.store is None):
         raise UsageError("give either RUN_DIR or --store STORE")
@@ -159,11 +159,11 @@ def run(args: argparse.Namespace) -> int:
     given = {k: v for k, v in flags.items() if v is not None}
     if args.store is not None:
         return run_store(args, given)
-    from bench import data
-    from bench.metrics import evaluate, format_table
-    from bench.metrics.family import family_names
-    from bench.runio import load_run, write_json_atomic
-    from bench.trainer import resolve_device
+    from aebench import data
+    from aebench.metrics import evaluate, format_table
+    from aebench.metrics.family import family_names
+    from aebench.runio import load_run, write_json_atomic
+    from aebench.trainer import resolve_device
 
     device = resolve_device(args.device)
     model, config = load_run(args.run_dir, map_location=device)
@@ -198,8 +198,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_store(args: argparse.Namespace, given: dict[str, Any]) -> int:
     """``eval --store``: the metric options as changes over each run's own, --seed refused."""
-    from bench.errors import UsageError
-    from bench.reevaluate import REFUSED_EXIT, reevaluate_store
+    from aebench.errors import UsageError
+    from aebench.reevaluate import REFUSED_EXIT, reevaluate_store
 
     if args.seed is not None:
         raise UsageError(

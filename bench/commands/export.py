@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench.atomic import atomic_write
-from bench.errors import UsageError
-from bench.store import (
+from aebench.atomic import atomic_write
+from aebench.errors import UsageError
+from aebench.store import (
     STATUSES,
     Store,
     default_store_path,

@@ -28,10 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import data
-    from bench.errors import UsageError
-    from bench.metrics import features, format_table
-    from bench.metrics.compare import compare, folder_shape, read_images
+    from aebench import data
+    from aebench.errors import UsageError
+    from aebench.metrics import features, format_table
+    from aebench.metrics.compare import compare, folder_shape, read_images
 
     if args.n is not None and args.n < 7:
         raise UsageError(f"--n must be at least 7, got {args.n}")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(real)} real vs {len(fake)} generated images, backbone {backbone}{acc_text}")
     print(format_table(scores))
     if args.json:
-        from bench.runio import write_json_atomic
+        from aebench.runio import write_json_atomic
 
         write_json_atomic(Path(args.json), {**scores, "backbone": backbone})
     return 0

@@ -1,7 +1,7 @@
 """``aebench gate speed|trend|quality``: the CI regression gates.
 
 ``speed`` times the working tree against a base commit in this job (bench/perf,
-:mod:`bench.commands.gate_speed`): the pass/fail speed signal. ``trend`` and ``quality`` compare
+:mod:`aebench.commands.gate_speed`): the pass/fail speed signal. ``trend`` and ``quality`` compare
 against a committed baseline (bench/gates.py) and exit 1 on a regression; with no baseline yet
 they write one and exit 0 (saying where), and ``--update-baseline`` rewrites it deliberately.
 ``trend`` is the cross-machine record of calibrated times: ``nox -s regress`` prints it for
@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.commands.gate_speed import add_speed_arguments, run_speed
-from bench.commands.report import alpha_arg, tolerance_arg
+from aebench.commands.gate_speed import add_speed_arguments, run_speed
+from aebench.commands.report import alpha_arg, tolerance_arg
 
 NAME = "gate"
 HELP = (
@@ -27,7 +27,7 @@ QUALITY_BASELINE = "tests/benchmarks/quality_baseline.csv"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # defaults are filled in by run(): importing bench.gates (pandas) or the report (scipy)
+    # defaults are filled in by run(): importing aebench.gates (pandas) or the report (scipy)
     # here would make every `aebench` call wait for them
     sub = p.add_subparsers(dest="gate", required=True, metavar="{speed,trend,quality}")
     add_speed_arguments(sub)
@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from bench import gates
-    from bench.atomic import write_json_atomic
-    from bench.errors import UsageError
+    from aebench import gates
+    from aebench.atomic import write_json_atomic
+    from aebench.errors import UsageError
 
     if args.threshold is None:
         args.threshold = gates.SPEED_THRESHOLD
@@ -103,11 +103,11 @@ def _speed(args: argparse.Namespace) -> int:
 
 
 def _quality(args: argparse.Namespace) -> int:
-    from bench import gates
-    from bench.atomic import atomic_write
-    from bench.errors import UsageError
-    from bench.report import collect
-    from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE
+    from aebench import gates
+    from aebench.atomic import atomic_write
+    from aebench.errors import UsageError
+    from aebench.report import collect
+    from aebench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE
 
     args.alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
     args.tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance

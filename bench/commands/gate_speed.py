@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def add_speed_arguments(sub: argparse._SubParsersAction) -> None:
-    from bench.perf.stats import THRESHOLD
+    from aebench.perf.stats import THRESHOLD
 
     p = sub.add_parser(
         "speed",
@@ -48,8 +48,8 @@ def add_speed_arguments(sub: argparse._SubParsersAction) -> None:
 def _settings(args: argparse.Namespace) -> object:
     import math
 
-    from bench.errors import UsageError
-    from bench.perf.abtest import GateSettings
+    from aebench.errors import UsageError
+    from aebench.perf.abtest import GateSettings
 
     if not 8 <= args.pairs <= 1000:
         raise UsageError(f"--pairs must be between 8 and 1000, got {args.pairs}")
@@ -63,19 +63,21 @@ def _settings(args: argparse.Namespace) -> object:
 
 
 def run_speed(args: argparse.Namespace) -> int:
-    from bench.errors import UsageError
-    from bench.perf import abtest
+    from aebench.errors import UsageError
+    from aebench.perf import abtest
 
     settings = _settings(args)
     threads = args.threads or os.cpu_count() or 1
     if not 1 <= threads <= 1024:
         raise UsageError(f"--threads must be between 1 and 1024, got {threads}")
     head = abtest.repo_root(Path.cwd())
-    base = abtest.materialise(head, args.base, head / "runs" / "regress" / "trees")
+    trees = head / "runs" / "regress" / "trees"
+    base = abtest.materialise(head, args.base, trees)
+    worktree = abtest.snapshot_worktree(head, trees)
     start = time.perf_counter()
     print(f"speed gate: working tree {head} against {args.base} ({base.name[:12]}), "
           f"{threads} threads")  # fmt: skip
-    results = abtest.run_gate(base, head, args.case, settings, threads)  # type: ignore[arg-type]
+    results = abtest.run_gate(base, worktree, args.case, settings, threads)  # type: ignore[arg-type]
     slower = [r.case for r in results if r.status == "slower"]
     noisy = [r.case for r in results if r.status == "noisy"]
     failed = [r.case for r in results if r.status == "failed"]

@@ -9,14 +9,14 @@ from types import SimpleNamespace
 
 
 def _print_models(args: argparse.Namespace) -> int:
-    import models
+    from aebench import models
 
     print("\n".join(models.available()))
     return 0
 
 
 def _print_datasets(args: argparse.Namespace) -> int:
-    from bench import data
+    from aebench import data
 
     print("\n".join(data.available()))
     return 0
@@ -25,8 +25,8 @@ def _print_datasets(args: argparse.Namespace) -> int:
 def _print_protocols(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from bench.protocols import PROTOCOLS
-    from bench.published import load_published
+    from aebench.protocols import PROTOCOLS
+    from aebench.published import load_published
 
     counts = Counter(v.protocol for v in load_published())
     for name in PROTOCOLS.names():

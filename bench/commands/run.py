@@ -21,8 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bench.runner import run_suite
-    from bench.suite import load_suite
+    from aebench.runner import run_suite
+    from aebench.suite import load_suite
 
     suite = load_suite(args.suite)
     if args.data_dir is not None:

@@ -6,8 +6,8 @@ import argparse
 import json
 from dataclasses import asdict
 
-from bench.commands.speed_options import add_speed_option_arguments, speed_option_values
-from bench.errors import UsageError
+from aebench.commands.speed_options import add_speed_option_arguments, speed_option_values
+from aebench.errors import UsageError
 
 NAME = "speed"
 HELP = "Measure throughput (harness vs. a hand-written loop), latency, memory and FLOPs."
@@ -35,10 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import models
-    from bench.config import TrainConfig
-    from bench.speed import SpeedOptions, format_table, run_speed
-    from models.backbones import ARCHS
+    from aebench import models
+    from aebench.config import TrainConfig
+    from aebench.models.backbones import ARCHS
+    from aebench.speed import SpeedOptions, format_table, run_speed
 
     names = args.models or tuple(models.available())
     for name in names:

@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from bench.commands.eval import add_metric_option_argument, metric_options
-from bench.commands.speed_options import add_speed_option_arguments, speed_option_values
-from bench.errors import UsageError
+from aebench.commands.eval import add_metric_option_argument, metric_options
+from aebench.commands.speed_options import add_speed_option_arguments, speed_option_values
+from aebench.errors import UsageError
 
 NAME = "train"
 HELP = "Train one model and write model.safetensors, config.json, history.json and PNGs."
@@ -22,7 +22,7 @@ def parse_option(text: str) -> tuple[str, Any]:
     ``latent_dim``, ``image_shape``) are refused here: two sources for one value would leave
     ``config.json`` contradicting itself.
     """
-    from models.config import GRID_OPTIONS, option_from_text
+    from aebench.models.config import GRID_OPTIONS, option_from_text
 
     key, sep, raw = text.partition("=")
     if not sep or not key:
@@ -36,8 +36,8 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 def check_metric_options(options: Any) -> Any:
     """``-m`` options held to the memory limit on ``n_samples`` (which a stored config is not:
-    :func:`bench.metrics.options.check_n_samples`); one line, as the other metric options."""
-    from bench.metrics.options import check_n_samples
+    :func:`aebench.metrics.options.check_n_samples`); one line, as the other metric options."""
+    from aebench.metrics.options import check_n_samples
 
     try:
         return check_n_samples(options)
@@ -48,7 +48,7 @@ def check_metric_options(options: Any) -> Any:
 def refuse_unfit_evaluation(cfg: Any, image_shape: tuple[int, int, int]) -> None:
     """What the evaluation after training would refuse for memory (``n_samples`` too many for
     these images), refused before the training instead."""
-    from bench.metrics.evaluation import planned_memory_problem
+    from aebench.metrics.evaluation import planned_memory_problem
 
     options = cfg.evaluation_options()
     if problem := planned_memory_problem(options, image_shape, cfg.model, cfg.train.device):
@@ -99,11 +99,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import models
-    from bench import data
-    from bench.config import RunConfig, TrainConfig
-    from bench.trainer import DivergenceError, TrainingInterrupted
-    from bench.training import train_run
+    from aebench import data, models
+    from aebench.config import RunConfig, TrainConfig
+    from aebench.trainer import DivergenceError, TrainingInterrupted
+    from aebench.training import train_run
 
     models.get(args.model)  # unknown names fail before any data is loaded
     data.DATASETS.get(args.dataset)  # unknown names fail before any data is loaded
@@ -145,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"aebench: error: {err}", file=sys.stderr)
         return 1
     if not args.no_eval:
-        from bench.metrics.evaluation import format_table
-        from bench.training import evaluate_run
+        from aebench.metrics.evaluation import format_table
+        from aebench.training import evaluate_run
 
         # evaluated exactly as a one-run suite with default [metrics] would be: the run's own
         # seed and batch size, the default metric options

@@ -9,7 +9,7 @@ images.
 
 from __future__ import annotations
 
-from bench.data import builtin as _builtin  # noqa: F401  (registers the datasets)
-from bench.data.base import DATASETS, ImageData, available, load, register_dataset
+from aebench.data import builtin as _builtin  # noqa: F401  (registers the datasets)
+from aebench.data.base import DATASETS, ImageData, available, load, register_dataset
 
 __all__ = ["DATASETS", "ImageData", "available", "load", "register_dataset"]

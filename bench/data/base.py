@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from bench.registry import Registry
+from aebench.registry import Registry
 
 DATA_DIR_ENV = "AEBENCH_DATA_DIR"
 

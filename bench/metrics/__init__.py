@@ -7,7 +7,7 @@ names plus a ``meta`` dict. A family (:class:`MetricFamily`) declares its keys
 reads and how it computes; add one with :func:`register_family` (README, "Add a metric").
 
 ``METRICS`` (key → description) and ``FAMILIES`` (names in order) are read from the registry.
-``evaluate``, ``MetricOptions`` and ``format_table`` (from :mod:`bench.metrics.evaluation`) load
+``evaluate``, ``MetricOptions`` and ``format_table`` (from :mod:`aebench.metrics.evaluation`) load
 on first use: they pull in torchmetrics, torchvision and scipy, about 5 s on the reference CPU,
 which a command that only lists models or reports a bad argument must not pay.
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from bench.metrics.context import EvalContext
-from bench.metrics.family import MetricFamily, MetricKey, all_keys, family_names, register_family
+from aebench.metrics.context import EvalContext
+from aebench.metrics.family import MetricFamily, MetricKey, all_keys, family_names, register_family
 
 __all__ = [
     "FAMILIES",
@@ -37,9 +37,9 @@ _FROM_EVALUATION = ("MetricOptions", "evaluate", "format_table")
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_EVALUATION:
-        return getattr(importlib.import_module("bench.metrics.evaluation"), name)
+        return getattr(importlib.import_module("aebench.metrics.evaluation"), name)
     if name == "METRICS":
         return {k: key.description for k, key in all_keys().items()}
     if name == "FAMILIES":
         return family_names()
-    raise AttributeError(f"module 'bench.metrics' has no attribute {name!r}")
+    raise AttributeError(f"module 'aebench.metrics' has no attribute {name!r}")

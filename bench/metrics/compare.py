@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from bench.data.files import image_files, read_header, read_image_tensor
-from bench.errors import UsageError
-from bench.metrics import features
-from bench.metrics.generation import generation_metrics
+from aebench.data.files import image_files, read_header, read_image_tensor
+from aebench.errors import UsageError
+from aebench.metrics import features
+from aebench.metrics.generation import generation_metrics
 
 
 def folder_shape(folder: str | os.PathLike[str]) -> tuple[int, int, int]:
@@ -32,7 +32,7 @@ def read_images(
 ) -> torch.Tensor:
     """Every image under ``folder`` (sorted paths) as uint8 (N, C, H, W), converted to ``shape``:
     grey for C = 1, RGB for C = 3, bilinearly resized to H × W; the set is held to
-    :data:`bench.data.files.MAX_DECODED_BYTES` before anything is decoded."""
+    :data:`aebench.data.files.MAX_DECODED_BYTES` before anything is decoded."""
     root = Path(folder)
     files = image_files(root)
     if limit is not None:

@@ -1,6 +1,6 @@
 """Constants of the metrics that light modules (the suite parser, the CLI's argument parser)
 need without importing the metric stack. Metric names, labels and directions are declared by
-the metric families themselves (:mod:`bench.metrics.family`, :mod:`bench.metrics.families`).
+the metric families themselves (:mod:`aebench.metrics.family`, :mod:`aebench.metrics.families`).
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bench.data import ImageData
+from aebench.data import ImageData
 
 if TYPE_CHECKING:
-    from bench.metrics.evaluation import MetricOptions
+    from aebench.metrics.evaluation import MetricOptions
 
 
 class EvalContext:
@@ -62,7 +62,7 @@ class EvalContext:
     def reconstruction(self) -> tuple[dict[str, float], torch.Tensor]:
         """Reconstruction metrics over the whole test split, and the reconstructions of the
         real set (float in [0, 1], on the CPU) — one pass serves both."""
-        from bench.metrics.reconstruction import reconstruction_metrics
+        from aebench.metrics.reconstruction import reconstruction_metrics
 
         def make() -> tuple[dict[str, float], torch.Tensor]:
             return reconstruction_metrics(
@@ -106,7 +106,7 @@ class EvalContext:
         """``n_samples`` generated images from ``sampler`` (default: the headline sampler;
         float in [0, 1], CPU), drawn from a generator seeded with the evaluation seed, so every
         sampler of one run starts from the same random stream."""
-        from bench.metrics import samplers
+        from aebench.metrics import samplers
 
         name = sampler or self.sampler
 

@@ -3,8 +3,8 @@
 The model is used only through ``encode``, ``decode``, ``reconstruct``, ``sample(n, generator)``,
 ``posterior``, ``prior``, ``log_likelihood``, ``default_sampler`` and the flag ``has_posterior``,
 so a plugin model that honours that contract is measured exactly like the built-in ones.
-``evaluate`` loops over :data:`bench.metrics.family.FAMILIES`; each family that applies to the
-model computes its keys from a shared :class:`~bench.metrics.context.EvalContext`. The result
+``evaluate`` loops over :data:`aebench.metrics.family.FAMILIES`; each family that applies to the
+model computes its keys from a shared :class:`~aebench.metrics.context.EvalContext`. The result
 is a flat ``dict[str, float]`` keyed by the families' declared names, plus a ``meta`` dict
 saying how the numbers were made (backbone and its accuracy, sampler, sizes, device, threads).
 """
@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
-from bench.data import ImageData
-from bench.metrics.context import EvalContext
-from bench.metrics.family import FAMILIES, all_keys
-from bench.metrics.generation import check_sample_memory, sample_memory_problem
-from bench.metrics.options import MetricOptions
+from aebench.data import ImageData
+from aebench.metrics.context import EvalContext
+from aebench.metrics.family import FAMILIES, all_keys
+from aebench.metrics.generation import check_sample_memory, sample_memory_problem
+from aebench.metrics.options import MetricOptions
 
 __all__ = ["MetricOptions", "evaluate", "format_table", "planned_memory_problem", "trainer_step"]
 
@@ -31,7 +31,7 @@ __all__ = ["MetricOptions", "evaluate", "format_table", "planned_memory_problem"
 def trainer_step(model: torch.nn.Module, data: ImageData, batch_size: int) -> Callable:
     """One optimizer step of the real training harness, on a copy of the model (evaluation
     must not change the weights it reports on)."""
-    from bench.trainer import TrainConfig, Trainer
+    from aebench.trainer import TrainConfig, Trainer
 
     clone = copy.deepcopy(model)
     device = next(iter(clone.parameters())).device
@@ -49,9 +49,9 @@ def planned_memory_problem(
     before the model trains, so a run is refused at once rather than after its training: the
     registered ``model``'s class stands for the trained model (its declared samplers), the
     ``device`` name (``auto`` resolved) for its device. None when it fits. An unknown model or
-    device is the registry's or :func:`~bench.trainer.resolve_device`'s :class:`UsageError`."""
-    import models
-    from bench.trainer import resolve_device
+    device is the registry's or :func:`~aebench.trainer.resolve_device`'s :class:`UsageError`."""
+    from aebench import models
+    from aebench.trainer import resolve_device
 
     cls = models.get(model)[0]
     samplers: tuple[str, ...] = (options.sampler,) if options.sampler is not None else ()
@@ -71,7 +71,7 @@ def evaluate(
     """Every requested metric family that applies to ``model``; flat floats plus ``meta``.
 
     ``train_step(batch)`` is what ``train_samples_per_s`` times; by default one step of
-    :class:`bench.trainer.Trainer` on a copy of the model.
+    :class:`aebench.trainer.Trainer` on a copy of the model.
     """
     opts = (options or MetricOptions()).resolved()
     model.eval()

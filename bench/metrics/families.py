@@ -1,6 +1,6 @@
 """The built-in metric families, in evaluation and report order.
 
-Each is a :class:`~bench.metrics.family.MetricFamily`: its keys, its capability check, the
+Each is a :class:`~aebench.metrics.family.MetricFamily`: its keys, its capability check, the
 options it reads and its computation. The numerical work lives in the modules named in each
 ``compute`` (imported there, so declaring the families costs no torchmetrics import).
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from bench.metrics.context import EvalContext
-from bench.metrics.family import MetricFamily, MetricKey, register_family
+from aebench.metrics.context import EvalContext
+from aebench.metrics.family import MetricFamily, MetricKey, register_family
 
 IW_SUBSET_SEED = 1234  #: fixed, so that every run's nll_iw is on the same test images
 
@@ -59,7 +59,7 @@ class Latent(MetricFamily):
         return bool(getattr(model, "has_posterior", False))
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        from bench.metrics import latent
+        from aebench.metrics import latent
 
         opts, test = ctx.options, ctx.test
         gen = torch.Generator(device=ctx.device).manual_seed(opts.seed + 1)
@@ -96,7 +96,7 @@ def per_sampler(keys: tuple[MetricKey, ...]) -> tuple[MetricKey, ...]:
     """``keys`` once per registered sampler, named ``KEY@SAMPLER`` (``fid@gmm``): how
     published tables report generation, e.g. Ghosh et al. (2020, Table 1) give an AE's FID
     from N(0, I) beside its FID from a GMM on the codes."""
-    from bench.metrics import samplers
+    from aebench.metrics import samplers
 
     return tuple(
         MetricKey(f"{k.name}@{s}", f"{k.label} @{s}", f"{k.description}; {s} sampler",
@@ -142,8 +142,8 @@ class Generation(MetricFamily):
         return super().options_key(options)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        from bench.metrics import features
-        from bench.metrics.generation import generation_metrics
+        from aebench.metrics import features
+        from aebench.metrics.generation import generation_metrics
 
         skip = self.unavailable(ctx)
         if skip:
@@ -179,7 +179,7 @@ class Generation(MetricFamily):
     def unavailable(ctx: EvalContext) -> str | None:
         """Why the metrics cannot be measured here (a tiny or unlabelled image folder), as the
         note that replaces them; None when they can."""
-        from bench.metrics import features
+        from aebench.metrics import features
 
         k = ctx.options.k_nearest
         if ctx.n_real <= k:
@@ -232,7 +232,7 @@ class Sharpness(MetricFamily):
         return self.sample_keys + self.recon_keys + per_sampler(self.sample_keys)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        from bench.metrics import sharpness
+        from aebench.metrics import sharpness
 
         recons, real = ctx.reconstructions(), ctx.real_images()
         ctx.meta["hf_cutoff"] = sharpness.HF_CUTOFF
@@ -275,9 +275,9 @@ class Speed(MetricFamily):
     )  # fmt: skip
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        from bench.data import ImageData
-        from bench.metrics import speed
-        from bench.metrics.evaluation import trainer_step
+        from aebench.data import ImageData
+        from aebench.metrics import speed
+        from aebench.metrics.evaluation import trainer_step
 
         model, opts = ctx.model, ctx.options
         step = ctx.train_step or trainer_step(model, ctx.data, opts.train_batch_size)

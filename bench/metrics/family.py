@@ -8,11 +8,11 @@ timm's registry: a family declares
   belongs in the report's headline table;
 * which models it **applies to** (:meth:`MetricFamily.applies_to`, a capability check on the
   model, never a list of model names);
-* its **options**: the shared :class:`~bench.metrics.options.MetricOptions` fields it reads
+* its **options**: the shared :class:`~aebench.metrics.options.MetricOptions` fields it reads
   (:attr:`MetricFamily.options`) and its own **settings** with their defaults
   (:attr:`MetricFamily.settings`, validated against each default's type), so a stored result
   can say which options produced it and a plugin family brings its own options;
-* how it **computes** its numbers from an :class:`~bench.metrics.context.EvalContext`, which
+* how it **computes** its numbers from an :class:`~aebench.metrics.context.EvalContext`, which
   hands out only tensors and the model's public API.
 
 ``evaluate()`` loops over :data:`FAMILIES`; the report, the store and the suite parser read the
@@ -26,10 +26,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from bench.registry import Registry
+from aebench.registry import Registry
 
 if TYPE_CHECKING:
-    from bench.metrics.context import EvalContext
+    from aebench.metrics.context import EvalContext
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class MetricFamily:
     name: ClassVar[str]
     #: its keys; a family may compute them in a property (e.g. one per registered sampler)
     keys: ClassVar[tuple[MetricKey, ...]]
-    #: the shared :class:`~bench.metrics.options.MetricOptions` fields its numbers depend on
+    #: the shared :class:`~aebench.metrics.options.MetricOptions` fields its numbers depend on
     options: ClassVar[tuple[str, ...]] = ()
     #: its own options, name → default: a suite sets them in ``[metrics]``, ``aebench eval``
     #: with ``--metric-option NAME=VALUE``; read them with ``ctx.options.setting(name)``
@@ -103,7 +103,7 @@ def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
         raise ValueError(f"metric family {cls.name!r}: key {clash[0]!r} is declared twice")
     import dataclasses
 
-    from bench.metrics.options import MetricOptions
+    from aebench.metrics.options import MetricOptions
 
     owners = {k: owner for k, (owner, _) in family_settings().items() if owner != cls.name}
     owners.update({f.name: "MetricOptions" for f in dataclasses.fields(MetricOptions)})
@@ -117,20 +117,20 @@ def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
 
 def family_settings() -> dict[str, tuple[str, Any]]:
     """Every registered family's own options: name → (family, default)."""
-    from bench.metrics import families as _builtin  # noqa: F401
+    from aebench.metrics import families as _builtin  # noqa: F401
 
     return {k: (f.name, v) for _, f in FAMILIES.items() for k, v in f.settings.items()}
 
 
 def all_keys() -> dict[str, MetricKey]:
     """Every declared key of every registered family, by name, in family order."""
-    from bench.metrics import families as _builtin  # noqa: F401  (registers the built-ins)
+    from aebench.metrics import families as _builtin  # noqa: F401  (registers the built-ins)
 
     return {k.name: k for _, family in FAMILIES.items() for k in family.keys}
 
 
 def family_names() -> tuple[str, ...]:
-    from bench.metrics import families as _builtin  # noqa: F401
+    from aebench.metrics import families as _builtin  # noqa: F401
 
     return tuple(name for name, _ in FAMILIES.items())
 

@@ -7,7 +7,7 @@ Two backbones, behind one small name registry (:func:`register_backbone`, :func:
   clothes poorly, so a network that knows the domain is the more sensitive judge; its test
   accuracy is reported beside the scores so a weak judge is visible.
 * ``inception`` — the TF-ported FID InceptionV3, so numbers are comparable with published FIDs
-  (its own module, :mod:`bench.metrics.inception`).
+  (its own module, :mod:`aebench.metrics.inception`).
 
 Every backbone is an ``nn.Module`` mapping float images in [0, 1], shape (N, C, H, W), to
 (N, F) features, with ``num_features`` and an ``info`` dict (recorded in ``meta``).
@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.data import ImageData
-from bench.errors import UsageError
-from bench.registry import Registry
-from bench.weights import read_state_dict, write_state_dict
+from aebench.data import ImageData
+from aebench.errors import UsageError
+from aebench.registry import Registry
+from aebench.weights import read_state_dict, write_state_dict
 
 CACHE_ENV = "AEBENCH_CACHE_DIR"
 
@@ -68,7 +68,7 @@ def feature_width(name: str) -> int:
     """How many features backbone ``name`` gives per image, known without building it (so
     memory can be checked before a domain net trains): the built-ins' widths, else
     :data:`UNKNOWN_FEATURE_WIDTH`."""
-    from bench.metrics.inception import InceptionFeatures
+    from aebench.metrics.inception import InceptionFeatures
 
     widths = {"domain": DomainNet.num_features, "inception": InceptionFeatures.num_features}
     return widths.get(name, UNKNOWN_FEATURE_WIDTH)
@@ -301,4 +301,4 @@ def domain_backbone(
 
 
 # the Inception backbone registers itself (bench/metrics/inception.py)
-from bench.metrics import inception as _inception  # noqa: E402, F401
+from aebench.metrics import inception as _inception  # noqa: E402, F401

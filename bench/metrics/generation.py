@@ -1,6 +1,6 @@
 """Distribution metrics between real and generated images, all in one feature space.
 
-Features are extracted once per image set (:func:`bench.metrics.features.extract`) and every
+Features are extracted once per image set (:func:`aebench.metrics.features.extract`) and every
 metric of a call reads the same tensors, so FID, KID, precision/recall and density/coverage
 can never disagree about what they compared:
 
@@ -20,8 +20,8 @@ size), and :func:`check_sample_memory` refuses, before anything is generated, an
 whose estimate (:func:`generation_memory`) exceeds :data:`MAX_GENERATION_BYTES`, naming what
 it would need and the largest ``n_samples`` that fits. The same estimate is made earlier where
 it can be: without the images as options come in
-(:func:`bench.metrics.options.check_n_samples`), and with them before a run trains
-(:func:`bench.metrics.evaluation.planned_memory_problem`), so a suite is not refused only after
+(:func:`aebench.metrics.options.check_n_samples`), and with them before a run trains
+(:func:`aebench.metrics.evaluation.planned_memory_problem`), so a suite is not refused only after
 hours of training. Refusing is preferred to chunking here:
 chunked generation would still end in the same all-pairs comparison.
 """
@@ -36,8 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.errors import UsageError
-from bench.metrics.constants import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS
+from aebench.errors import UsageError
+from aebench.metrics.constants import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS
 
 #: rows of the k-NN distance matrix computed at a time (float64, × the size of the other set)
 KNN_CHUNK = 2048
@@ -230,10 +230,10 @@ def sample_memory_problem(
     options: Any, image_shape: Sequence[int], n_samplers: int, device: Any
 ) -> str | None:
     """:func:`memory_problem` of an evaluation with ``options`` (a
-    :class:`~bench.metrics.options.MetricOptions`) of ``n_samplers`` samplers on images of
+    :class:`~aebench.metrics.options.MetricOptions`) of ``n_samplers`` samplers on images of
     ``image_shape`` on ``device`` (a ``torch.device``: the default ``n_samples`` depends on it);
     None when it fits or no family that draws samples is asked for."""
-    from bench.metrics.features import feature_width
+    from aebench.metrics.features import feature_width
 
     if not set(SAMPLING_FAMILIES) & set(options.families or ()):
         return None
@@ -243,7 +243,7 @@ def sample_memory_problem(
 
 def check_sample_memory(ctx: Any) -> None:
     """Refuse, as one :class:`UsageError` line, an evaluation (an
-    :class:`~bench.metrics.context.EvalContext`) whose generated sets would not fit
+    :class:`~aebench.metrics.context.EvalContext`) whose generated sets would not fit
     :data:`MAX_GENERATION_BYTES`; only families that draw samples count."""
     problem = sample_memory_problem(
         ctx.options, ctx.data.image_shape, len(ctx.samplers()), ctx.device

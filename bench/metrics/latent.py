@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Distribution, kl_divergence
 
-from bench.data import ImageData
+from aebench.data import ImageData
 
 Posterior = Callable[[torch.Tensor], Distribution]
 LogLikelihood = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

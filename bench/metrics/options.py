@@ -2,21 +2,21 @@
 
 A suite's ``[metrics]`` table, ``aebench eval``'s flags and a run's stored config all become this
 object, and it validates itself on construction, so every way in is checked the same way (a bad
-value is an :class:`~models.config.OptionError` naming the key, which a suite turns into
+value is an :class:`~aebench.models.config.OptionError` naming the key, which a suite turns into
 ``file: metrics.KEY: ...``). The memory limit on ``n_samples`` is the one check left out of it
 (:func:`check_n_samples`): a stored run's config must read back whatever it held.
 
 Two kinds of option live here:
 
 * the shared fields below (sample counts, backbone, sampler, batch sizes, ...), which the
-  families name in :attr:`~bench.metrics.family.MetricFamily.options`;
-* a family's own **settings** (:attr:`~bench.metrics.family.MetricFamily.settings`: name →
+  families name in :attr:`~aebench.metrics.family.MetricFamily.options`;
+* a family's own **settings** (:attr:`~aebench.metrics.family.MetricFamily.settings`: name →
   default), so a plugin family brings its options with it. They share one flat namespace with
   the fields (registration refuses a clash) and are validated against their default's type.
 
 ``seed`` and ``train_batch_size`` left ``None`` mean "the run's own": a run's config holds its
-training seed and batch size once, in its :class:`~bench.trainer.TrainConfig`, and
-:meth:`~bench.config.RunConfig.evaluation_options` fills them in.
+training seed and batch size once, in its :class:`~aebench.trainer.TrainConfig`, and
+:meth:`~aebench.config.RunConfig.evaluation_options` fills them in.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from bench.metrics.constants import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS, min_n_samples
-from models.config import OptionError, check_option, describe, is_int
+from aebench.metrics.constants import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS, min_n_samples
+from aebench.models.config import OptionError, check_option, describe, is_int
 
 DEFAULT_N_SAMPLES = 10_000
 #: the TF-Inception costs ~0.3 s per image on a CPU: fewer images there by default
@@ -75,8 +75,8 @@ class MetricOptions:
     inception_weights: str | None = None
 
     def __post_init__(self) -> None:
-        from bench.metrics import features, samplers
-        from bench.metrics.family import family_names, family_settings
+        from aebench.metrics import features, samplers
+        from aebench.metrics.family import family_names, family_settings
 
         for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
@@ -128,7 +128,7 @@ class MetricOptions:
     # -- reading --------------------------------------------------------------------------
     def setting(self, name: str) -> Any:
         """A family's own option: the value given, else the family's declared default."""
-        from bench.metrics.family import family_settings
+        from aebench.metrics.family import family_settings
 
         given = dict(self.settings)
         return given[name] if name in given else family_settings()[name][1]
@@ -167,7 +167,7 @@ class MetricOptions:
         """Options from a ``[metrics]`` table or a stored config: field names plus the
         families' settings, ``sampler = "default"`` meaning the model's own. Unknown keys are
         an :class:`OptionError` naming them."""
-        from bench.metrics.family import family_settings
+        from aebench.metrics.family import family_settings
 
         fields = {f.name for f in dataclasses.fields(cls)} - set(RUNTIME_FIELDS) - {"settings"}
         settings = family_settings()
@@ -186,15 +186,15 @@ class MetricOptions:
 def check_n_samples(options: MetricOptions) -> MetricOptions:
     """``options``, or an :class:`OptionError` naming ``n_samples`` when its generated set would
     not fit the memory limit even before the images count
-    (:func:`bench.metrics.generation.memory_problem` without an image shape; the data's images
-    are added once they are known, by :func:`bench.metrics.evaluation.planned_memory_problem`
-    and :func:`~bench.metrics.evaluation.evaluate`).
+    (:func:`aebench.metrics.generation.memory_problem` without an image shape; the data's images
+    are added once they are known, by :func:`aebench.metrics.evaluation.planned_memory_problem`
+    and :func:`~aebench.metrics.evaluation.evaluate`).
 
     Not part of :class:`MetricOptions`' own validation on purpose: it is a limit of this machine
     and version, checked where options come in (a suite's ``[metrics]``, ``-m``/``--n-samples``),
     never when a stored run's config is read back, which must keep reading whatever it held."""
-    from bench.metrics.features import feature_width
-    from bench.metrics.generation import SAMPLING_FAMILIES, memory_problem
+    from aebench.metrics.features import feature_width
+    from aebench.metrics.generation import SAMPLING_FAMILIES, memory_problem
 
     if options.n_samples is None or not set(SAMPLING_FAMILIES) & set(options.families or ()):
         return options
@@ -205,7 +205,7 @@ def check_n_samples(options: MetricOptions) -> MetricOptions:
 
 def option_names() -> tuple[str, ...]:
     """Every key a ``[metrics]`` table may hold: the stored fields, then the settings."""
-    from bench.metrics.family import family_settings
+    from aebench.metrics.family import family_settings
 
     names = [
         f.name

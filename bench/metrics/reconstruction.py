@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanSquaredError, Metric, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from bench.data import ImageData
+from aebench.data import ImageData
 
 
 class ReconBCE(Metric):

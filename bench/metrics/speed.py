@@ -10,7 +10,7 @@ measurements take callables, so the timed code is exactly the harness's own code
   (``latency_batch`` images, 1 by default: the interactive case);
 * ``peak_mem_mb`` — peak tensor memory of one training step (or, without one, of one
   reconstruction at batch 256) above the model's resting state, measured in its own untimed pass
-  (see :mod:`bench.metrics.memory`).
+  (see :mod:`aebench.metrics.memory`).
 
 Device, dtype and torch's thread count are recorded beside the numbers: they mean nothing
 without them.
@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from bench.allocator import allocator_state, keep_freed_memory
-from bench.metrics.memory import PeakMemory
+from aebench.allocator import allocator_state, keep_freed_memory
+from aebench.metrics.memory import PeakMemory
 
 SPEED_BATCH = 256
 

@@ -1,12 +1,12 @@
 """Speed measurement that CI can gate on.
 
-* :mod:`bench.perf.cases` — the benchmark cases: each one calls the code a user's command runs
+* :mod:`aebench.perf.cases` — the benchmark cases: each one calls the code a user's command runs
   (the trainer's step, an epoch, evaluation, the CLI's feature path), defined once and used by
   both the pytest-benchmark benchmarks (``tests/benchmarks``) and the gate.
-* :mod:`bench.perf.counters` — deterministic counts of one call (FLOPs, dispatched operations,
+* :mod:`aebench.perf.counters` — deterministic counts of one call (FLOPs, dispatched operations,
   host syncs): they do not depend on how busy the machine is.
-* :mod:`bench.perf.worker` — a process that serves timed rounds of cases over a pipe.
-* :mod:`bench.perf.abtest` — the gate: the base commit and the working tree, each in its own
+* :mod:`aebench.perf.worker` — a process that serves timed rounds of cases over a pipe.
+* :mod:`aebench.perf.abtest` — the gate: the base commit and the working tree, each in its own
   worker, timed in interleaved rounds and compared with a distribution-free interval.
 
 Why this design (``docs/ci-gates.md`` has the measurements): a committed cross-machine baseline

@@ -1,11 +1,11 @@
 """The speed gate: the base commit against the working tree, interleaved in one job.
 
-Two worker processes (:mod:`bench.perf.worker`) hold the two versions of the code, each with its
+Two worker processes (:mod:`aebench.perf.worker`) hold the two versions of the code, each with its
 own tree first on ``sys.path``. For every case both build it, agree on a round of about
 ``round_seconds`` (the number of calls is set once, from the base), and then time rounds in
 turn, the order alternating pair by pair (base-head, head-base, ...) so a drift of the machine
 favours neither. Only one worker runs at any moment. Each pair gives a ratio; the median's
-interval (:mod:`bench.perf.stats`) decides *slower*, *ok*, *faster* or *noisy*, and a noisy case
+interval (:mod:`aebench.perf.stats`) decides *slower*, *ok*, *faster* or *noisy*, and a noisy case
 gets more pairs, up to a cap, before it is reported as noisy. Counted cases are also compared
 exactly on FLOPs and host reads.
 """
@@ -23,21 +23,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
-from bench.perf import stats
+from aebench.errors import UsageError
+from aebench.perf import stats
 
 #: the source folders a tree needs to run the cases
 SOURCE_FOLDERS = ("bench", "models")
+#: where each source folder lands in the import layout (what setuptools' package-dir maps)
+IMPORT_LAYOUT = {"bench": "aebench", "models": "aebench/models"}
+#: written last into a laid-out tree: a tree without it is incomplete and is laid out again
+COMPLETE_MARKER = ".complete-2"
 
 
 class WorkerProcess:
-    """A running :mod:`bench.perf.worker` on ``tree``'s code; requests are answered in order."""
+    """A running :mod:`aebench.perf.worker` on ``tree``'s code; requests are answered in order."""
 
     def __init__(self, tree: Path, threads: int, label: str) -> None:
         self.label = label
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), *_pythonpath()])}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.perf.worker", "--threads", str(threads)],
+            # aebench.perf.worker also runs a tree from before the `aebench` import name: its
+            # code then imports the raw layout's `bench` and `models`, laid out beside it
+            [sys.executable, "-m", "aebench.perf.worker", "--threads", str(threads)],
             cwd=tree,
             env=env,
             stdin=subprocess.PIPE,
@@ -209,15 +215,40 @@ def _compare_all(
     return results
 
 
+def _import_path(name: str) -> str | None:
+    """Where archive member ``name`` (``bench/...``, ``models/...``) goes in the import layout."""
+    top, _, rest = name.partition("/")
+    if top not in IMPORT_LAYOUT:
+        return None
+    return IMPORT_LAYOUT[top] + (f"/{rest}" if rest else "")
+
+
+def _extract_both_layouts(archive: bytes, tree: Path) -> None:
+    """Extract ``archive`` twice: as committed (``bench/``, ``models/``: what a commit from
+    before the ``aebench`` import name imports) and in the import layout (``aebench/``,
+    ``aebench/models/``: what ``import aebench`` finds when ``tree`` is first on the path)."""
+    import io
+
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = []
+        for member in tar.getmembers():
+            target = _import_path(member.name)
+            if target is not None:
+                member.name = target
+                members.append(member)
+        tar.extractall(tree, members=members, filter="data")
+
+
 def materialise(repo: Path, rev: str, dest: Path) -> Path:
-    """The source folders of commit ``rev`` of ``repo``, extracted under ``dest/<sha>``."""
+    """The source folders of commit ``rev`` of ``repo``, laid out under ``dest/<sha>``."""
     sha = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
     if not sha:
         raise UsageError(f"--base {rev!r} is not a commit of {repo}")
     tree = dest / sha
-    if (tree / ".complete").is_file():
+    if (tree / COMPLETE_MARKER).is_file():
         return tree
-    tree.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
         ["git", "-C", str(repo), "archive", "--format=tar", sha, *SOURCE_FOLDERS],
         capture_output=True,
@@ -225,12 +256,35 @@ def materialise(repo: Path, rev: str, dest: Path) -> Path:
     )
     if archive.returncode != 0:
         raise UsageError(f"git archive of {rev} failed: {archive.stderr.decode().strip()[:200]}")
-    import io
-
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(tree, filter="data")
-    (tree / ".complete").write_text(sha + "\n")
+    _clear(tree)
+    _extract_both_layouts(archive.stdout, tree)
+    (tree / COMPLETE_MARKER).write_text(sha + "\n")
     return tree
+
+
+def snapshot_worktree(repo: Path, dest: Path) -> Path:
+    """The working tree's source folders as they are now, laid out under ``dest/worktree``.
+
+    The head side runs from this copy, never from ``repo`` itself: ``import aebench`` would
+    otherwise find whatever the environment installed, not the edits under test."""
+    import shutil
+
+    tree = dest / "worktree"
+    _clear(tree)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in SOURCE_FOLDERS:
+        shutil.copytree(repo / folder, tree / folder, ignore=skip)
+        shutil.copytree(repo / folder, tree / IMPORT_LAYOUT[folder], ignore=skip,
+                        dirs_exist_ok=True)  # fmt: skip
+    return tree
+
+
+def _clear(tree: Path) -> None:
+    import shutil
+
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir(parents=True)
 
 
 def repo_root(start: Path) -> Path:
@@ -251,7 +305,7 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def write_results(path: Path, results: list[CaseResult], meta: dict[str, Any]) -> None:
-    from bench.atomic import write_json_atomic
+    from aebench.atomic import write_json_atomic
 
     write_json_atomic(path, {"meta": meta, "cases": [asdict(r) for r in results]})
 
@@ -261,4 +315,11 @@ def elapsed_since(start: float) -> str:
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
-__all__ = ["CaseResult", "GateSettings", "WorkerProcess", "materialise", "run_gate"]
+__all__ = [
+    "CaseResult",
+    "GateSettings",
+    "WorkerProcess",
+    "materialise",
+    "run_gate",
+    "snapshot_worktree",
+]

@@ -3,15 +3,15 @@
 A case is a name and a ``build()`` that prepares its inputs once and returns the call to time.
 Each call goes through the code a user's command runs, not a copy of it:
 
-* ``train-step[MODEL-ARCH]`` — :meth:`bench.trainer.Trainer.train_step` on a batch of 64, as
+* ``train-step[MODEL-ARCH]`` — :meth:`aebench.trainer.Trainer.train_step` on a batch of 64, as
   ``aebench train`` and every suite run take it;
-* ``epoch[vae-mlp]`` — :meth:`~bench.trainer.Trainer.train_epoch` over MNIST-5k's 4,000 images;
-* ``evaluate[vae-mlp]`` — :func:`bench.metrics.evaluate` (reconstruction and latent families),
+* ``epoch[vae-mlp]`` — :meth:`~aebench.trainer.Trainer.train_epoch` over MNIST-5k's 4,000 images;
+* ``evaluate[vae-mlp]`` — :func:`aebench.metrics.evaluate` (reconstruction and latent families),
   as ``aebench eval`` runs it;
 * ``encode-decode[ARCH]`` — a 256-image round trip in inference mode;
-* ``domain-features`` / ``inception-features`` — :func:`bench.metrics.compare.compare`'s
-  feature path (:func:`bench.metrics.features.extract` on a backbone from
-  :func:`~bench.metrics.features.build`), which ``aebench fid`` and the generation metrics use;
+* ``domain-features`` / ``inception-features`` — :func:`aebench.metrics.compare.compare`'s
+  feature path (:func:`aebench.metrics.features.extract` on a backbone from
+  :func:`~aebench.metrics.features.build`), which ``aebench fid`` and the generation metrics use;
 * ``generation-metrics`` — FID, KID, precision/recall and density/coverage on 2,000 features;
 * ``calibration-matmul`` — an fp32 1024² matmul: the machine's matmul rate, against which the
   informational trend divides every other time.
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from bench.registry import Registry
+from aebench.registry import Registry
 
 MODELS = ("ae", "vae", "beta-vae", "vae-gan")
 ARCHS = ("mlp", "conv")
@@ -59,7 +59,7 @@ def register(case: Case) -> Case:
 
 @functools.cache
 def mnist5k() -> Any:
-    from bench import data
+    from aebench import data
 
     return data.load("mnist-5k")
 
@@ -67,15 +67,15 @@ def mnist5k() -> Any:
 @functools.cache
 def small_split() -> Any:
     """1,024 training and 256 test images of MNIST-5k: enough for a step, cheap to hold."""
-    from bench.data import ImageData
+    from aebench.data import ImageData
 
     d = mnist5k()
     return ImageData("bench", d.train_x[:1024], d.train_y[:1024], d.test_x[:256], d.test_y[:256])
 
 
 def _trainer(name: str, arch: str, data: Any, **train: Any) -> Any:
-    import models
-    from bench.trainer import TrainConfig, Trainer
+    from aebench import models
+    from aebench.trainer import TrainConfig, Trainer
 
     torch.manual_seed(0)
     model = models.create(name, arch=arch)
@@ -84,7 +84,7 @@ def _trainer(name: str, arch: str, data: Any, **train: Any) -> Any:
 
 
 def _train_step(name: str, arch: str) -> Callable[[], Any]:
-    from bench.data import ImageData
+    from aebench.data import ImageData
 
     data = small_split()
     trainer = _trainer(name, arch, data)
@@ -112,9 +112,9 @@ register(Case("epoch[vae-mlp]", _epoch, units=4000, counted=False))
 
 
 def _evaluate() -> Callable[[], Any]:
-    import models
-    from bench.metrics import evaluate
-    from bench.metrics.options import MetricOptions
+    from aebench import models
+    from aebench.metrics import evaluate
+    from aebench.metrics.options import MetricOptions
 
     torch.manual_seed(0)
     model = models.create("vae", arch="mlp")
@@ -126,8 +126,8 @@ register(Case("evaluate[vae-mlp]", _evaluate, units=256, counted=False))
 
 
 def _encode_decode(arch: str) -> Callable[[], Any]:
-    import models
-    from bench.data import ImageData
+    from aebench import models
+    from aebench.data import ImageData
 
     torch.manual_seed(0)
     model = models.create("vae", arch=arch).eval()
@@ -148,7 +148,7 @@ def _features(backbone: str, n: int) -> Callable[[], Any]:
     """The feature path of ``aebench fid`` and the generation metrics. The domain network is
     built untrained: its speed does not depend on its weights, and training it (the one-time,
     cached cost of a first evaluation) is not what this case times."""
-    from bench.metrics import features
+    from aebench.metrics import features
 
     if backbone == "domain":
         net = features.DomainNet(1, 10).eval().requires_grad_(False)
@@ -163,7 +163,7 @@ register(Case("inception-features", functools.partial(_features, "inception", 16
 
 
 def _generation_metrics() -> Callable[[], Any]:
-    from bench.metrics import generation
+    from aebench.metrics import generation
 
     gen = torch.Generator().manual_seed(0)
     real = torch.randn(2000, 128, generator=gen)

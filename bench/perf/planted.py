@@ -2,7 +2,7 @@
 
 Each regression is a small edit to the source, applied to a throwaway copy of a git work tree
 whose last commit is the unchanged code, so the gate sees it exactly as it sees a user's change:
-the working tree against ``HEAD``. ``python -m bench.perf.planted --runs 10`` (``nox -s
+the working tree against ``HEAD``. ``python -m aebench.perf.planted --runs 10`` (``nox -s
 regress_check``) repeats the gate on unchanged code and with each regression and tabulates how
 often it passed or failed and which case it named; the test suite runs one round of each at a
 small size (``tests/test_speed_gate.py``).
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.perf.abtest import SOURCE_FOLDERS
+from aebench.perf.abtest import SOURCE_FOLDERS
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def plant(repo: Path, planted: Planted) -> None:
 def gate(repo: Path, cases: list[str], extra: list[str]) -> dict:
     """One ``aebench gate speed`` in ``repo`` against its HEAD: exit code, failing cases."""
     out = repo / "runs" / "gate.json"
-    cmd = [sys.executable, "-m", "bench", "gate", "speed", "--base", "HEAD", "--json", str(out)]
+    cmd = [sys.executable, "-m", "aebench", "gate", "speed", "--base", "HEAD", "--json", str(out)]
     for case in cases:
         cmd += ["--case", case]
     start = time.perf_counter()

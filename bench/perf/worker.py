@@ -1,6 +1,6 @@
 """A benchmark worker: one process that builds cases and times rounds of them on request.
 
-The speed gate (:mod:`bench.perf.abtest`) starts one worker per version of the code (the base
+The speed gate (:mod:`aebench.perf.abtest`) starts one worker per version of the code (the base
 commit's tree and the working tree, each first on ``sys.path``) and asks them for rounds in
 turn, so only one of them runs at any moment. The protocol is one JSON object per line: a
 request on stdin, its answer on the original stdout; anything the code under test prints goes
@@ -49,8 +49,8 @@ class Worker:
         self.calls: dict[str, Callable[[], Any]] = {}
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        from bench.perf import counters
-        from bench.perf.cases import CASES
+        from aebench.perf import counters
+        from aebench.perf.cases import CASES
 
         op, name = request.get("op"), str(request.get("case", ""))
         if op == "list":

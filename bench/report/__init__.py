@@ -3,7 +3,7 @@
 ``build_report(store, out)`` reads the finished runs of one suite and writes into ``out``:
 ``report.md``, ``report.html`` (self-contained), ``table.csv``, ``table.tex`` and the figure
 PNGs; with ``baseline=`` also ``comparison.csv`` and a delta table in both reports. The folder
-is replaced whole, never left half-written (:mod:`bench.report.outdir`). The pieces
+is replaced whole, never left half-written (:mod:`aebench.report.outdir`). The pieces
 are small modules with plain values between them::
 
     collect.load(store)  ──▶ ReportData ──▶ tables.build_table ──▶ Table ──▶ render.*
@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.claims import BUILTIN, Claim, Verdict, check
-from bench.errors import UsageError
-from bench.protocols import ProtocolUse
-from bench.published import load_published, match
-from bench.report import baseline as _baseline
-from bench.report import collect, render, render_csv
-from bench.report.agreement import (
+from aebench.claims import BUILTIN, Claim, Verdict, check
+from aebench.errors import UsageError
+from aebench.protocols import ProtocolUse
+from aebench.published import load_published, match
+from aebench.report import baseline as _baseline
+from aebench.report import collect, render, render_csv
+from aebench.report.agreement import (
     MetricAgreement,
     agreement,
     agreement_section,
@@ -33,13 +33,13 @@ from bench.report.agreement import (
     load_reference,
     summary_stats,
 )
-from bench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
-from bench.report.collect import ReportData
-from bench.report.figures import FigureFile, make_figures
-from bench.report.outdir import staged
-from bench.report.sections import claims_section, published_section, sampler_section
-from bench.report.tables import Table, build_table
-from bench.store import Store
+from aebench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
+from aebench.report.collect import ReportData
+from aebench.report.figures import FigureFile, make_figures
+from aebench.report.outdir import staged
+from aebench.report.sections import claims_section, published_section, sampler_section
+from aebench.report.tables import Table, build_table
+from aebench.store import Store
 
 
 @dataclass
@@ -91,11 +91,11 @@ def build_report(
     ``[[claims]]``). With the suite's ``protocol``, the published values of that protocol
     (from ``published``, default the shipped file) get a section beside ours. ``reference``
     (another report's folder or table.csv) adds a section asking whether this suite ranks the
-    models as that report does (:mod:`bench.report.agreement`).
+    models as that report does (:mod:`aebench.report.agreement`).
 
-    ``out`` is replaced whole (:mod:`bench.report.outdir`): the files are written beside it and
+    ``out`` is replaced whole (:mod:`aebench.report.outdir`): the files are written beside it and
     swapped in at the end, so a reader, a full disk or a kill sees the previous report or the
-    new one, never a mix. Raises :class:`~bench.errors.UsageError` for a missing store or
+    new one, never a mix. Raises :class:`~aebench.errors.UsageError` for a missing store or
     suite, an unusable ``out`` (not a folder, or holding files a report did not write), a file
     that cannot be written (naming it), a bad published-values file or reference report.
     """
@@ -157,7 +157,7 @@ def build_report(
 def headline_samplers(data: ReportData) -> str:
     """Which sampler the results table's generation columns show, per model label: the one a
     suite's ``[metrics] sampler`` chose, else each model's ``default_sampler``."""
-    import models
+    from aebench import models
 
     chosen = {}
     for label, model, sampler in data.runs[["label", "model", "sampler"]].itertuples(index=False):

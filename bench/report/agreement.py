@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import UsageError
-from bench.report.baseline import Stat, welch_p_from_stats
-from bench.report.columns import HIGHER, LOWER, info
-from bench.report.render_csv import CSV_TRIGGERS
-from bench.report.sections import Section
+from aebench.errors import UsageError
+from aebench.report.baseline import Stat, welch_p_from_stats
+from aebench.report.columns import HIGHER, LOWER, info
+from aebench.report.render_csv import CSV_TRIGGERS
+from aebench.report.sections import Section
 
 SAME, TIES, DIFFERS = "same order", "same up to ties", "differs"
 
@@ -151,7 +151,7 @@ def load_reference(path: str | os.PathLike[str], metrics: list[str]) -> Referenc
 
 
 def _csv_unquoted(value: object) -> object:
-    """A text cell without the ``'`` that :func:`~bench.report.render_csv.csv_cell` put before
+    """A text cell without the ``'`` that :func:`~aebench.report.render_csv.csv_cell` put before
     text a spreadsheet would run as a formula."""
     if isinstance(value, str) and value.startswith("'") and value[1:].startswith(CSV_TRIGGERS):
         return value[1:]
@@ -160,7 +160,7 @@ def _csv_unquoted(value: object) -> object:
 
 def compared_metrics(available: list[str]) -> list[str]:
     """The headline metrics with a better direction, outside the speed family."""
-    from bench.metrics.family import FAMILIES, headline_keys
+    from aebench.metrics.family import FAMILIES, headline_keys
 
     headline = headline_keys()  # imports (so registers) the built-in families first
     machine = {k.name for k in FAMILIES.get("speed").keys} if "speed" in FAMILIES else set()

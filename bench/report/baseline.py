@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.claims import RUN_COLUMNS
-from bench.errors import UsageError
-from bench.report import collect
-from bench.report.collect import ReportData
-from bench.report.columns import HIGHER, LOWER, headline, info
-from bench.store import Store
+from aebench.claims import RUN_COLUMNS
+from aebench.errors import UsageError
+from aebench.report import collect
+from aebench.report.collect import ReportData
+from aebench.report.columns import HIGHER, LOWER, headline, info
+from aebench.store import Store
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_TOLERANCE = 0.05

@@ -7,7 +7,7 @@ be tested without a store and the store is read in exactly one place. Only runs 
 Runs are averaged only with runs made and measured the same way: runs of one label trained
 with different model options, or measured with different ``[metrics]`` options (the options
 each metric family recorded in the store), get those options in their label and so a row of
-their own (:mod:`bench.report.measured`); the header says which metric options differ. Config
+their own (:mod:`aebench.report.measured`); the header says which metric options differ. Config
 values edited by hand into the wrong type (a text budget, a list seed) are shown as stored.
 """
 
@@ -26,12 +26,12 @@ from typing import Any
 
 import pandas as pd
 
-from bench.claims import RUN_COLUMNS
-from bench.config import stored_fields
-from bench.errors import UsageError
-from bench.report.measured import split_by_metric_options
-from bench.store import Store
-from bench.store_schema import cpu_name
+from aebench.claims import RUN_COLUMNS
+from aebench.config import stored_fields
+from aebench.errors import UsageError
+from aebench.report.measured import split_by_metric_options
+from aebench.store import Store
+from aebench.store_schema import cpu_name
 
 #: Columns that identify a row of the main table (``dataset``/``arch`` only when they vary).
 KEY_COLUMNS: tuple[str, ...] = ("label", "dataset", "arch")
@@ -42,7 +42,7 @@ _EPOCH_RE = re.compile(r"^epoch-(\d+)$")
 class ReportData:
     """The runs of one suite: one row per run, its final metrics, its history, its setting.
 
-    ``runs`` has the columns :data:`~bench.claims.RUN_COLUMNS` (``artifacts``: the run folder,
+    ``runs`` has the columns :data:`~aebench.claims.RUN_COLUMNS` (``artifacts``: the run folder,
     found from the store's folder; ``label``: the table's row, ``base_label``: the label before
     runs measured with different metric options were split apart, which claims match on) and
     one column per final metric (NaN where a run did not record it). ``history`` is tidy: run_id,

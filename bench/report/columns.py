@@ -1,7 +1,7 @@
 """What each flat metric name means to a reader: its label, better direction and unit.
 
 Nothing here is kept by hand: labels, units, directions and the headline set come from the
-metric families' own :class:`~bench.metrics.family.MetricKey` declarations, keyed by the same
+metric families' own :class:`~aebench.metrics.family.MetricKey` declarations, keyed by the same
 flat names the metrics write into the store. A metric no family declares is still shown (in
 ``table.csv``) but never bolded or flagged: guessing a direction would risk calling an
 improvement a regression.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.metrics.family import MetricKey, all_keys, headline_keys
+from aebench.metrics.family import MetricKey, all_keys, headline_keys
 
 LOWER = "lower"
 HIGHER = "higher"
@@ -55,7 +55,7 @@ def known() -> dict[str, MetricInfo]:
 
 
 def headline() -> tuple[str, ...]:
-    """The main table's columns (:func:`bench.metrics.family.headline_keys`)."""
+    """The main table's columns (:func:`aebench.metrics.family.headline_keys`)."""
     return headline_keys()
 
 

@@ -3,7 +3,7 @@
 Each rebuilds the models from their runs' artifacts folders (``model.safetensors`` +
 ``config.json``; the store holds numbers only), one per table row (the run with the lowest
 seed), and draws on a standalone :class:`matplotlib.figure.Figure`. ``ctx`` is the report's
-figure context (:class:`bench.report.figures._Context`).
+figure context (:class:`aebench.report.figures._Context`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from bench.errors import UsageError
+from aebench.errors import UsageError
 
 N_SAMPLES = 36  # 6 × 6 grid per model
 N_RECON = 10
@@ -46,7 +46,7 @@ def _seed_order(seed: Any) -> tuple[int, Any]:
 
 
 def load_panels(ctx: Any) -> None:
-    from bench.runio import load_run
+    from aebench.runio import load_run
 
     runs = ctx.data.runs.sort_values("seed", kind="stable", key=lambda s: s.map(_seed_order))
     names = ctx.table.row_names()
@@ -74,7 +74,7 @@ def load_panels(ctx: Any) -> None:
 
 
 def _dataset(ctx: Any, name: str) -> Any:
-    from bench import data as datasets
+    from aebench import data as datasets
 
     runs = ctx.data.runs[ctx.data.runs["dataset"] == name]
     data_dir = runs["data_dir"].dropna().iloc[0] if runs["data_dir"].notna().any() else None

@@ -28,10 +28,10 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from bench.errors import UsageError
-from bench.report.collect import ReportData
-from bench.report.columns import info
-from bench.report.figure_images import (
+from aebench.errors import UsageError
+from aebench.report.collect import ReportData
+from aebench.report.columns import info
+from aebench.report.figure_images import (
     Panel,
     datasets_of,
     fig_interpolations,
@@ -40,7 +40,7 @@ from bench.report.figure_images import (
     fig_samples,
     load_panels,
 )
-from bench.report.tables import Table
+from aebench.report.tables import Table
 
 DPI = 90
 

@@ -1,6 +1,6 @@
 """Write the report files: ``report.md``, ``report.html``, ``table.csv``, ``table.tex``.
 
-Each renderer formats the same :class:`~bench.report.tables.Table` cells, so the four files
+Each renderer formats the same :class:`~aebench.report.tables.Table` cells, so the four files
 never disagree. ``report.html`` embeds its images as base64 ``data:`` URIs and its CSS inline:
 it is one file that opens from disk, from an e-mail or a CI artifact, with nothing beside it.
 
@@ -22,11 +22,11 @@ import re
 from collections.abc import Collection
 from pathlib import Path
 
-from bench.report.baseline import Comparison
-from bench.report.columns import info
-from bench.report.figures import FigureFile
-from bench.report.sections import Section
-from bench.report.tables import MISSING, Table, format_mean_std
+from aebench.report.baseline import Comparison
+from aebench.report.columns import info
+from aebench.report.figures import FigureFile
+from aebench.report.sections import Section
+from aebench.report.tables import MISSING, Table, format_mean_std
 
 MAIN_TABLE_ID = "main-table"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bench.report.tables import Table
+from aebench.report.tables import Table
 
 #: a cell starting with one of these may run as a formula in a spreadsheet (OWASP)
 CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")

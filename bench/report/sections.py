@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.claims import CONTRADICTED, HOLDS, Verdict
-from bench.protocols import ProtocolUse
-from bench.published import Match
-from bench.report.collect import ReportData
-from bench.report.columns import info
-from bench.report.tables import aggregate, best_rows, format_mean_std
+from aebench.claims import CONTRADICTED, HOLDS, Verdict
+from aebench.protocols import ProtocolUse
+from aebench.published import Match
+from aebench.report.collect import ReportData
+from aebench.report.columns import info
+from aebench.report.tables import aggregate, best_rows, format_mean_std
 
 #: per sampler, the columns of the generation table
 SAMPLER_COLUMNS = ("fid", "precision", "recall")
@@ -40,7 +40,7 @@ class Section:
 def samplers_in(data: ReportData) -> list[str]:
     """The samplers the runs have generation metrics for (``fid@NAME`` columns), in registry
     order (then any unknown ones, sorted)."""
-    from bench.metrics import samplers
+    from aebench.metrics import samplers
 
     found = {m.split("@", 1)[1] for m in data.metrics if m.startswith("fid@")}
     order = [s for s in samplers.available() if s in found]

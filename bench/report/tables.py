@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.report.collect import ReportData
-from bench.report.columns import HIGHER, LOWER, headline, info
+from aebench.report.collect import ReportData
+from aebench.report.columns import HIGHER, LOWER, headline, info
 
 MISSING = "–"
 

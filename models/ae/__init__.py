@@ -1,4 +1,4 @@
-from models.ae.config import AEConfig
-from models.ae.model import AE
+from aebench.models.ae.config import AEConfig
+from aebench.models.ae.model import AE
 
 __all__ = ["AE", "AEConfig"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.errors import UsageError
-from models.config import ModelConfig
+from aebench.errors import UsageError
+from aebench.models.config import ModelConfig
 
 
 @dataclass(frozen=True)

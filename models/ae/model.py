@@ -13,11 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.ae.config import AEConfig
-from models.backbones import build_decoder, build_encoder
-from models.base import GenerativeAutoencoder, Phase, recon_nll
-from models.gaussian import fit_gaussian
-from models.registry import register
+from aebench.models.ae.config import AEConfig
+from aebench.models.backbones import build_decoder, build_encoder
+from aebench.models.base import GenerativeAutoencoder, Phase, recon_nll
+from aebench.models.gaussian import fit_gaussian
+from aebench.models.registry import register
 
 
 @register("ae")

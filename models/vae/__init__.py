@@ -1,4 +1,4 @@
-from models.vae.config import VAEConfig
-from models.vae.model import VAE
+from aebench.models.vae.config import VAEConfig
+from aebench.models.vae.model import VAE
 
 __all__ = ["VAE", "VAEConfig"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.errors import UsageError
-from models.ae.config import AEConfig
+from aebench.errors import UsageError
+from aebench.models.ae.config import AEConfig
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.backbones import build_decoder, build_encoder
-from models.base import GenerativeAutoencoder, Phase, recon_nll
-from models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
-from models.registry import register
-from models.vae.config import VAEConfig
+from aebench.models.backbones import build_decoder, build_encoder
+from aebench.models.base import GenerativeAutoencoder, Phase, recon_nll
+from aebench.models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
+from aebench.models.registry import register
+from aebench.models.vae.config import VAEConfig
 
 
 @register("vae")

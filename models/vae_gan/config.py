@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.errors import UsageError
-from models.vae.config import VAEConfig
+from aebench.errors import UsageError
+from aebench.models.vae.config import VAEConfig
 
 
 @dataclass(frozen=True)

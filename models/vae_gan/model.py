@@ -15,7 +15,7 @@ x̃ = dec(z), z_p ~ N(0, I), x_p = dec(z_p) and Dis_l the discriminator's last h
   training.
 
 Three parameter groups, three Adam optimizers (β₁ = 0.5, as in DCGAN), declared as
-:class:`~models.base.Phase` objects so the one harness drives them:
+:class:`~aebench.models.base.Phase` objects so the one harness drives them:
 
 * encoder:        kl + pixel_weight·L_pixel + feature_weight·L_feature
 * decoder:        pixel_weight·L_pixel + γ·feature_weight·L_feature + adv_weight·gen_loss
@@ -55,12 +55,12 @@ import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce_logits
 
-from models.backbones import build_decoder, build_discriminator, build_encoder
-from models.base import Phase, recon_nll
-from models.gaussian import kl_to_standard_normal
-from models.registry import register
-from models.vae.model import VAE
-from models.vae_gan.config import VAEGANConfig
+from aebench.models.backbones import build_decoder, build_discriminator, build_encoder
+from aebench.models.base import Phase, recon_nll
+from aebench.models.gaussian import kl_to_standard_normal
+from aebench.models.registry import register
+from aebench.models.vae.model import VAE
+from aebench.models.vae_gan.config import VAEGANConfig
 
 
 @register("vae-gan")

@@ -1,4 +1,4 @@
-"""pytest-benchmark benchmarks of the speed cases (:mod:`bench.perf.cases`), one per case.
+"""pytest-benchmark benchmarks of the speed cases (:mod:`aebench.perf.cases`), one per case.
 
 The cases are defined once, in the package, so that what ``pytest --benchmark-enable`` times
 and what the speed gate (``nox -s regress``) compares are the same calls — the code a user's
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.perf.cases import CASES, case_names
+from aebench.perf.cases import CASES, case_names
 
 
 @pytest.mark.parametrize("name", case_names())
