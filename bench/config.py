@@ -72,7 +72,7 @@ class TrainConfig:
     grad_clip: float | None = None  #: clip each phase's gradient norm to this value
     #: progress bar off; how a run is shown, not what it computes (not stored, not compared)
     quiet: bool = field(default=False, compare=False)
-    # Speed options (README, "Speed"): channels_last defaults to on for conv nets on CUDA only
+    # Speed options (docs/performance.md): channels_last defaults to on for conv nets on CUDA only
     # (on the 2-core reference CPU, once the allocator stopped page-faulting, NHWC measured
     # 0.95-1.04x NCHW: no gain worth a second layout); compile is off (slower on CPU); bf16 is
     # off so that quality numbers do not depend on the hardware, though on CPUs with AMX it

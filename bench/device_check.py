@@ -14,8 +14,8 @@ What it checks, on ``--device`` (``cuda`` on a GPU machine; ``cpu`` so CI runs t
 3. **speed**: ``aebench speed`` for the conv VAE and VAE-GAN at batch 64 and 256 in fp32, with
    ``channels_last`` on, and under bf16 autocast — each as samples/s and % of the matmul rate.
 
-It writes ``device_check.json`` and ``device_check.md`` (a table for the README) into ``--out``
-and exits 1 when a check fails.
+It writes ``device_check.json`` and ``device_check.md`` (a table for docs/performance.md) into
+``--out`` and exits 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def run_check(device: str, out: str | Path, quick: bool = False) -> dict[str, An
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The README table: speed per variant, then the sync and train/eval verdicts."""
+    """The docs/performance.md table: speed per variant, then the sync and train/eval verdicts."""
     syncs = result["host_syncs"]
     lines = [
         f"Device check on {result['name']} ({result['device']}, torch {result['torch']}), "

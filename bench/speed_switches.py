@@ -1,4 +1,4 @@
-"""The training-only speed switches, as one context manager (README, "Speed").
+"""The training-only speed switches, as one context manager (docs/performance.md).
 
 ``channels_last`` (NHWC weights and batches), ``precision="bf16"`` (autocast), ``compile``
 (``torch.compile`` of the loss) and ``native_thin_deconv`` (thin transposed convolutions on

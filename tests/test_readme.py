@@ -1,4 +1,5 @@
-"""The README's promises: its example model trains, and its commands are the ones CI runs."""
+"""The README's promises: its example model trains, its commands are the ones CI runs, and
+the metric example of docs/extending.md reaches the report."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from aebench import models
 from tests.conftest import REPO, tiny_suite
 
 README = (REPO / "README.md").read_text()
+EXTENDING = (REPO / "docs" / "extending.md").read_text()
 
 
 def _python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    """The Python examples of the README and of docs/extending.md."""
+    return re.findall(r"```python\n(.*?)```", README + "\n" + EXTENDING, flags=re.S)
 
 
 def test_add_your_own_model_example_runs_and_learns(capsys):
@@ -55,7 +58,7 @@ def test_add_a_metric_example_reaches_metrics_json_the_store_and_the_report(
 
     (block,) = [b for b in _python_blocks() if "@register_family" in b]
     try:
-        exec(compile(block, "README.md", "exec"), {})
+        exec(compile(block, "docs/extending.md", "exec"), {})
         suite, db = tmp_path / "m.toml", tmp_path / "s.sqlite"
         suite.write_text(METRIC_SUITE)
         assert main(["run", str(suite), "--store", str(db), "--quiet"]) == 0

@@ -42,7 +42,7 @@ def test_a_new_family_reaches_finished_runs_without_retraining(finished, capsys)
     weights = file_hashes(finished.parent / "artifacts")
     before = _rows(finished)
     try:
-        exec(compile(block, "README.md", "exec"), {})
+        exec(compile(block, "docs/extending.md", "exec"), {})
         assert main(["eval", "--store", str(finished)]) == 0
         assert "2 run(s) gained metrics" in capsys.readouterr().out
         after = _rows(finished)

@@ -4,7 +4,7 @@ generation, sharpness, speed — plus any a plugin registers.
 ``evaluate(model, data, MetricOptions(...))`` runs every family that applies and returns flat
 names plus a ``meta`` dict. A family (:class:`MetricFamily`) declares its keys
 (:class:`MetricKey`: name, label, unit, direction), the models it applies to, the options it
-reads and how it computes; add one with :func:`register_family` (README, "Add a metric").
+reads and how it computes; add one with :func:`register_family` (docs/extending.md).
 
 ``METRICS`` (key → description) and ``FAMILIES`` (names in order) are read from the registry.
 ``evaluate``, ``MetricOptions`` and ``format_table`` (from :mod:`aebench.metrics.evaluation`) load

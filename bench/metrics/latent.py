@@ -94,7 +94,7 @@ def nll_iw(
     sample) pairs. On a CPU that is 2,048 by default — a 784-pixel batch of them is 6.4 MB, so
     the elementwise likelihood work stays in cache (1.8× faster than 16,384 rows); with the
     models' autograd-free Bernoulli likelihood, Burda et al.'s protocol (10,000 images × K =
-    5,000, their MLP VAE) went from 10 to 3.3 minutes on 2 cores (README, "Speed"). A GPU gets
+    5,000, their MLP VAE) went from 10 to 3.3 minutes on 2 cores (docs/performance.md). A GPU gets
     65,536.
     """
     if k < 1:
