@@ -161,12 +161,9 @@ def _fuse_batch_norms(net: nn.Module) -> None:
     """Fold each conv's eval-mode batch norm into the conv's weights and bias (exact up to
     float rounding: features move by ~1e-6 relative, FID's tolerance is 1e-4).
 
-    Why: measured 2026-12-01 on the 2-core AMD EPYC VM (fp32, 2 threads, 28×28 grey images
-    resized to 299²), torch-fidelity's InceptionV3 ran at 7.8 images/s; folding the 94 batch
-    norms gave 12.0, channels_last weights 19.1, and batches of 8 instead of 32 (the 35×35 and
-    17×17 activations of a small batch stay in cache) 29 images/s — the profiler then puts
-    81 % of the time in oneDNN's convolutions, none left in separate batch-norm and pooling
-    passes over NCHW tensors."""
+    Why: on a CPU, separate batch-norm passes over NCHW tensors cost as much as the
+    convolutions; folded, in channels_last and in small batches that stay in cache, the time
+    goes to oneDNN's convolutions (3.7x faster; the steps: docs/performance.md)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     for module in net.modules():

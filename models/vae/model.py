@@ -8,14 +8,7 @@ summed over pixels; every term is averaged over the batch. ``beta`` weights the 
 ``beta-vae`` is this model with β = 2. Higgins et al. tune β per dataset and latent size (their
 β_norm = β·M/N); they use β = 4 on 2-D shapes. On MNIST with 16 latents and these conv nets,
 β = 4 left prior samples too uniform to cover the digits, and β = 2 still shows the trade-off
-the paper describes. Measured on the quick suite (mnist-5k, 30 epochs; 3 seeds, β = 3 seed 0)
-and on full MNIST (5 epochs, 3 seeds), 2026-12-01:
-
-    β        recall (quick / mnist)   KL (quick)   recon MSE (quick)   FID (quick / mnist)
-    1 (vae)       0.53 / 0.65            23.7          0.0135              216 / 151
-    2             0.41 / 0.53            16.6          0.0154              205 / 162
-    3             0.26 / –               12.8          0.0175              238 / –
-    4             0.21 / 0.24            10.1          0.0206              280 / 211
+the paper describes (the measurements behind this choice: docs/models.md).
 """
 
 from __future__ import annotations
