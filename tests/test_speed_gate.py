@@ -105,20 +105,13 @@ def test_a_tree_is_laid_out_as_committed_and_as_imported(tmp_path):
     """A base commit runs from both layouts: its own folders (what a commit from before the
     ``aebench`` import name imports) and the import layout (bench/ → aebench/, models/ →
     aebench/models/), which is how ``python -m aebench.perf.worker`` finds a new one."""
-    import io
-    import tarfile
+    from aebench.perf.abtest import _add_import_layout
 
-    from aebench.perf.abtest import _extract_both_layouts
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, text in (("bench/perf/worker.py", "W"), ("models/vae/model.py", "M"),
-                           ("README.md", "R")):  # fmt: skip
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    _extract_both_layouts(buf.getvalue(), tmp_path)
+    for name, text in (("bench/perf/worker.py", "W"), ("models/vae/model.py", "M"),
+                       ("README.md", "R")):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    _add_import_layout(tmp_path)
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert files == sorted(["README.md", "bench/perf/worker.py", "models/vae/model.py",
                             "aebench/perf/worker.py", "aebench/models/vae/model.py"])  # fmt: skip

@@ -12,8 +12,10 @@ exactly on FLOPs and host reads.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -215,30 +217,14 @@ def _compare_all(
     return results
 
 
-def _import_path(name: str) -> str | None:
-    """Where archive member ``name`` (``bench/...``, ``models/...``) goes in the import layout."""
-    top, _, rest = name.partition("/")
-    if top not in IMPORT_LAYOUT:
-        return None
-    return IMPORT_LAYOUT[top] + (f"/{rest}" if rest else "")
-
-
-def _extract_both_layouts(archive: bytes, tree: Path) -> None:
-    """Extract ``archive`` twice: as committed (``bench/``, ``models/``: what a commit from
-    before the ``aebench`` import name imports) and in the import layout (``aebench/``,
+def _add_import_layout(tree: Path) -> None:
+    """Copy ``tree``'s committed folders (``bench/``, ``models/``: what a commit from before
+    the ``aebench`` import name imports) into the import layout (``aebench/``,
     ``aebench/models/``: what ``import aebench`` finds when ``tree`` is first on the path)."""
-    import io
-
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tree, filter="data")
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        members = []
-        for member in tar.getmembers():
-            target = _import_path(member.name)
-            if target is not None:
-                member.name = target
-                members.append(member)
-        tar.extractall(tree, members=members, filter="data")
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in SOURCE_FOLDERS:
+        shutil.copytree(tree / folder, tree / IMPORT_LAYOUT[folder], ignore=skip,
+                        dirs_exist_ok=True)  # fmt: skip
 
 
 def materialise(repo: Path, rev: str, dest: Path) -> Path:
@@ -257,7 +243,9 @@ def materialise(repo: Path, rev: str, dest: Path) -> Path:
     if archive.returncode != 0:
         raise UsageError(f"git archive of {rev} failed: {archive.stderr.decode().strip()[:200]}")
     _clear(tree)
-    _extract_both_layouts(archive.stdout, tree)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    _add_import_layout(tree)
     (tree / COMPLETE_MARKER).write_text(sha + "\n")
     return tree
 
@@ -267,21 +255,16 @@ def snapshot_worktree(repo: Path, dest: Path) -> Path:
 
     The head side runs from this copy, never from ``repo`` itself: ``import aebench`` would
     otherwise find whatever the environment installed, not the edits under test."""
-    import shutil
-
     tree = dest / "worktree"
     _clear(tree)
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
     for folder in SOURCE_FOLDERS:
         shutil.copytree(repo / folder, tree / folder, ignore=skip)
-        shutil.copytree(repo / folder, tree / IMPORT_LAYOUT[folder], ignore=skip,
-                        dirs_exist_ok=True)  # fmt: skip
+    _add_import_layout(tree)
     return tree
 
 
 def _clear(tree: Path) -> None:
-    import shutil
-
     if tree.exists():
         shutil.rmtree(tree)
     tree.mkdir(parents=True)
