@@ -123,10 +123,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def lint(session: nox.Session) -> None:
-    """ruff check + ruff format --check."""
+    """ruff check + ruff format --check + the import layers (import-linter, no cycles)."""
     env = _env(session)
     session.run(_bin("ruff"), "check", ".", env=env)
     session.run(_bin("ruff"), "format", "--check", ".", env=env)
+    session.run(_bin("python"), "-m", "pytest", "-q", "tests/test_layers.py", env=env)
 
 
 def _report(session: nox.Session, env: dict[str, str], suite: str, out: str) -> None:
@@ -186,7 +187,7 @@ def device_check(session: nox.Session) -> None:
     host sync in a profiled epoch, channels_last and bf16 speed; writes
     runs/device-check/device_check.{json,md}. ``-- --device cpu`` runs the same logic here."""
     env = _env(session)
-    session.run(_bin("python"), "-m", "aebench.device_check", *session.posargs, env=env)
+    session.run(_bin("python"), "-m", "aebench.perf.device_check", *session.posargs, env=env)
 
 
 @nox.session(venv_backend="none")

@@ -1,9 +1,9 @@
 """The ``aebench`` command line: a thin argparse layer over the library.
 
 Each sub-command lives in ``bench/commands/<name>.py`` and exposes ``NAME``, ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``. A :class:`~aebench.errors.UsageError` anywhere
-becomes one line on stderr and exit code 2, and so does an ``OSError`` (a full disk, a missing
-permission: the machine's state, not a bug); nothing else is caught here.
+``add_arguments(parser)`` and ``run(args) -> int``. A :class:`~aebench.core.errors.UsageError`
+anywhere becomes one line on stderr and exit code 2, and so does an ``OSError`` (a full disk, a
+missing permission: the machine's state, not a bug); nothing else is caught here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from aebench import __version__
 from aebench.commands import COMMANDS
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from aebench.models import literature_nets
 
 ARCHS = ("mlp", "conv", *literature_nets.NETS)

@@ -2,7 +2,7 @@
 
 A model *declares* what it computes — ``encode``, ``decode``, named loss terms, ``sample`` —
 and which parameter groups are updated from which loss term (:class:`Phase`). It never loops
-over data, logs or saves files: that is the harness's job (``aebench.trainer``).
+over data, logs or saves files: that is the harness's job (``aebench.training.trainer``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 
 C = TypeVar("C", bound="ModelConfig")
 

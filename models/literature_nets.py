@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 
 CHANNELS = (128, 256, 512, 1024)
 #: (C, H, W) → decoder layout: start grid, then per transposed conv (out, kernel, stride,

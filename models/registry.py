@@ -4,7 +4,8 @@ Built-in models register themselves with ``@register("name")`` when ``models`` i
 Third-party packages add models through the entry-point group ``aebench.models``: each entry
 point names either a model class (registered under the entry point's name) or a module whose
 import registers its own models. The registry itself is the one generic
-:class:`aebench.registry.Registry` that datasets, samplers, backbones and metric families use too.
+:class:`aebench.core.registry.Registry` that datasets, samplers, backbones and metric families
+use too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from aebench.registry import Registry
+from aebench.core.registry import Registry
 
 ENTRY_POINT_GROUP = "aebench.models"
 

@@ -90,7 +90,8 @@ def domain_net(mnist5k, metrics_cache: Path):
 
 def _train_briefly(name: str, data, epochs: int = 3):
     from aebench import models
-    from aebench.trainer import TrainConfig, Trainer
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import Trainer
 
     model = models.create(name, image_shape=list(data.image_shape))
     Trainer(model, data, TrainConfig(epochs=epochs, seed=0, device="cpu", quiet=True)).fit()

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 # ``hblkhd`` is the memory held in separate mmap'ed blocks, ``arena`` the heap's size.
 PROBE = r"""
 import ctypes, json, torch
-from aebench.allocator import keep_freed_memory
+from aebench.core.allocator import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in (

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from aebench import models
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from aebench.models.backbones import conv_depth
 from tests.conftest import one_line_error
 

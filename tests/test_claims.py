@@ -7,9 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aebench.claims import BUILTIN, CONTRADICTED, HOLDS, INCONCLUSIVE, Claim, check, verdict
-from aebench.errors import UsageError
-from aebench.suite import parse_suite
+from aebench.core.errors import UsageError
+from aebench.experiments.claims import (
+    BUILTIN,
+    CONTRADICTED,
+    HOLDS,
+    INCONCLUSIVE,
+    Claim,
+    check,
+    verdict,
+)
+from aebench.experiments.suite import parse_suite
 from tests.conftest import one_line_error, tiny_suite
 
 CLAIM = Claim("c", "a is lower than b", "test", "a", "b", "m", "m", "lower")

@@ -15,10 +15,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aebench.claims import EXPECT, RUN_COLUMNS, Claim, check, parse_claims
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
+from aebench.experiments.claims import EXPECT, RUN_COLUMNS, Claim, check, parse_claims
+from aebench.experiments.suite import parse_suite
 from aebench.metrics.family import all_keys
-from aebench.suite import parse_suite
 from tests.conftest import tiny_suite
 from tests.test_suite_fuzz import one_line, toml_key, toml_value, values
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from aebench import data
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from tests.conftest import run_cli
 
 
@@ -65,7 +65,8 @@ def test_binarized_mnist_static_and_dynamic_are_reproducible_from_the_seed(data_
 
 def test_the_trainer_redraws_a_dynamic_binarization_every_epoch(data_dir):
     from aebench import models
-    from aebench.trainer import TrainConfig, Trainer
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import Trainer
     from tests.conftest import subset
 
     dynamic = subset(data.load("mnist-binary", data_dir), 512, 128)

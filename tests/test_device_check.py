@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from aebench.device_check import MAX_SYNCS_PER_STEP, count_host_syncs, main
+from aebench.perf.device_check import MAX_SYNCS_PER_STEP, count_host_syncs, main
 
 
 def test_device_check_runs_on_cpu_and_writes_its_files(tmp_path, capsys):
@@ -29,8 +29,8 @@ def test_the_sync_counter_sees_a_per_step_item(mnist5k):
     """The counter is not blind: a step that calls .item() shows one sync per step, while the
     harness itself reads its loss terms once per epoch, however many steps the epoch has."""
     from aebench import models
-    from aebench.config import TrainConfig
-    from aebench.trainer import Trainer
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import Trainer
     from tests.conftest import subset
 
     small = subset(mnist5k, 640, 64)

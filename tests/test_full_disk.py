@@ -12,11 +12,11 @@ import sqlite3
 import pytest
 from safetensors.torch import load_file
 
-from aebench.atomic import FILE_MODE
-from aebench.checkpoint import load_checkpoint
-from aebench.errors import UsageError
-from aebench.store import Store
-from aebench.suite import load_suite
+from aebench.core.atomic import FILE_MODE
+from aebench.core.errors import UsageError
+from aebench.experiments.suite import load_suite
+from aebench.store.database import Store
+from aebench.training.checkpoint import load_checkpoint
 from tests.conftest import bench_on_tmpfs, run_cli
 
 ARGS = [

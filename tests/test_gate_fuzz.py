@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from aebench import gates
 from aebench.cli import main
-from aebench.suite import load_suite
+from aebench.experiments.suite import load_suite
+from aebench.report import quality_gate as gates
 from tests.test_gate_hardening import fill_store
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aebench import gates
 from aebench.cli import main
-from aebench.store import Store
-from aebench.suite import Suite, load_suite
+from aebench.experiments.suite import Suite, load_suite
+from aebench.report import quality_gate as gates
+from aebench.store.database import Store
 from tests.conftest import file_hashes, one_line_error, run_cli
 
 #: a CLI call that hangs (a FIFO) fails the test after this many seconds instead of hanging it

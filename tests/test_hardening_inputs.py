@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from aebench.metrics.options import MetricOptions, check_n_samples
 from tests.conftest import file_hashes, one_line_error, run_cli, tiny_suite
 
@@ -193,8 +193,8 @@ def test_the_sample_memory_limit_names_the_largest_count_that_fits() -> None:
 def test_a_stored_config_beyond_the_sample_limit_still_reads() -> None:
     """The limit is checked where options come in, not by the option type: a run stored with
     more samples than this version allows still reads back (listing, migrations)."""
-    from aebench.config import RunConfig
-    from aebench.suite import load_suite
+    from aebench.config.run import RunConfig
+    from aebench.experiments.suite import load_suite
 
     stored = load_suite("smoke").expand()[0].to_dict()
     stored["metrics"] = {**stored["metrics"], "n_samples": 10_000_000}
@@ -277,7 +277,7 @@ def test_an_untestable_claim_is_refused_at_load(edit, key, words, tmp_path, caps
 
 
 def test_a_valid_claim_on_a_suite_label_and_dataset_loads() -> None:
-    from aebench.suite import parse_suite
+    from aebench.experiments.suite import parse_suite
 
     text = SUITE + CLAIM.replace('source = "s"', 'source = "s"\ndatasets = ["mnist-5k"]')
     (claim,) = parse_suite(text, "ok.toml").claims
@@ -319,7 +319,7 @@ def test_a_published_value_on_a_non_metric_is_refused(value, words, tmp_path, ca
 
 
 def test_a_published_value_of_a_sampler_aebench_lacks_is_kept() -> None:
-    from aebench.published import parse_published
+    from aebench.experiments.published import parse_published
 
     data = {"group": [{"protocol": "p", "source": "s", "dataset": "d", "binarization": "b",
                        "architecture": "a", "latent_dim": 16, "budget": "1", "sampler": "s2",
@@ -354,7 +354,7 @@ def test_a_fifo_or_dev_zero_as_a_suite_is_one_line(tmp_path) -> None:
 
 
 def test_an_oversized_suite_file_is_refused_without_reading_it(tmp_path, capsys) -> None:
-    from aebench.atomic import MAX_INPUT_BYTES
+    from aebench.core.atomic import MAX_INPUT_BYTES
 
     suite = tmp_path / "huge.toml"
     with open(suite, "wb") as f:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from aebench.errors import UsageError
-from aebench.store import Store
-from aebench.suite import load_suite
+from aebench.core.errors import UsageError
+from aebench.experiments.suite import load_suite
+from aebench.store.database import Store
 from tests.conftest import REPO, file_hashes, one_line_error, run_cli, tiny_suite
 
 SUITE = tiny_suite("hard", ["vae"], [0], steps=2)
@@ -43,8 +43,8 @@ def done_store(path: Path) -> None:
 HOLDER = textwrap.dedent(
     """
     import sys
-    from aebench.store import Store
-    from aebench.suite import load_suite
+    from aebench.store.database import Store
+    from aebench.experiments.suite import load_suite
     cfg = load_suite(sys.argv[2]).expand()[0]
     store = Store.open(sys.argv[1])
     with store.lock():

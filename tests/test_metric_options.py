@@ -8,12 +8,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
+from aebench.experiments.reevaluate import families_to_evaluate
 from aebench.metrics.family import FAMILIES, MetricFamily, MetricKey, register_family
 from aebench.metrics.options import MetricOptions, option_names
 from aebench.models.config import OptionError
-from aebench.reevaluate import families_to_evaluate
-from aebench.runio import save_run
+from aebench.store.run_folder import save_run
 from tests.conftest import one_line_error
 
 
@@ -102,7 +102,7 @@ n_samples = 100
 
 
 def test_a_suite_sets_a_family_setting_and_a_bad_one_names_file_and_key(ink, tmp_path, capsys):
-    from aebench.suite import load_suite
+    from aebench.experiments.suite import load_suite
 
     good = tmp_path / "good.toml"
     good.write_text(SUITE + "ink_threshold = 0.25\n")
@@ -148,7 +148,7 @@ def test_eval_takes_metric_options_and_refuses_bad_ones_in_one_line(
 
 
 def test_train_config_refuses_a_missing_budget() -> None:
-    from aebench.config import TrainConfig
+    from aebench.training.settings import TrainConfig
 
     with pytest.raises(UsageError, match="budget"):
         TrainConfig(epochs=None).validate()

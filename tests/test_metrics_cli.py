@@ -10,7 +10,7 @@ from torchvision.utils import save_image
 
 from aebench.cli import main
 from aebench.metrics import METRICS
-from aebench.runio import save_run
+from aebench.store.run_folder import save_run
 
 
 @pytest.fixture(scope="module")

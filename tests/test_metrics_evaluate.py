@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from aebench.metrics import METRICS, MetricOptions, evaluate, format_table
 from aebench.metrics.samplers import GaussianMixture, available, get
 

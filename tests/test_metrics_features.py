@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from aebench import data
-from aebench.errors import UsageError
-from aebench.metrics import features, inception
+from aebench.core.errors import UsageError
+from aebench.metrics import backbones, features, inception
 
 
 def test_domain_net_is_accurate_and_cached(mnist5k, domain_net, metrics_cache):
@@ -41,9 +41,9 @@ def test_unknown_backbone_is_a_usage_error(mnist5k):
 
 
 def test_cache_dir_follows_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(features.CACHE_ENV, str(tmp_path))
-    assert features.cache_dir() == tmp_path
-    assert features.cache_dir("/x") == features.Path("/x")
+    monkeypatch.setenv(backbones.CACHE_ENV, str(tmp_path))
+    assert backbones.cache_dir() == tmp_path
+    assert backbones.cache_dir("/x") == backbones.Path("/x")
 
 
 def test_missing_inception_weights_name_both_ways(monkeypatch, tmp_path):

@@ -9,7 +9,8 @@ import torch
 
 from aebench import models
 from aebench.models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
-from aebench.trainer import TrainConfig, Trainer
+from aebench.training.settings import TrainConfig
+from aebench.training.trainer import Trainer
 
 BUILTIN = ["ae", "vae", "beta-vae", "vae-gan"]
 

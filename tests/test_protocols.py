@@ -8,10 +8,10 @@ import math
 import pandas as pd
 import pytest
 
-from aebench.errors import UsageError
-from aebench.protocols import PROTOCOLS, Protocol
-from aebench.published import load_published, match, parse_published
-from aebench.suite import load_suite, parse_suite
+from aebench.core.errors import UsageError
+from aebench.experiments.protocols import PROTOCOLS, Protocol
+from aebench.experiments.published import load_published, match, parse_published
+from aebench.experiments.suite import load_suite, parse_suite
 from tests.conftest import one_line_error
 
 BURDA = """

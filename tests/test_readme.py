@@ -54,7 +54,7 @@ def test_add_a_metric_example_reaches_metrics_json_the_store_and_the_report(
 
     from aebench.cli import main
     from aebench.metrics.family import FAMILIES
-    from aebench.store import Store
+    from aebench.store.database import Store
 
     (block,) = [b for b in _python_blocks() if "@register_family" in b]
     try:

@@ -15,7 +15,7 @@ import pytest
 
 from aebench.cli import main
 from aebench.metrics.family import FAMILIES
-from aebench.store import Store
+from aebench.store.database import Store
 from tests.conftest import REPO, file_hashes, flat_layout, one_line_error, tiny_suite
 from tests.test_readme import _python_blocks
 
@@ -99,7 +99,7 @@ def test_changed_metric_options_re_evaluate_only_the_families_that_read_them(
         before = store.evaluations(run["id"])
     edited = tmp_path / "edited.toml"
     edited.write_text(SUITE.replace("n_samples = 100", "n_samples = 120"))
-    from aebench.suite import load_suite
+    from aebench.experiments.suite import load_suite
 
     assert {c.config_hash for c in load_suite(edited).expand()} == hashes
     assert main(["run", str(edited), "--store", str(finished), "--quiet"]) == 0  # no retraining
@@ -124,8 +124,8 @@ def test_a_schema_1_store_is_migrated_to_training_hashes_and_recorded_evaluation
     the current suite recognises as done, and the options the runner used recorded per family."""
     import json
 
-    from aebench.store_migrations import _v1_hash
-    from aebench.suite import RunConfig, load_suite
+    from aebench.experiments.suite import RunConfig, load_suite
+    from aebench.store.migrations import _v1_hash
 
     with Store.open(finished, readonly=True) as store:
         expected = {r["id"]: store.evaluations(r["id"]) for r in store.runs()}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aebench import models
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from tests.conftest import run_cli
 
 

@@ -1,4 +1,4 @@
-"""The CI regression gates (bench/gates.py, ``aebench gate``, ``nox -s regress`` and
+"""The CI regression gates (bench/report/quality_gate.py, ``aebench gate``, ``nox -s regress`` and
 ``regress_quality``): a planted 2x slowdown fails on a faster and on a slower machine, no
 slowdown passes, a first run saves its baseline, and the quality gate's Welch verdicts."""
 
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aebench import gates
 from aebench.cli import main
+from aebench.report import quality_gate as gates
 from aebench.report.collect import ReportData
 from tests.conftest import REPO, one_line_error
 
@@ -181,8 +181,8 @@ def test_quality_gate_verdicts_on_planted_data(tmp_path):
 
 
 def test_quality_gate_end_to_end_through_the_cli(tmp_path, capsys):
-    from aebench.store import Store
-    from aebench.suite import load_suite
+    from aebench.experiments.suite import load_suite
+    from aebench.store.database import Store
 
     suite = load_suite("gate")
     baseline = tmp_path / "quality.csv"
@@ -207,7 +207,7 @@ def test_quality_gate_end_to_end_through_the_cli(tmp_path, capsys):
 
 
 def test_the_committed_quality_baseline_matches_the_gate_suite():
-    from aebench.suite import load_suite
+    from aebench.experiments.suite import load_suite
 
     tidy = pd.read_csv(REPO / "tests" / "benchmarks" / "quality_baseline.csv")
     suite = load_suite("gate")

@@ -24,12 +24,13 @@ import torch
 from PIL import Image
 
 from aebench.cli import main
+from aebench.core.statistics import welch_p
+from aebench.experiments.suite import Suite
 from aebench.report import build_report
-from aebench.report.baseline import classify, welch_p
+from aebench.report.baseline import classify
 from aebench.report.figures import FIGURES, pareto_front
 from aebench.report.tables import format_mean_std
-from aebench.store import Store
-from aebench.suite import Suite
+from aebench.store.database import Store
 from tests.conftest import REPO
 
 MODELS = ["ae", "vae", "beta-vae"]
@@ -115,8 +116,9 @@ def make_store(
 @pytest.fixture(scope="session")
 def run_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One really trained tiny model per label (1 epoch on mnist-5k, MLP), shared by seeds."""
-    from aebench.config import RunConfig, TrainConfig
-    from aebench.training import train_run
+    from aebench.config.run import RunConfig
+    from aebench.experiments.single_run import train_run
+    from aebench.training.settings import TrainConfig
 
     root = tmp_path_factory.mktemp("report-artifacts")
     dirs = {}

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
+from aebench.core.statistics import welch_p
 from aebench.report import build_report
 from aebench.report.agreement import (
     DIFFERS,
@@ -26,7 +27,6 @@ from aebench.report.agreement import (
     load_reference,
     welch_p_from_stats,
 )
-from aebench.report.baseline import welch_p
 from tests.conftest import file_hashes, one_line_error
 from tests.test_report import MODELS, make_store
 

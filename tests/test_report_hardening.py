@@ -26,12 +26,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from aebench.claims import HOLDS, UNTESTABLE, Claim
-from aebench.published import PublishedValue, match
+from aebench.experiments.claims import HOLDS, UNTESTABLE, Claim
+from aebench.experiments.published import PublishedValue, match
 from aebench.report import build_report
 from aebench.report.agreement import load_reference
 from aebench.report.outdir import recover
-from aebench.store import Store
+from aebench.store.database import Store
 from tests.conftest import REPO, bench_on_tmpfs, file_hashes, one_line_error
 from tests.test_report import MODELS, _metrics, _suite, make_store
 

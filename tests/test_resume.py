@@ -13,7 +13,7 @@ import time
 import pytest
 from safetensors.torch import load_file
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from tests.conftest import REPO, run_cli
 
 ARGS = [
@@ -116,7 +116,8 @@ def test_sigterm_writes_a_checkpoint_and_exits_130_then_resumes(tmp_path):
 
 def _checkpoint(tmp_path, arch="mlp"):
     from aebench import data, models
-    from aebench.trainer import TrainConfig, Trainer
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import Trainer
 
     d = data.load("mnist-5k")
     small = data.ImageData(d.name, d.train_x[:256], d.train_y[:256], d.test_x[:64], d.test_y[:64])
@@ -128,7 +129,8 @@ def _checkpoint(tmp_path, arch="mlp"):
 
 def test_truncated_checkpoint_is_refused_and_left_alone(tmp_path):
     from aebench import models
-    from aebench.trainer import TrainConfig, Trainer
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import Trainer
 
     small, path = _checkpoint(tmp_path)
     raw = path.read_bytes()
@@ -148,7 +150,8 @@ def test_truncated_checkpoint_is_refused_and_left_alone(tmp_path):
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     from aebench import models
-    from aebench.trainer import TrainConfig, Trainer
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import Trainer
 
     small, path = _checkpoint(tmp_path, arch="mlp")
     before = path.read_bytes()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aebench.store import Store
+from aebench.store.database import Store
 from tests.conftest import REPO, run_cli
 
 TINY = """
@@ -157,8 +157,8 @@ def test_a_failing_run_is_recorded_and_the_suite_goes_on(tmp_path, cache_env):
 def test_parallel_plan_starts_the_costliest_runs_first_and_warms_the_feature_cache(
     tmp_path, monkeypatch
 ):
-    from aebench.runner import plan_parallel
-    from aebench.suite import parse_suite
+    from aebench.experiments.runner import plan_parallel
+    from aebench.experiments.suite import parse_suite
 
     monkeypatch.setenv("AEBENCH_CACHE_DIR", str(tmp_path))
     built = []
@@ -341,9 +341,9 @@ def test_a_planted_nan_is_stored_as_diverged_and_the_suite_completes(
     import torch
 
     from aebench import models
+    from aebench.experiments.runner import run_suite
+    from aebench.experiments.suite import Suite
     from aebench.models.vae import VAE
-    from aebench.runner import run_suite
-    from aebench.suite import Suite
 
     class NaNAtStep(VAE):
         def __init__(self, **kw):

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from aebench import models
 from aebench.commands.train import parse_option
-from aebench.errors import UsageError
-from aebench.suite import Suite, parse_suite
+from aebench.core.errors import UsageError
+from aebench.experiments.suite import Suite, parse_suite
 from tests.conftest import file_hashes, one_line_error
 
 TRAIN = ["train", "vae", "--epochs", "1", "--quiet", "--no-eval"]

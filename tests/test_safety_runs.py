@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 
 from aebench import data, models
-from aebench.checkpoint import load_checkpoint, save_checkpoint
 from aebench.cli import main
-from aebench.runio import load_run
-from aebench.trainer import TrainConfig, Trainer
+from aebench.store.run_folder import load_run
+from aebench.training.checkpoint import load_checkpoint, save_checkpoint
+from aebench.training.settings import TrainConfig
+from aebench.training.trainer import Trainer
 from tests.conftest import file_hashes, one_line_error, subset
 
 TRAIN = ["train", "vae", "--latent-dim", "4", "--quiet", "--no-eval"]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aebench.store import Store
-from aebench.suite import load_suite
+from aebench.experiments.suite import load_suite
+from aebench.store.database import Store
 from tests.conftest import REPO, file_hashes, one_line_error
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from aebench.metrics import features, inception
-from aebench.runio import save_run
+from aebench.store.run_folder import save_run
 from tests.conftest import evil_pickle, file_hashes, one_line_error
 
 HAVE_INCEPTION = (

@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from aebench import models
 from aebench.data import ImageData
-from aebench.trainer import TrainConfig, Trainer
+from aebench.training.settings import TrainConfig
+from aebench.training.trainer import Trainer
 from tests.conftest import run_cli, subset
 
 
@@ -155,7 +156,7 @@ def test_native_thin_deconv_takes_effect_and_reaches_the_same_loss(small, plain_
 
 
 def test_thin_deconv_switch_is_restored_when_the_forward_raises():
-    from aebench.thin_deconv import route_thin_deconvs
+    from aebench.training.thin_deconv import route_thin_deconvs
 
     layer = torch.nn.ConvTranspose2d(8, 1, 4, 2, 1)
     wide = torch.nn.ConvTranspose2d(8, 16, 4, 2, 1)
@@ -190,7 +191,7 @@ def test_compiled_loss_reaches_the_same_loss_and_keeps_state_dict_keys(small, pl
 
 
 def test_unknown_precision_is_a_usage_error():
-    from aebench.errors import UsageError
+    from aebench.core.errors import UsageError
 
     with pytest.raises(UsageError, match="precision"):
         TrainConfig(precision="fp8").validate()
@@ -200,7 +201,7 @@ def test_speed_switches_are_a_context_manager_that_undoes_itself():
     """Inside: NHWC weights and routed thin deconvolutions; outside: the model exactly as a
     fresh load would build it, also when the block raises."""
     from aebench import models
-    from aebench.speed_switches import SpeedSwitches
+    from aebench.training.speed_switches import SpeedSwitches
 
     model = models.create("vae", arch="conv", latent_dim=4)
     cfg = TrainConfig(channels_last=True, native_thin_deconv=True, quiet=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import aebench.store as store_mod
-from aebench.errors import UsageError
-from aebench.store import Store, environment
-from aebench.suite import RunConfig, load_suite
+import aebench.store.database as store_mod
+from aebench.core.errors import UsageError
+from aebench.experiments.suite import RunConfig, load_suite
+from aebench.store.database import Store, environment
 from tests.conftest import REPO, run_cli
 
 
@@ -281,7 +281,7 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
-    from aebench.store import Store
+    from aebench.store.database import Store
     store = Store.open(sys.argv[1])
     with store.lock():
         print("locked", flush=True)
@@ -344,8 +344,8 @@ def test_lock_is_exclusive_within_one_process_too(db: Path) -> None:
 KILLED_MID_RUN = textwrap.dedent(
     """
     import os, signal, sys
-    from aebench.store import Store, environment
-    from aebench.suite import load_suite
+    from aebench.store.database import Store, environment
+    from aebench.experiments.suite import load_suite
     cfgs = load_suite("smoke").expand()
     store = Store.open(sys.argv[1])
     with store.lock():

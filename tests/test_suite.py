@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aebench.config import TrainConfig
-from aebench.errors import UsageError
-from aebench.metrics.options import MetricOptions
-from aebench.suite import (
+from aebench.core.errors import UsageError
+from aebench.experiments.suite import (
     Budget,
     RunConfig,
     Suite,
@@ -23,6 +21,8 @@ from aebench.suite import (
     load_suite,
     parse_suite,
 )
+from aebench.metrics.options import MetricOptions
+from aebench.training.settings import TrainConfig
 from tests.conftest import REPO, flat_layout, run_cli
 
 GOOD = """
@@ -99,7 +99,8 @@ def test_hash_is_stable_across_processes_and_pinned() -> None:
         train=TrainConfig(epochs=5, batch_size=128, seed=0),
     )
     code = (
-        "from aebench.suite import *; print(RunConfig(suite='x', model='vae', label='vae', "
+        "from aebench.experiments.suite import *; "
+        "print(RunConfig(suite='x', model='vae', label='vae', "
         "dataset='mnist-5k', arch='conv', latent_dim=16, "
         "train=TrainConfig(epochs=5, batch_size=128, seed=0)).config_hash)"
     )

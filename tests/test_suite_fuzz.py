@@ -14,8 +14,8 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aebench.errors import UsageError
-from aebench.suite import RunConfig, Suite, parse_suite
+from aebench.core.errors import UsageError
+from aebench.experiments.suite import RunConfig, Suite, parse_suite
 
 FUZZ = settings(
     max_examples=500,

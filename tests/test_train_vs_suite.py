@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from aebench.cli import main
-from aebench.store import Store
+from aebench.store.database import Store
 
 SUITE = """
 name = "one-run"

@@ -7,10 +7,12 @@ import torch
 from torch import nn
 
 from aebench import models
-from aebench.errors import UsageError
+from aebench.core.devices import seed_everything
+from aebench.core.errors import UsageError
 from aebench.models.base import GenerativeAutoencoder
-from aebench.runio import load_run, save_run
-from aebench.trainer import DivergenceError, TrainConfig, Trainer, seed_everything
+from aebench.store.run_folder import load_run, save_run
+from aebench.training.settings import TrainConfig
+from aebench.training.trainer import DivergenceError, Trainer
 from tests.conftest import subset
 
 

@@ -1,5 +1,5 @@
 """``aebench eval RUN_DIR`` (writes ``RUN_DIR/metrics.json``) and ``aebench eval --store``
-(bench/reevaluate.py: which options it honours, and why ``--seed`` is refused there).
+(bench/experiments/reevaluate.py: which options it honours, and why ``--seed`` is refused there).
 
 ``eval --store`` exits 0 when every finished run was checked (and evaluated where something
 was missing), 1 when some runs were skipped — a missing or damaged folder, or one that is not
@@ -34,7 +34,7 @@ def add_metric_option_argument(p: argparse.ArgumentParser) -> None:
 def option_table(items: list[str], given: dict[str, Any] | None = None) -> dict[str, Any]:
     """``-m KEY=VALUE`` items (VALUE read as JSON when it parses) over ``given``, as a
     ``[metrics]``-shaped table; an item that is not KEY=VALUE is one line."""
-    from aebench.errors import UsageError
+    from aebench.core.errors import UsageError
     from aebench.models.config import option_from_text
 
     table = dict(given or {})
@@ -50,7 +50,7 @@ def option_table(items: list[str], given: dict[str, Any] | None = None) -> dict[
 def metric_options(items: list[str], given: dict[str, Any] | None = None, **runtime: Any) -> Any:
     """:func:`option_table` as one validated :class:`~aebench.metrics.options.MetricOptions`; a
     bad key or value is one line."""
-    from aebench.errors import UsageError
+    from aebench.core.errors import UsageError
     from aebench.metrics.options import MetricOptions
 
     table = option_table(items, given)
@@ -65,10 +65,10 @@ def check_overrides(overrides: dict[str, Any]) -> None:
     options are: an unknown key, a value of the wrong type or out of its range. Each is checked
     alone over the defaults, so a combination valid for a run's own options (``n_samples = 10``
     with the run's ``k_nearest = 2``) is not refused here: every run's combined options are
-    checked before anything is written (:func:`aebench.reevaluate.run_options`). ``n_samples``,
-    whose lower bound depends on ``k_nearest`` and memory bound on the backbone, is only
-    checked to be a positive integer."""
-    from aebench.errors import UsageError
+    checked before anything is written (:func:`aebench.experiments.reevaluate.run_options`).
+    ``n_samples``, whose lower bound depends on ``k_nearest`` and memory bound on the backbone, is
+    only checked to be a positive integer."""
+    from aebench.core.errors import UsageError
     from aebench.metrics.options import MetricOptions
     from aebench.models.config import describe, is_int
 
@@ -148,7 +148,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aebench.errors import UsageError
+    from aebench.core.errors import UsageError
 
     if (args.run_dir is None) == (args.store is None):
         raise UsageError("give either RUN_DIR or --store STORE")
@@ -160,10 +160,11 @@ def run(args: argparse.Namespace) -> int:
     if args.store is not None:
         return run_store(args, given)
     from aebench import data
+    from aebench.core.devices import resolve_device
     from aebench.metrics import evaluate, format_table
     from aebench.metrics.family import family_names
-    from aebench.runio import load_run, write_json_atomic
-    from aebench.trainer import resolve_device
+    from aebench.store.run_folder import load_run, write_json_atomic
+    from aebench.training.probe import step_on_copy
 
     device = resolve_device(args.device)
     model, config = load_run(args.run_dir, map_location=device)
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         inception_weights=args.inception_weights,
     )
-    scores = evaluate(model, dataset, options)
+    scores = evaluate(model, dataset, options, train_step_factory=step_on_copy)
     out = Path(args.run_dir) / "metrics.json"
     write_json_atomic(out, scores)
     meta = scores["meta"]
@@ -198,8 +199,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_store(args: argparse.Namespace, given: dict[str, Any]) -> int:
     """``eval --store``: the metric options as changes over each run's own, --seed refused."""
-    from aebench.errors import UsageError
-    from aebench.reevaluate import REFUSED_EXIT, reevaluate_store
+    from aebench.core.errors import UsageError
+    from aebench.experiments.reevaluate import REFUSED_EXIT, reevaluate_store
 
     if args.seed is not None:
         raise UsageError(

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from aebench.atomic import atomic_write
-from aebench.errors import UsageError
-from aebench.store import (
+from aebench.core.atomic import atomic_write
+from aebench.core.errors import UsageError
+from aebench.store.database import (
     STATUSES,
     Store,
     default_store_path,

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aebench import data
-    from aebench.errors import UsageError
+    from aebench.core.errors import UsageError
     from aebench.metrics import features, format_table
     from aebench.metrics.compare import compare, folder_shape, read_images
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(real)} real vs {len(fake)} generated images, backbone {backbone}{acc_text}")
     print(format_table(scores))
     if args.json:
-        from aebench.runio import write_json_atomic
+        from aebench.store.run_folder import write_json_atomic
 
         write_json_atomic(Path(args.json), {**scores, "backbone": backbone})
     return 0

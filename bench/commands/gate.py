@@ -2,8 +2,9 @@
 
 ``speed`` times the working tree against a base commit in this job (bench/perf,
 :mod:`aebench.commands.gate_speed`): the pass/fail speed signal. ``trend`` and ``quality`` compare
-against a committed baseline (bench/gates.py) and exit 1 on a regression; with no baseline yet
-they write one and exit 0 (saying where), and ``--update-baseline`` rewrites it deliberately.
+against a committed baseline (bench/report/quality_gate.py) and exit 1 on a regression; with no
+baseline yet they write one and exit 0 (saying where), and ``--update-baseline`` rewrites it
+deliberately.
 ``trend`` is the cross-machine record of calibrated times: ``nox -s regress`` prints it for
 information and does not fail on it, because noise on a shared machine is not one a
 calibration kernel divides out.
@@ -27,8 +28,8 @@ QUALITY_BASELINE = "tests/benchmarks/quality_baseline.csv"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # defaults are filled in by run(): importing aebench.gates (pandas) or the report (scipy)
-    # here would make every `aebench` call wait for them
+    # defaults are filled in by run(): importing aebench.report.quality_gate (pandas) or the
+    # report (scipy) here would make every `aebench` call wait for them
     sub = p.add_subparsers(dest="gate", required=True, metavar="{speed,trend,quality}")
     add_speed_arguments(sub)
     speed = sub.add_parser("trend", help="pytest-benchmark JSON against the calibrated baseline")
@@ -43,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="fail beyond this relative growth of a calibrated time (default: the measured "
-        "SPEED_THRESHOLD of bench/gates.py)",
+        "SPEED_THRESHOLD of bench/report/quality_gate.py)",
     )
     quality = sub.add_parser("quality", help="a suite's finished runs against a per-seed CSV")
     quality.add_argument("--store", required=True, help="the results store the suite ran into")
@@ -69,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from aebench import gates
-    from aebench.atomic import write_json_atomic
-    from aebench.errors import UsageError
+    from aebench.core.atomic import write_json_atomic
+    from aebench.core.errors import UsageError
+    from aebench.report import quality_gate as gates
 
     if args.threshold is None:
         args.threshold = gates.SPEED_THRESHOLD
@@ -103,10 +104,10 @@ def _speed(args: argparse.Namespace) -> int:
 
 
 def _quality(args: argparse.Namespace) -> int:
-    from aebench import gates
-    from aebench.atomic import atomic_write
-    from aebench.errors import UsageError
+    from aebench.core.atomic import atomic_write
+    from aebench.core.errors import UsageError
     from aebench.report import collect
+    from aebench.report import quality_gate as gates
     from aebench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE
 
     args.alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha

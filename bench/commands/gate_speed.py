@@ -48,7 +48,7 @@ def add_speed_arguments(sub: argparse._SubParsersAction) -> None:
 def _settings(args: argparse.Namespace) -> object:
     import math
 
-    from aebench.errors import UsageError
+    from aebench.core.errors import UsageError
     from aebench.perf.abtest import GateSettings
 
     if not 8 <= args.pairs <= 1000:
@@ -63,7 +63,7 @@ def _settings(args: argparse.Namespace) -> object:
 
 
 def run_speed(args: argparse.Namespace) -> int:
-    from aebench.errors import UsageError
+    from aebench.core.errors import UsageError
     from aebench.perf import abtest
 
     settings = _settings(args)

@@ -25,8 +25,8 @@ def _print_datasets(args: argparse.Namespace) -> int:
 def _print_protocols(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from aebench.protocols import PROTOCOLS
-    from aebench.published import load_published
+    from aebench.experiments.protocols import PROTOCOLS
+    from aebench.experiments.published import load_published
 
     counts = Counter(v.protocol for v in load_published())
     for name in PROTOCOLS.names():

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from aebench.store import default_store_path
+from aebench.store.database import default_store_path
 
 NAME = "report"
 HELP = "Write a comparison report (md, html, csv, tex, figures) of a suite's runs."
@@ -89,8 +89,8 @@ def suite_context(suite: str | None) -> tuple[str | None, tuple, Any]:
     """The store's suite name, the suite's own ``[[claims]]`` and its ``[protocol]`` when
     ``suite`` names a loadable suite (a shipped one, or a TOML file: its ``name``); else
     ``suite`` as given, with no claims and no protocol."""
-    from aebench.errors import UsageError
-    from aebench.suite import load_suite
+    from aebench.core.errors import UsageError
+    from aebench.experiments.suite import load_suite
 
     if suite is None:
         return None, (), None
@@ -106,7 +106,7 @@ def suite_context(suite: str | None) -> tuple[str | None, tuple, Any]:
 def run(args: argparse.Namespace) -> int:
     """Build the report; print what was written and any regressions; 1 if any regressed."""
     from aebench.report import build_report
-    from aebench.store import non_numeric_note
+    from aebench.store.database import non_numeric_note
 
     suite, claims, protocol = suite_context(args.suite)
     result = build_report(

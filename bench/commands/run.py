@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+from typing import TYPE_CHECKING
+
+from aebench.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from aebench.experiments.suite import Suite
+
+#: run_suite's exit code when the user interrupted it (no claims are tested then)
+INTERRUPTED = 130
 
 NAME = "run"
 HELP = "Run a suite (a shipped name or a TOML path) into the results store; resumes."
@@ -19,15 +30,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from aebench.runner import run_suite
-    from aebench.suite import load_suite
+    # the layers below load torch, the runner and the store: a command's own imports, so that
+    # `aebench --help` and a bad argument answer at once
+    from aebench.experiments.runner import run_suite
+    from aebench.experiments.suite import load_suite
 
     suite = load_suite(args.suite)
     if args.data_dir is not None:
         suite = dataclasses.replace(suite, data_dir=args.data_dir)
-    return run_suite(
+    code = run_suite(
         suite,
         args.store,
         executor=args.executor,
@@ -36,3 +47,22 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         suite_arg=args.suite,
     )
+    if code != INTERRUPTED:
+        print_claims(args.store, suite)
+    return code
+
+
+def print_claims(store_path: str | os.PathLike[str] | None, suite: Suite) -> None:
+    """The claims' verdicts on every finished run of the suite (this run's and earlier)."""
+    from aebench.experiments.claims import BUILTIN, check
+    from aebench.report import collect  # pandas
+
+    try:
+        data = collect.load(store_path, suite.name)
+    except UsageError:
+        return  # no finished run to test anything on
+    verdicts = check(data.runs, (*BUILTIN, *suite.claims), [k for k in data.keys if k != "label"])
+    if verdicts:
+        print(f"claims ({len(data.runs)} finished runs; Welch's t-test over seeds, alpha 0.05):")
+        for v in verdicts:
+            print(f"  {v.line()}")

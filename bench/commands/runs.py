@@ -7,7 +7,7 @@ import datetime as _dt
 from types import SimpleNamespace
 from typing import Any
 
-from aebench.store import STATUSES, Store, default_store_path
+from aebench.store.database import STATUSES, Store, default_store_path
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 
 from aebench.commands.speed_options import add_speed_option_arguments, speed_option_values
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 
 NAME = "speed"
 HELP = "Measure throughput (harness vs. a hand-written loop), latency, memory and FLOPs."
@@ -36,9 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aebench import models
-    from aebench.config import TrainConfig
     from aebench.models.backbones import ARCHS
-    from aebench.speed import SpeedOptions, format_table, run_speed
+    from aebench.perf.throughput import SpeedOptions, format_table, run_speed
+    from aebench.training.settings import TrainConfig
 
     names = args.models or tuple(models.available())
     for name in names:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aebench.commands.eval import add_metric_option_argument, metric_options
 from aebench.commands.speed_options import add_speed_option_arguments, speed_option_values
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 
 NAME = "train"
 HELP = "Train one model and write model.safetensors, config.json, history.json and PNGs."
@@ -100,9 +100,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aebench import data, models
-    from aebench.config import RunConfig, TrainConfig
-    from aebench.trainer import DivergenceError, TrainingInterrupted
-    from aebench.training import train_run
+    from aebench.config.run import RunConfig
+    from aebench.experiments.single_run import train_run
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import DivergenceError, TrainingInterrupted
 
     models.get(args.model)  # unknown names fail before any data is loaded
     data.DATASETS.get(args.dataset)  # unknown names fail before any data is loaded
@@ -144,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"aebench: error: {err}", file=sys.stderr)
         return 1
     if not args.no_eval:
+        from aebench.experiments.single_run import evaluate_run
         from aebench.metrics.evaluation import format_table
-        from aebench.training import evaluate_run
 
         # evaluated exactly as a one-run suite with default [metrics] would be: the run's own
         # seed and batch size, the default metric options

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from aebench.registry import Registry
+from aebench.core.registry import Registry
 
 DATA_DIR_ENV = "AEBENCH_DATA_DIR"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aebench.core.errors import UsageError
 from aebench.data.base import DATA_DIR_ENV, ImageData, binarize, register_dataset
 from aebench.data.files import image_files, read_folder_images
-from aebench.errors import UsageError
 
 MNIST_5K_TRAIN = 4000  #: fixed split of the 5,000 embedded digits: first 4,000 train, rest test
 

@@ -11,7 +11,7 @@ second copy of the set.
 
 Pillow refuses images over twice its ``MAX_IMAGE_PIXELS`` (a decompression bomb: a small PNG
 that would inflate to gigabytes) with an exception of its own, and reports unreadable files in
-several ways; every one of them becomes a one-line :class:`~aebench.errors.UsageError` naming
+several ways; every one of them becomes a one-line :class:`~aebench.core.errors.UsageError` naming
 the file. Between one and two times that limit Pillow only warns
 (``DecompressionBombWarning``); such an image is legitimate if the set fits the budget above, so
 the warning is silenced rather than printed above the one-line error or the results.
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 #: Pillow modes that stay one grey channel (anything else is read as RGB)

@@ -17,6 +17,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# the shared options first (they reserve their names), then the built-in families, so both
+# are in place before any plugin family registers (plugins load on first lookup)
+from aebench.metrics import options as _options  # noqa: F401
+
+from aebench.metrics import families as _builtin_families  # noqa: F401  isort: skip
 from aebench.metrics.context import EvalContext
 from aebench.metrics.family import MetricFamily, MetricKey, all_keys, family_names, register_family
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from aebench.core.errors import UsageError
 from aebench.data.files import image_files, read_header, read_image_tensor
-from aebench.errors import UsageError
 from aebench.metrics import features
 from aebench.metrics.generation import generation_metrics
 

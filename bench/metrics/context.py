@@ -15,9 +15,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aebench.data import ImageData
+from aebench.metrics import samplers
 
 if TYPE_CHECKING:
-    from aebench.metrics.evaluation import MetricOptions
+    from aebench.metrics.options import MetricOptions
+
+
+#: (model, data, batch size) → one optimizer step of the real harness on a copy of the model.
+#: Handed in by the layer above, so metrics never import the training layer.
+TrainStepFactory = Callable[[torch.nn.Module, ImageData, int], Callable[[torch.Tensor], Any]]
 
 
 class EvalContext:
@@ -28,12 +34,13 @@ class EvalContext:
         model: torch.nn.Module,
         data: ImageData,
         options: MetricOptions,
-        train_step: Callable[[torch.Tensor], Any] | None = None,
+        train_step_factory: TrainStepFactory | None = None,
     ) -> None:
         self.model = model
         self.data = data
         self.options = options
-        self.train_step = train_step
+        #: builds the training step the speed family times; None: that step is not timed
+        self.train_step_factory = train_step_factory
         self.device = next(iter(model.parameters())).device
         self.has_posterior = bool(getattr(model, "has_posterior", False))
         self.sampler = options.sampler or getattr(model, "default_sampler", "gaussian")
@@ -62,6 +69,7 @@ class EvalContext:
     def reconstruction(self) -> tuple[dict[str, float], torch.Tensor]:
         """Reconstruction metrics over the whole test split, and the reconstructions of the
         real set (float in [0, 1], on the CPU) — one pass serves both."""
+        # torchmetrics takes ~5 s to import: paid only when a run is measured
         from aebench.metrics.reconstruction import reconstruction_metrics
 
         def make() -> tuple[dict[str, float], torch.Tensor]:
@@ -106,8 +114,6 @@ class EvalContext:
         """``n_samples`` generated images from ``sampler`` (default: the headline sampler;
         float in [0, 1], CPU), drawn from a generator seeded with the evaluation seed, so every
         sampler of one run starts from the same random stream."""
-        from aebench.metrics import samplers
-
         name = sampler or self.sampler
 
         def make() -> torch.Tensor:

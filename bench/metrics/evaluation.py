@@ -11,35 +11,22 @@ saying how the numbers were made (backbone and its accuracy, sampler, sizes, dev
 
 from __future__ import annotations
 
-import copy
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 import torch
 
+from aebench import models
+from aebench.core.devices import resolve_device
 from aebench.data import ImageData
-from aebench.metrics.context import EvalContext
+from aebench.metrics.context import EvalContext, TrainStepFactory
 from aebench.metrics.family import FAMILIES, all_keys
 from aebench.metrics.generation import check_sample_memory, sample_memory_problem
 from aebench.metrics.options import MetricOptions
 
-__all__ = ["MetricOptions", "evaluate", "format_table", "planned_memory_problem", "trainer_step"]
-
-
-def trainer_step(model: torch.nn.Module, data: ImageData, batch_size: int) -> Callable:
-    """One optimizer step of the real training harness, on a copy of the model (evaluation
-    must not change the weights it reports on)."""
-    from aebench.trainer import TrainConfig, Trainer
-
-    clone = copy.deepcopy(model)
-    device = next(iter(clone.parameters())).device
-    trainer = Trainer(
-        clone, data, TrainConfig(batch_size=batch_size, device=str(device), quiet=True)
-    )
-    clone.train()
-    return trainer.train_step
+__all__ = ["MetricOptions", "evaluate", "format_table", "planned_memory_problem"]
 
 
 def planned_memory_problem(
@@ -49,10 +36,8 @@ def planned_memory_problem(
     before the model trains, so a run is refused at once rather than after its training: the
     registered ``model``'s class stands for the trained model (its declared samplers), the
     ``device`` name (``auto`` resolved) for its device. None when it fits. An unknown model or
-    device is the registry's or :func:`~aebench.trainer.resolve_device`'s :class:`UsageError`."""
-    from aebench import models
-    from aebench.trainer import resolve_device
-
+    device is the registry's or :func:`~aebench.core.devices.resolve_device`'s
+    :class:`UsageError`."""
     cls = models.get(model)[0]
     samplers: tuple[str, ...] = (options.sampler,) if options.sampler is not None else ()
     if not samplers:  # as EvalContext.samplers: the default first, then the declared ones
@@ -66,16 +51,17 @@ def evaluate(
     model: torch.nn.Module,
     data: ImageData,
     options: MetricOptions | None = None,
-    train_step: Callable[[torch.Tensor], Any] | None = None,
+    train_step_factory: TrainStepFactory | None = None,
 ) -> dict[str, Any]:
     """Every requested metric family that applies to ``model``; flat floats plus ``meta``.
 
-    ``train_step(batch)`` is what ``train_samples_per_s`` times; by default one step of
-    :class:`aebench.trainer.Trainer` on a copy of the model.
+    ``train_step_factory`` builds the step that ``train_samples_per_s`` and ``peak_mem_mb``
+    time (the caller passes :func:`aebench.training.probe.step_on_copy`: one step of the real
+    harness on a copy of the model); without it those two keys are not measured.
     """
     opts = (options or MetricOptions()).resolved()
     model.eval()
-    ctx = EvalContext(model, data, opts, train_step)
+    ctx = EvalContext(model, data, opts, train_step_factory)
     check_sample_memory(ctx)  # before anything is generated: n_samples may not fit in memory
     ctx.meta.update(
         {

@@ -12,8 +12,11 @@ from typing import Any
 
 import torch
 
+from aebench.data import ImageData
+from aebench.metrics import backbones, features, latent, samplers, sharpness, speed
 from aebench.metrics.context import EvalContext
 from aebench.metrics.family import MetricFamily, MetricKey, register_family
+from aebench.metrics.generation import generation_metrics
 
 IW_SUBSET_SEED = 1234  #: fixed, so that every run's nll_iw is on the same test images
 
@@ -59,7 +62,6 @@ class Latent(MetricFamily):
         return bool(getattr(model, "has_posterior", False))
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        from aebench.metrics import latent
 
         opts, test = ctx.options, ctx.test
         gen = torch.Generator(device=ctx.device).manual_seed(opts.seed + 1)
@@ -96,8 +98,6 @@ def per_sampler(keys: tuple[MetricKey, ...]) -> tuple[MetricKey, ...]:
     """``keys`` once per registered sampler, named ``KEY@SAMPLER`` (``fid@gmm``): how
     published tables report generation, e.g. Ghosh et al. (2020, Table 1) give an AE's FID
     from N(0, I) beside its FID from a GMM on the codes."""
-    from aebench.metrics import samplers
-
     return tuple(
         MetricKey(f"{k.name}@{s}", f"{k.label} @{s}", f"{k.description}; {s} sampler",
                   k.higher_is_better, k.unit)
@@ -142,8 +142,6 @@ class Generation(MetricFamily):
         return super().options_key(options)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        from aebench.metrics import features
-        from aebench.metrics.generation import generation_metrics
 
         skip = self.unavailable(ctx)
         if skip:
@@ -157,7 +155,7 @@ class Generation(MetricFamily):
         )
         ctx.meta["backbone"] = {"name": opts.backbone, **getattr(net, "info", {})}
         real_f = features.real_features(
-            net, ctx.real, opts.batch_size, features.cache_dir(opts.cache_dir)
+            net, ctx.real, opts.batch_size, backbones.cache_dir(opts.cache_dir)
         )
         kw = dict(k=opts.k_nearest, kid_subsets=opts.kid_subsets,
                   kid_subset_size=opts.kid_subset_size, seed=opts.seed)  # fmt: skip
@@ -179,7 +177,6 @@ class Generation(MetricFamily):
     def unavailable(ctx: EvalContext) -> str | None:
         """Why the metrics cannot be measured here (a tiny or unlabelled image folder), as the
         note that replaces them; None when they can."""
-        from aebench.metrics import features
 
         k = ctx.options.k_nearest
         if ctx.n_real <= k:
@@ -232,7 +229,6 @@ class Sharpness(MetricFamily):
         return self.sample_keys + self.recon_keys + per_sampler(self.sample_keys)
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        from aebench.metrics import sharpness
 
         recons, real = ctx.reconstructions(), ctx.real_images()
         ctx.meta["hf_cutoff"] = sharpness.HF_CUTOFF
@@ -275,12 +271,10 @@ class Speed(MetricFamily):
     )  # fmt: skip
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        from aebench.data import ImageData
-        from aebench.metrics import speed
-        from aebench.metrics.evaluation import trainer_step
 
         model, opts = ctx.model, ctx.options
-        step = ctx.train_step or trainer_step(model, ctx.data, opts.train_batch_size)
+        make_step = ctx.train_step_factory
+        step = make_step(model, ctx.data, opts.train_batch_size) if make_step else None
         values, ctx.meta["speed"] = speed.speed_metrics(
             model.encode,
             model.decode,

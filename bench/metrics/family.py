@@ -23,10 +23,11 @@ families register through the entry-point group ``aebench.metrics``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from aebench.registry import Registry
+from aebench.core.registry import Registry
 
 if TYPE_CHECKING:
     from aebench.metrics.context import EvalContext
@@ -94,6 +95,16 @@ FAMILIES: Registry[MetricFamily] = Registry(
 )
 
 
+#: the shared options' names (:class:`~aebench.metrics.options.MetricOptions` fields, which
+#: that module reserves when it is imported): a family's own setting may not take one
+SHARED_OPTIONS: set[str] = set()
+
+
+def reserve_shared_options(names: Iterable[str]) -> None:
+    """Keep ``names`` (the shared option fields) from being used as a family's own setting."""
+    SHARED_OPTIONS.update(names)
+
+
 def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
     """Class decorator: register one instance of ``cls`` under ``cls.name``."""
     family = cls()
@@ -101,12 +112,8 @@ def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
     clash = sorted(taken & {k.name for k in family.keys})
     if clash:
         raise ValueError(f"metric family {cls.name!r}: key {clash[0]!r} is declared twice")
-    import dataclasses
-
-    from aebench.metrics.options import MetricOptions
-
     owners = {k: owner for k, (owner, _) in family_settings().items() if owner != cls.name}
-    owners.update({f.name: "MetricOptions" for f in dataclasses.fields(MetricOptions)})
+    owners.update(dict.fromkeys(SHARED_OPTIONS, "MetricOptions"))
     taken_options = sorted(set(cls.settings) & set(owners))
     if taken_options:
         name = taken_options[0]
@@ -117,21 +124,15 @@ def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
 
 def family_settings() -> dict[str, tuple[str, Any]]:
     """Every registered family's own options: name → (family, default)."""
-    from aebench.metrics import families as _builtin  # noqa: F401
-
     return {k: (f.name, v) for _, f in FAMILIES.items() for k, v in f.settings.items()}
 
 
 def all_keys() -> dict[str, MetricKey]:
     """Every declared key of every registered family, by name, in family order."""
-    from aebench.metrics import families as _builtin  # noqa: F401  (registers the built-ins)
-
     return {k.name: k for _, family in FAMILIES.items() for k in family.keys}
 
 
 def family_names() -> tuple[str, ...]:
-    from aebench.metrics import families as _builtin  # noqa: F401
-
     return tuple(name for name, _ in FAMILIES.items())
 
 

@@ -18,46 +18,21 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from aebench.core.errors import UsageError
+from aebench.core.weights import read_state_dict, write_state_dict
 from aebench.data import ImageData
-from aebench.errors import UsageError
-from aebench.registry import Registry
-from aebench.weights import read_state_dict, write_state_dict
-
-CACHE_ENV = "AEBENCH_CACHE_DIR"
+from aebench.metrics.backbones import BACKBONES, cache_dir, register_backbone
+from aebench.metrics.inception import InceptionFeatures
 
 #: bump when the domain network or its training recipe changes: old cache entries are ignored
 DOMAIN_VERSION = 2
 #: torch-fidelity's own download, if a user has it in the torch hub cache
-
-
-def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """``override``, else ``$AEBENCH_CACHE_DIR``, else ``~/.cache/aebench``."""
-    if override is not None:
-        return Path(override)
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "aebench"
-
-
-# -- registry ---------------------------------------------------------------------------------
-Builder = Callable[..., nn.Module]
-#: backbone name → builder; plugins add theirs through the entry-point group ``aebench.backbones``
-BACKBONES: Registry[Builder] = Registry("feature backbone", "aebench.backbones")
-
-
-def register_backbone(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: make ``fn(data, cache=..., device=..., **options) -> nn.Module`` a backbone."""
-    return BACKBONES.register(name)  # type: ignore[return-value]
-
-
-def available() -> list[str]:
-    return BACKBONES.names()
 
 
 #: the width of a plugin backbone's features is known only once it is built: assume Inception's
@@ -68,8 +43,6 @@ def feature_width(name: str) -> int:
     """How many features backbone ``name`` gives per image, known without building it (so
     memory can be checked before a domain net trains): the built-ins' widths, else
     :data:`UNKNOWN_FEATURE_WIDTH`."""
-    from aebench.metrics.inception import InceptionFeatures
-
     widths = {"domain": DomainNet.num_features, "inception": InceptionFeatures.num_features}
     return widths.get(name, UNKNOWN_FEATURE_WIDTH)
 
@@ -298,7 +271,3 @@ def domain_backbone(
     write_state_dict(path, net.state_dict(), meta)
     net.info["cached"] = False
     return net.to(device)
-
-
-# the Inception backbone registers itself (bench/metrics/inception.py)
-from aebench.metrics import inception as _inception  # noqa: E402, F401

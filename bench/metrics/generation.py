@@ -36,8 +36,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from aebench.metrics.constants import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS
+from aebench.metrics.features import feature_width
 
 #: rows of the k-NN distance matrix computed at a time (float64, × the size of the other set)
 KNN_CHUNK = 2048
@@ -233,8 +234,6 @@ def sample_memory_problem(
     :class:`~aebench.metrics.options.MetricOptions`) of ``n_samplers`` samplers on images of
     ``image_shape`` on ``device`` (a ``torch.device``: the default ``n_samples`` depends on it);
     None when it fits or no family that draws samples is asked for."""
-    from aebench.metrics.features import feature_width
-
     if not set(SAMPLING_FAMILIES) & set(options.families or ()):
         return None
     n_samples = options.resolved_n_samples(device)

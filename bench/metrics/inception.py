@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from aebench.core.errors import UsageError
+from aebench.core.weights import in_memory_file, read_state_dict, write_state_dict
 from aebench.data import ImageData
-from aebench.errors import UsageError
-from aebench.metrics.features import register_backbone
-from aebench.weights import in_memory_file, read_state_dict, write_state_dict
+from aebench.metrics.backbones import register_backbone
 
 INCEPTION_WEIGHTS_ENV = "AEBENCH_INCEPTION_WEIGHTS"
 FIDELITY_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
@@ -116,7 +116,7 @@ def inception_weights(
 
     Order: an explicit ``weights`` path (or ``$AEBENCH_INCEPTION_WEIGHTS``), torch-fidelity's
     own download in the torch hub cache, our converted copy, a fresh conversion. Every file is
-    read by :func:`aebench.weights.read_state_dict`, which never unpickles: a hostile ``.pth``
+    read by :func:`aebench.core.weights.read_state_dict`, which never unpickles: a hostile ``.pth``
     given here is refused in one line and nothing in it runs. A damaged converted copy is a
     cache miss and is converted again.
     """

@@ -15,8 +15,8 @@ Two kinds of option live here:
   the fields (registration refuses a clash) and are validated against their default's type.
 
 ``seed`` and ``train_batch_size`` left ``None`` mean "the run's own": a run's config holds its
-training seed and batch size once, in its :class:`~aebench.trainer.TrainConfig`, and
-:meth:`~aebench.config.RunConfig.evaluation_options` fills them in.
+training seed and batch size once, in its :class:`~aebench.training.settings.TrainConfig`, and
+:meth:`~aebench.config.run.RunConfig.evaluation_options` fills them in.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from aebench.metrics import backbones, samplers
 from aebench.metrics.constants import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS, min_n_samples
+from aebench.metrics.family import family_names, family_settings, reserve_shared_options
+from aebench.metrics.features import feature_width
+from aebench.metrics.generation import SAMPLING_FAMILIES, memory_problem
 from aebench.models.config import OptionError, check_option, describe, is_int
 
 DEFAULT_N_SAMPLES = 10_000
@@ -75,9 +79,6 @@ class MetricOptions:
     inception_weights: str | None = None
 
     def __post_init__(self) -> None:
-        from aebench.metrics import features, samplers
-        from aebench.metrics.family import family_names, family_settings
-
         for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
             if value is None and name in ("seed", "train_batch_size"):
@@ -95,11 +96,11 @@ class MetricOptions:
                     f"need more than k_nearest={self.k_nearest} images), got "
                     f"{describe(self.n_samples)}",
                 )
-        if self.backbone not in features.available():
+        if self.backbone not in backbones.available():
             raise OptionError(
                 "backbone",
                 f"unknown feature backbone {describe(self.backbone)}; "
-                f"choose one of: {', '.join(features.available())}",
+                f"choose one of: {', '.join(backbones.available())}",
             )
         if self.sampler is not None and (
             not isinstance(self.sampler, str) or self.sampler not in samplers.available()
@@ -128,8 +129,6 @@ class MetricOptions:
     # -- reading --------------------------------------------------------------------------
     def setting(self, name: str) -> Any:
         """A family's own option: the value given, else the family's declared default."""
-        from aebench.metrics.family import family_settings
-
         given = dict(self.settings)
         return given[name] if name in given else family_settings()[name][1]
 
@@ -167,8 +166,6 @@ class MetricOptions:
         """Options from a ``[metrics]`` table or a stored config: field names plus the
         families' settings, ``sampler = "default"`` meaning the model's own. Unknown keys are
         an :class:`OptionError` naming them."""
-        from aebench.metrics.family import family_settings
-
         fields = {f.name for f in dataclasses.fields(cls)} - set(RUNTIME_FIELDS) - {"settings"}
         settings = family_settings()
         kwargs: dict[str, Any] = {}
@@ -183,6 +180,9 @@ class MetricOptions:
         return cls(**kwargs, settings=tuple(extra), **runtime)
 
 
+reserve_shared_options(f.name for f in dataclasses.fields(MetricOptions))
+
+
 def check_n_samples(options: MetricOptions) -> MetricOptions:
     """``options``, or an :class:`OptionError` naming ``n_samples`` when its generated set would
     not fit the memory limit even before the images count
@@ -193,9 +193,6 @@ def check_n_samples(options: MetricOptions) -> MetricOptions:
     Not part of :class:`MetricOptions`' own validation on purpose: it is a limit of this machine
     and version, checked where options come in (a suite's ``[metrics]``, ``-m``/``--n-samples``),
     never when a stored run's config is read back, which must keep reading whatever it held."""
-    from aebench.metrics.features import feature_width
-    from aebench.metrics.generation import SAMPLING_FAMILIES, memory_problem
-
     if options.n_samples is None or not set(SAMPLING_FAMILIES) & set(options.families or ()):
         return options
     if problem := memory_problem(options.n_samples, feature_width(options.backbone)):
@@ -205,8 +202,6 @@ def check_n_samples(options: MetricOptions) -> MetricOptions:
 
 def option_names() -> tuple[str, ...]:
     """Every key a ``[metrics]`` table may hold: the stored fields, then the settings."""
-    from aebench.metrics.family import family_settings
-
     names = [
         f.name
         for f in dataclasses.fields(MetricOptions)

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import torch
 
+from aebench.core.registry import Registry
 from aebench.models.gaussian import cholesky_with_jitter, fit_gaussian
-from aebench.registry import Registry
 
 GMM_COMPONENTS = 10
 GMM_ITERATIONS = 100

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from aebench.allocator import allocator_state, keep_freed_memory
+from aebench.core.allocator import allocator_state, keep_freed_memory
 from aebench.metrics.memory import PeakMemory
 
 SPEED_BATCH = 256

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from aebench.perf import stats
 
 #: the source folders a tree needs to run the cases
@@ -288,7 +288,7 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def write_results(path: Path, results: list[CaseResult], meta: dict[str, Any]) -> None:
-    from aebench.atomic import write_json_atomic
+    from aebench.core.atomic import write_json_atomic
 
     write_json_atomic(path, {"meta": meta, "cases": [asdict(r) for r in results]})
 

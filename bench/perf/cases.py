@@ -3,9 +3,10 @@
 A case is a name and a ``build()`` that prepares its inputs once and returns the call to time.
 Each call goes through the code a user's command runs, not a copy of it:
 
-* ``train-step[MODEL-ARCH]`` — :meth:`aebench.trainer.Trainer.train_step` on a batch of 64, as
-  ``aebench train`` and every suite run take it;
-* ``epoch[vae-mlp]`` — :meth:`~aebench.trainer.Trainer.train_epoch` over MNIST-5k's 4,000 images;
+* ``train-step[MODEL-ARCH]`` — :meth:`aebench.training.trainer.Trainer.train_step` on a batch of
+64, as ``aebench train`` and every suite run take it;
+* ``epoch[vae-mlp]`` — :meth:`~aebench.training.trainer.Trainer.train_epoch` over MNIST-5k's 4,000
+images;
 * ``evaluate[vae-mlp]`` — :func:`aebench.metrics.evaluate` (reconstruction and latent families),
   as ``aebench eval`` runs it;
 * ``encode-decode[ARCH]`` — a 256-image round trip in inference mode;
@@ -28,7 +29,7 @@ from typing import Any
 
 import torch
 
-from aebench.registry import Registry
+from aebench.core.registry import Registry
 
 MODELS = ("ae", "vae", "beta-vae", "vae-gan")
 ARCHS = ("mlp", "conv")
@@ -75,7 +76,8 @@ def small_split() -> Any:
 
 def _trainer(name: str, arch: str, data: Any, **train: Any) -> Any:
     from aebench import models
-    from aebench.trainer import TrainConfig, Trainer
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import Trainer
 
     torch.manual_seed(0)
     model = models.create(name, arch=arch)
@@ -115,11 +117,12 @@ def _evaluate() -> Callable[[], Any]:
     from aebench import models
     from aebench.metrics import evaluate
     from aebench.metrics.options import MetricOptions
+    from aebench.training.probe import step_on_copy
 
     torch.manual_seed(0)
     model = models.create("vae", arch="mlp")
     options = MetricOptions(families=("reconstruction", "latent"), iw_k=50, iw_n=200, seed=0)
-    return lambda: evaluate(model, small_split(), options)
+    return lambda: evaluate(model, small_split(), options, train_step_factory=step_on_copy)
 
 
 register(Case("evaluate[vae-mlp]", _evaluate, units=256, counted=False))

@@ -37,14 +37,14 @@ _STEP = "        terms = self.switches.forward(x)\n"
 PLANTED = (
     Planted(
         "extra-forward",
-        "bench/trainer.py",
+        "bench/training/trainer.py",
         _STEP,
         _STEP + "        self.switches.forward(x)  # planted: a second forward pass\n",
         "train-step[vae-mlp]",
     ),
     Planted(
         "host-sync",
-        "bench/trainer.py",
+        "bench/training/trainer.py",
         _STEP,
         _STEP + '        float(terms["loss"])  # planted: a host read every step\n',
         "train-step[vae-mlp]",

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aebench.claims import BUILTIN, Claim, Verdict, check
-from aebench.errors import UsageError
-from aebench.protocols import ProtocolUse
-from aebench.published import load_published, match
+from aebench.core.errors import UsageError
+from aebench.experiments.claims import BUILTIN, Claim, Verdict, check
+from aebench.experiments.protocols import ProtocolUse
+from aebench.experiments.published import load_published, match
 from aebench.report import baseline as _baseline
 from aebench.report import collect, render, render_csv
 from aebench.report.agreement import (
@@ -37,9 +37,9 @@ from aebench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
 from aebench.report.collect import ReportData
 from aebench.report.figures import FigureFile, make_figures
 from aebench.report.outdir import staged
-from aebench.report.sections import claims_section, published_section, sampler_section
+from aebench.report.sections import Section, claims_section, published_section, sampler_section
 from aebench.report.tables import Table, build_table
-from aebench.store import Store
+from aebench.store.database import Store
 
 
 @dataclass
@@ -95,7 +95,7 @@ def build_report(
 
     ``out`` is replaced whole (:mod:`aebench.report.outdir`): the files are written beside it and
     swapped in at the end, so a reader, a full disk or a kill sees the previous report or the
-    new one, never a mix. Raises :class:`~aebench.errors.UsageError` for a missing store or
+    new one, never a mix. Raises :class:`~aebench.core.errors.UsageError` for a missing store or
     suite, an unusable ``out`` (not a folder, or holding files a report did not write), a file
     that cannot be written (naming it), a bad published-values file or reference report.
     """
@@ -119,18 +119,45 @@ def build_report(
         sections.append(agreement_section(agreements, ref_name, data.suite))
     header = {**data.header, "Headline sampler": headline_samplers(data)}
     if protocol is not None:
-        header["Protocol"] = protocol.describe()
-        trained = f"{protocol.epochs:g} epochs"
-        if data.header.get("Budget") != trained:  # the suite file changed after the runs
-            header["Protocol"] += (
-                f" — but these runs trained for {data.header.get('Budget')}, not the suite "
-                f"file's {trained}: the departures above describe the file, not the runs"
-            )
+        header["Protocol"] = _protocol_line(protocol, data)
         sections.append(published_section(match(values, protocol.name, data.runs), protocol))
     comparison = None
     if baseline is not None:
         base, name = _baseline.load_baseline(baseline, data)
         comparison = _baseline.compare(data, base, metrics, alpha, tolerance, name)
+    out_dir, drawn, files = _write(
+        out, data, table, header, comparison, sections, verdicts, figures
+    )
+    return ReportResult(
+        out_dir, data, table, drawn, comparison, files, verdicts, agreements, ref_name
+    )
+
+
+def _protocol_line(protocol: ProtocolUse, data: ReportData) -> str:
+    """The header's protocol line; it says so when the runs trained for another budget than
+    the suite file now asks for (the file changed after the runs)."""
+    line = protocol.describe()
+    trained = f"{protocol.epochs:g} epochs"
+    if data.header.get("Budget") != trained:
+        line += (
+            f" — but these runs trained for {data.header.get('Budget')}, not the suite "
+            f"file's {trained}: the departures above describe the file, not the runs"
+        )
+    return line
+
+
+def _write(
+    out: str | os.PathLike[str],
+    data: ReportData,
+    table: Table,
+    header: dict[str, str],
+    comparison: Comparison | None,
+    sections: list[Section],
+    verdicts: list[Verdict],
+    figures: bool,
+) -> tuple[Path, list[FigureFile], list[Path]]:
+    """Render every file into a staged folder and swap it in as ``out`` whole: (the folder,
+    its figures, every file written)."""
     with staged(out) as stage:
         drawn = make_figures(data, table, stage.folder, stage.write) if figures else []
         texts = {
@@ -149,9 +176,7 @@ def build_report(
     for f in drawn:
         f.path = out_dir / f.path.name
     files = [f.path for f in drawn] + [out_dir / n for n, t in texts.items() if t is not None]
-    return ReportResult(
-        out_dir, data, table, drawn, comparison, files, verdicts, agreements, ref_name
-    )
+    return out_dir, drawn, files
 
 
 def headline_samplers(data: ReportData) -> str:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from aebench.errors import UsageError
-from aebench.report.baseline import Stat, welch_p_from_stats
+from aebench.core.errors import UsageError
+from aebench.core.statistics import Stat, welch_p_from_stats
 from aebench.report.columns import HIGHER, LOWER, info
 from aebench.report.render_csv import CSV_TRIGGERS
 from aebench.report.sections import Section

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from aebench.claims import RUN_COLUMNS
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
+from aebench.core.statistics import welch_p
+from aebench.experiments.claims import RUN_COLUMNS
 from aebench.report import collect
 from aebench.report.collect import ReportData
 from aebench.report.columns import HIGHER, LOWER, headline, info
-from aebench.store import Store
+from aebench.store.database import Store
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_TOLERANCE = 0.05
@@ -62,41 +62,6 @@ class Comparison:
         """How many (row key, metric) pairs were actually tested: ``new`` and ``missing`` rows
         have one side only and ``untested`` ones too few seeds, so none of them compared."""
         return int((~self.frame["status"].isin([UNTESTED, NEW, MISSING])).sum())
-
-
-@dataclass(frozen=True)
-class Stat:
-    """One side of a comparison: mean, sample std (ddof = 1) and count."""
-
-    mean: float
-    std: float
-    n: int
-
-
-def welch_p_from_stats(a: Stat, b: Stat) -> float:
-    """Two-sided Welch t-test p-value from summaries (a report's table.csv is enough), with the
-    degenerate cases decided (see module doc)."""
-    if a.n < 2 or b.n < 2 or not (math.isfinite(a.std) and math.isfinite(b.std)):
-        return math.nan
-    if a.std == 0 and b.std == 0:
-        return 1.0 if a.mean == b.mean else 0.0
-    return float(
-        stats.ttest_ind_from_stats(a.mean, a.std, a.n, b.mean, b.std, b.n, equal_var=False).pvalue
-    )
-
-
-def _stat(values: Sequence[float]) -> Stat:
-    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
-    if len(x) < 2:
-        return Stat(math.nan, math.nan, len(x))
-    if np.ptp(x) == 0:  # exactly: a float mean of equal values may round off them
-        return Stat(float(x[0]), 0.0, len(x))
-    return Stat(float(x.mean()), float(x.std(ddof=1)), len(x))
-
-
-def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """:func:`welch_p_from_stats` of two samples' finite values."""
-    return welch_p_from_stats(_stat(a), _stat(b))
 
 
 def classify(

@@ -26,12 +26,12 @@ from typing import Any
 
 import pandas as pd
 
-from aebench.claims import RUN_COLUMNS
-from aebench.config import stored_fields
-from aebench.errors import UsageError
+from aebench.config.run import stored_fields
+from aebench.core.errors import UsageError
+from aebench.experiments.claims import RUN_COLUMNS
 from aebench.report.measured import split_by_metric_options
-from aebench.store import Store
-from aebench.store_schema import cpu_name
+from aebench.store.database import Store
+from aebench.store.schema import cpu_name
 
 #: Columns that identify a row of the main table (``dataset``/``arch`` only when they vary).
 KEY_COLUMNS: tuple[str, ...] = ("label", "dataset", "arch")
@@ -42,9 +42,9 @@ _EPOCH_RE = re.compile(r"^epoch-(\d+)$")
 class ReportData:
     """The runs of one suite: one row per run, its final metrics, its history, its setting.
 
-    ``runs`` has the columns :data:`~aebench.claims.RUN_COLUMNS` (``artifacts``: the run folder,
-    found from the store's folder; ``label``: the table's row, ``base_label``: the label before
-    runs measured with different metric options were split apart, which claims match on) and
+    ``runs`` has the columns :data:`~aebench.experiments.claims.RUN_COLUMNS` (``artifacts``: the run
+    folder, found from the store's folder; ``label``: the table's row, ``base_label``: the label
+    before runs measured with different metric options were split apart, which claims match on) and
     one column per final metric (NaN where a run did not record it). ``history`` is tidy: run_id,
     label, dataset, arch, seed, epoch, metric, value. ``keys`` are the columns that tell the
     table's rows apart (always ``label``; ``dataset``/``arch`` when the suite has several).

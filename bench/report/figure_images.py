@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 
 N_SAMPLES = 36  # 6 × 6 grid per model
 N_RECON = 10
@@ -46,7 +46,7 @@ def _seed_order(seed: Any) -> tuple[int, Any]:
 
 
 def load_panels(ctx: Any) -> None:
-    from aebench.runio import load_run
+    from aebench.store.run_folder import load_run
 
     runs = ctx.data.runs.sort_values("seed", kind="stable", key=lambda s: s.map(_seed_order))
     names = ctx.table.row_names()

@@ -28,7 +28,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from aebench.report.collect import ReportData
 from aebench.report.columns import info
 from aebench.report.figure_images import (

@@ -8,7 +8,7 @@ is renamed aside, the new one renamed into place and the old one removed; a kill
 two renames leaves no target but the old report aside, and the next report run renames it
 back before anything else. The temp names are ``.NAME.<pid>-<random>.new.tmp`` (staging) and
 ``.NAME.<pid>-<random>.old.tmp`` (set aside); each run first removes those a dead process
-left, and the temp files of :func:`aebench.atomic.atomic_write` for the same name.
+left, and the temp files of :func:`aebench.core.atomic.atomic_write` for the same name.
 
 A report replaces its whole folder, so a folder holding anything that is not a report output
 (a user's notes, a run folder, ``.``) is refused in one line rather than deleted.
@@ -27,8 +27,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from aebench.atomic import current_umask, fsync_dir, reason
-from aebench.errors import UsageError
+from aebench.core.atomic import current_umask, fsync_dir, reason
+from aebench.core.errors import UsageError
 
 #: the files a report writes (figures are ``figN_*.png``)
 REPORT_FILES = frozenset(

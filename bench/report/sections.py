@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aebench.claims import CONTRADICTED, HOLDS, Verdict
-from aebench.protocols import ProtocolUse
-from aebench.published import Match
+from aebench.experiments.claims import CONTRADICTED, HOLDS, Verdict
+from aebench.experiments.protocols import ProtocolUse
+from aebench.experiments.published import Match
 from aebench.report.collect import ReportData
 from aebench.report.columns import info
 from aebench.report.tables import aggregate, best_rows, format_mean_std

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from aebench.models.ae.config import AEConfig
 
 

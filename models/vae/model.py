@@ -26,7 +26,7 @@ from aebench.models.vae.config import VAEConfig
 
 
 @register("vae")
-# changing a registered default needs a store migration (bench/store_migrations.py): stored
+# changing a registered default needs a store migration (bench/store/migrations.py): stored
 # runs keep only the options that differ from the defaults
 @register("beta-vae", beta=2.0)
 class VAE(GenerativeAutoencoder):

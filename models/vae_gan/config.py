@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aebench.errors import UsageError
+from aebench.core.errors import UsageError
 from aebench.models.vae.config import VAEConfig
 
 

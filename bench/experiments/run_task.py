@@ -1,0 +1,104 @@
+"""One grid point as a task: :func:`run_one` trains, evaluates and writes the run folder, and
+returns a plain :class:`RunResult`. It is a pure function of its
+:class:`~aebench.config.run.RunConfig`, so an executor (:mod:`.executors`) only decides *where*
+it runs: in this process, in worker processes, or as Ray tasks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aebench.config.run import RunConfig
+from aebench.core.errors import UsageError
+
+WORKER_DIED = "its worker process died (killed, or out of memory)"
+
+
+@dataclass
+class RunResult:
+    """What one run produced: status, flat scores, flattened history, error text, seconds."""
+
+    config_hash: str
+    status: str  # done | failed | diverged
+    scores: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)
+    evaluations: dict[str, str] = field(default_factory=dict)  #: family → its options key
+    weights_sha256: str | None = None  #: of the weights file the run wrote
+
+
+def flatten_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``[{epoch, train: {...}, test: {...}}]`` → ``[{epoch, train_loss, test_loss, ...}]``."""
+    flat = []
+    for entry in history:
+        row: dict[str, Any] = {
+            "epoch": entry["epoch"],
+            "step": entry.get("step"),
+            "seconds": entry.get("seconds"),
+        }
+        for split in ("train", "test"):
+            for key, value in entry.get(split, {}).items():
+                row[f"{split}_{key}"] = value
+        flat.append(row)
+    return flat
+
+
+def run_one(
+    cfg: RunConfig, out_dir: str | os.PathLike[str], threads: int | None = None, quiet: bool = True
+) -> RunResult:
+    """Train and evaluate one grid point; never raises for a run that fails or diverges."""
+    import torch
+
+    from aebench import data
+    from aebench.experiments.single_run import evaluate_run, run_environment, train_run
+    from aebench.store.artifacts import weights_sha256
+    from aebench.store.run_folder import HISTORY, WEIGHTS
+    from aebench.training.trainer import DivergenceError, TrainingInterrupted
+
+    if threads:
+        torch.set_num_threads(threads)
+    started = time.perf_counter()
+    result = RunResult(cfg.config_hash, "done")
+    try:
+        # resume=True: a checkpoint left by an interrupted attempt of this very config (same
+        # hash, same folder) is continued; the trainer refuses one of another run.
+        # overwrite=True: the store, not the folder, says whether this run still has to run.
+        dataset = data.load(cfg.dataset, cfg.data_dir)
+        run = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, quiet=quiet))
+        model, run_dir = train_run(run, out_dir, resume=True, overwrite=True, dataset=dataset)
+        result.environment = run_environment(model.device)
+        result.weights_sha256 = weights_sha256(run_dir / WEIGHTS)
+        scores = evaluate_run(model, dataset, run_dir, cfg.evaluation_options())
+        result.scores = {k: v for k, v in scores.items() if k != "meta"}
+        result.evaluations = dict(scores["meta"]["evaluations"])
+        history = json.loads((run_dir / HISTORY).read_text())
+        result.history = flatten_history(history)
+    except DivergenceError as err:
+        result.status, result.error = "diverged", str(err)
+    except TrainingInterrupted as err:
+        result.status, result.error = "interrupted", str(err)
+    except UsageError as err:
+        result.status, result.error = "failed", str(err)
+    except Exception as err:  # a crash in one run must not stop the suite
+        result.status = "failed"
+        result.error = f"{type(err).__name__}: {err}".splitlines()[0]
+        if not quiet:
+            traceback.print_exc(file=sys.stderr)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+Started = Callable[[RunConfig, Path], None]
+#: ``execute(work, started)`` runs each (config, artifacts folder) pair, calls ``started`` in the
+#: driver as each run is handed to a worker, and yields results as runs finish.
+Executor = Callable[[list[tuple[RunConfig, Path]], Started], Iterator[RunResult]]

@@ -1,0 +1,142 @@
+"""Upgrading a results store written by an older aebench, in place and in one transaction.
+
+Schema 2 (2026-12) separates a run's training identity from its evaluation identity: the run's
+``config_hash`` covers only what changes the trained weights (hash version 2, metric options
+left out), and a new ``evaluations`` table records, per run and metric family, the options its
+results were computed with. The upgrade re-derives every run's hash from its stored config —
+after checking that the config still matches the hash recorded under version 1, so an edited
+row is refused rather than silently re-labelled — and records the options the runner used for
+the families whose metrics the run already has. Any problem rolls the whole upgrade back and is
+one :class:`~aebench.core.errors.UsageError` line; the store stays at its old schema, byte for byte.
+
+Schema 3 (2026-12-01) follows a registered default that changed: ``beta-vae`` went from β = 4
+to β = 2. A stored run keeps only the options that differ from the defaults (so writing a
+default out does not change a hash), so older ``beta-vae`` runs would read back, and count as
+done, as β = 2 runs. The upgrade writes the value they trained with into their options, and
+re-derives their hash from it.
+
+Schema 4 adds ``runs.weights_sha256``: the checksum of the weights file a run wrote, recorded
+when it finishes, so ``aebench eval --store`` refuses a folder holding other weights. Runs stored
+before have none (NULL); for them only the folder's ``config.json`` can be checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from typing import Any
+
+from aebench.core.errors import UsageError
+
+
+def _v1_hash(cfg: Any, metrics: Any) -> str:
+    """The config hash hash version 1 gave (it included the metric options, ``metrics``: the
+    five-key table that version wrote)."""
+    identity = {**cfg.identity(), "v": 1, "metrics": metrics}
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stored_config(text: Any) -> dict[str, Any]:
+    """A run's stored config JSON as a dict. Anything else (``null``, a bare string or
+    number, an array: an edited row) is a :class:`UsageError`, which the caller prefixes with
+    the run it belongs to."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError, RecursionError) as err:
+        raise UsageError(f"its config is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        kind = "null" if data is None else type(data).__name__
+        raise UsageError(f"its config is {kind}, not a JSON object")
+    return data
+
+
+def v1_to_v2(conn: sqlite3.Connection) -> None:
+    from aebench.config.run import RunConfig
+    from aebench.metrics.family import FAMILIES
+
+    conn.execute(
+        "CREATE TABLE evaluations (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE "
+        "CASCADE, family TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (run_id, family))"
+    )
+    rows = conn.execute("SELECT id, suite, run_name, config, status FROM runs").fetchall()
+    seen: dict[tuple[str, str], str] = {}
+    for run_id, suite, name, text, status in rows:
+        try:
+            data = _stored_config(text)
+            recorded = data.pop("config_hash", None)
+            cfg = RunConfig.from_dict(data)
+            v1_hash = _v1_hash(cfg, data.get("metrics"))
+        except (ValueError, TypeError, UsageError) as err:
+            raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
+        if recorded is not None and recorded != v1_hash:
+            raise UsageError(
+                f"cannot upgrade the store: run {run_id} ({name}) was edited (its config no "
+                "longer matches its recorded hash)"
+            )
+        other = seen.get((suite, cfg.config_hash))
+        if other is not None:
+            raise UsageError(
+                f"cannot upgrade the store: runs {other} and {name} of suite {suite!r} differ only "
+                "in metric options, which no longer make separate runs; export and split it first"
+            )
+        seen[(suite, cfg.config_hash)] = name
+        conn.execute(
+            "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+            (cfg.config_hash, cfg.to_json(), run_id),
+        )
+        if status != "done":
+            continue
+        have = {r[0] for r in conn.execute(
+            "SELECT name FROM metrics WHERE run_id = ? AND phase = 'final'", (run_id,)
+        )}  # fmt: skip
+        options = cfg.evaluation_options()
+        for family_name, family in FAMILIES.items():
+            if set(family.key_names) & have:
+                conn.execute(
+                    "INSERT INTO evaluations (run_id, family, options) VALUES (?, ?, ?)",
+                    (run_id, family_name, family.options_key(options)),
+                )
+
+
+#: registered defaults that changed, with the value stores of older schemas trained with
+RETIRED_DEFAULTS: dict[str, dict[str, Any]] = {"beta-vae": {"beta": 4.0}}
+
+
+def v2_to_v3(conn: sqlite3.Connection) -> None:
+    from aebench.config.run import RunConfig
+
+    rows = conn.execute("SELECT id, suite, run_name, config FROM runs").fetchall()
+    for run_id, suite, name, text in rows:
+        try:
+            data = _stored_config(text)
+            retired = RETIRED_DEFAULTS.get(data.get("model"), {})
+            options = dict(data.get("model_options") or {})
+            missing = {k: v for k, v in retired.items() if k not in options}
+            if not missing:
+                continue
+            data["model_options"] = {**options, **missing}
+            data.pop("config_hash", None)  # re-derived below, from the options it trained with
+            cfg = RunConfig.from_dict(data)
+        except (ValueError, TypeError, AttributeError, UsageError) as err:
+            raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
+        clash = conn.execute(
+            "SELECT run_name FROM runs WHERE suite = ? AND config_hash = ? AND id != ?",
+            (suite, cfg.config_hash, run_id),
+        ).fetchone()
+        if clash is not None:
+            raise UsageError(
+                f"cannot upgrade the store: runs {clash[0]} and {name} of suite {suite!r} are the "
+                f"same run once {name}'s {', '.join(missing)} is written out; export and split it"
+            )
+        conn.execute(
+            "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+            (cfg.config_hash, cfg.to_json(), run_id),
+        )
+
+
+def v3_to_v4(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "weights_sha256" not in columns:  # a store rolled back by hand may still have it
+        conn.execute("ALTER TABLE runs ADD COLUMN weights_sha256 TEXT")

@@ -1,0 +1,97 @@
+"""The layers hold (docs/architecture.md): imports only go down, training and metrics never
+import each other, and no module imports itself through others.
+
+import-linter and grimp find a package by its folder, but aebench's folders are bench/ and
+models/ (pyproject's package-dir), so each test first lays them out as one ``aebench`` package
+of symlinks. ``nox -s lint`` runs this file too.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import networkx as nx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding ``aebench/``: bench/'s entries and ``models`` → models/, as symlinks."""
+    top = tmp_path_factory.mktemp("layout")
+    package = top / "aebench"
+    package.mkdir()
+    for entry in (ROOT / "bench").iterdir():
+        if entry.name != "__pycache__":
+            (package / entry.name).symlink_to(entry)
+    (package / "models").symlink_to(ROOT / "models")
+    return top
+
+
+def _graph(layout: Path) -> grimp.ImportGraph:
+    sys.path.insert(0, str(layout))
+    try:  # only to find the package's folder; nothing is imported
+        return grimp.build_graph("aebench", exclude_type_checking_imports=True, cache_dir=None)
+    finally:
+        sys.path.remove(str(layout))
+
+
+def _lint_imports(top: Path) -> subprocess.CompletedProcess[str]:
+    """import-linter's ``lint-imports`` with pyproject.toml's contracts, on the layout in
+    ``top``."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run(
+        [str(lint), str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=top,
+        env={**os.environ, "PYTHONPATH": str(top)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_layout_holds_every_module(layout: Path) -> None:
+    graph = _graph(layout)
+    sources = [p for d in ("bench", "models") for p in (ROOT / d).rglob("*.py")]
+    assert len(graph.modules) == len(sources)
+    assert {"aebench.models.vae.model", "aebench.training.trainer"} <= graph.modules
+
+
+def test_no_module_cycle(layout: Path) -> None:
+    graph = _graph(layout)
+    edges = nx.DiGraph(
+        (m, d) for m in graph.modules for d in graph.find_modules_directly_imported_by(m)
+    )
+    cycles = [sorted(c) for c in nx.strongly_connected_components(edges) if len(c) > 1]
+    assert cycles == [], f"modules that import each other in a circle: {cycles}"
+
+
+def test_import_linter_contracts_hold(layout: Path) -> None:
+    """The contracts in pyproject.toml (layers; training ⟂ metrics), run by import-linter."""
+    done = _lint_imports(layout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 kept, 0 broken" in done.stdout
+
+
+def test_a_planted_upward_import_breaks_the_layers(layout: Path, tmp_path: Path) -> None:
+    """The contract can fail: a copy of the layout whose core imports the CLI is refused."""
+    top = tmp_path / "planted"
+    package = top / "aebench"
+    package.mkdir(parents=True)
+    for entry in (layout / "aebench").iterdir():
+        if entry.name != "core":
+            (package / entry.name).symlink_to(entry.resolve())
+    (package / "core").mkdir()
+    for entry in (ROOT / "bench" / "core").glob("*.py"):
+        (package / "core" / entry.name).symlink_to(entry)
+    (package / "core" / "errors.py").unlink()
+    text = (ROOT / "bench" / "core" / "errors.py").read_text()
+    (package / "core" / "errors.py").write_text(text + "\nfrom aebench import cli  # noqa\n")
+    done = _lint_imports(top)
+    assert done.returncode == 1
+    assert "aebench.core is not allowed to import aebench.cli" in done.stdout
