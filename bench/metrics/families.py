@@ -275,6 +275,11 @@ class Speed(MetricFamily):
         model, opts = ctx.model, ctx.options
         make_step = ctx.train_step_factory
         step = make_step(model, ctx.data, opts.train_batch_size) if make_step else None
+        if step is None:
+            ctx.notes.append(
+                "train_samples_per_s and peak_mem_mb need a training step: pass "
+                "train_step_factory=aebench.training.probe.step_on_copy to evaluate()"
+            )
         values, ctx.meta["speed"] = speed.speed_metrics(
             model.encode,
             model.decode,
