@@ -1,28 +1,68 @@
 """The contract every model fulfils so that one harness can train and measure it.
 
 A model *declares* what it computes — ``encode``, ``decode``, named loss terms, ``sample`` —
-and which parameter groups are updated from which loss term (:class:`Phase`). It never loops
+and which parameter groups are updated from which loss term, with which optimizer, schedule,
+frequency and order (:class:`Phase`, :class:`Schedule`, ``update_order``); its loss may read the
+training :class:`Progress`. It never loops
 over data, logs or saves files: that is the harness's job (``aebench.training.trainer``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.distributions import Distribution
 
+#: the optimizers a phase may declare (built by aebench.training.optim)
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+#: the learning-rate schedules a phase may declare, with the arguments each takes
+SCHEDULES: dict[str, tuple[str, ...]] = {
+    "step": ("step_size", "gamma"),  # lr · gamma^⌊t / step_size⌋
+    "multistep": ("milestones", "gamma"),  # lr · gamma^(milestones passed)
+    "exponential": ("gamma",),  # lr · gamma^t
+    "cosine": ("t_max", "eta_min"),  # eta_min + (lr − eta_min)(1 + cos(π t / t_max)) / 2
+    "warmup": ("steps", "start_factor"),  # linear from start_factor·lr to lr over `steps`
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule, declared: its ``kind`` (a key of :data:`SCHEDULES`) and
+    arguments, counted in the phase's own optimizer steps (``per="step"``) or in epochs
+    (``per="epoch"``, stepped when an epoch ends). ``Schedule("step", step_size=10, gamma=0.5)``.
+    """
+
+    kind: str
+    per: str = "step"
+    step_size: int = 1
+    gamma: float = 0.1
+    milestones: tuple[int, ...] = ()
+    t_max: int = 1
+    eta_min: float = 0.0
+    steps: int = 1
+    start_factor: float = 0.1
+
 
 @dataclass
 class Phase:
-    """One optimizer's worth of an update step.
+    """One optimizer's worth of an update step: which parameters, moved by which loss term,
+    with which optimizer, schedule and frequency.
 
-    The trainer computes all loss terms in one forward pass, then for each phase the gradient of
-    ``loss_key`` with respect to ``params`` only, and only then steps every optimizer, so phases
-    never see each other's half-updated weights.
+    The model's :attr:`GenerativeAutoencoder.update_order` says how phases meet on a batch:
+    *simultaneous* (one forward pass; each phase's gradient of its own ``loss_key`` with respect
+    to its own ``params`` is taken before any weight changes, so phases never see each other's
+    half-updated weights) or *sequential* (each phase in turn runs its own forward pass, on the
+    weights the previous phase left, and steps).
+
+    ``every = k`` steps the phase only on every k-th training step (steps 0, k, 2k, …): a
+    generator with ``every = n`` beside a critic with ``every = 1`` gives the n-critic ratio of
+    WGAN training. ``terms`` is the forward a phase runs in the sequential order (default: the
+    model's :meth:`~GenerativeAutoencoder.loss`), so a discriminator phase need not compute the
+    whole model's loss.
     """
 
     name: str
@@ -31,7 +71,23 @@ class Phase:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    optimizer: str = "adam"  #: one of :data:`OPTIMIZERS`
+    momentum: float = 0.0  #: for ``sgd`` and ``rmsprop``
+    schedule: Schedule | None = None
+    every: int = 1
+    terms: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training stands, visible to the loss (``self.progress`` in a model): the number
+    of optimizer steps taken, the epoch (1-based; 0 before training), and the fraction of the
+    training budget spent, in [0, 1]. The harness sets it before every step; outside training
+    it reads as finished (``fraction = 1``), so a loaded model computes its final loss."""
+
+    step: int = 0
+    epoch: int = 0
+    fraction: float = 1.0
 
 
 @torch.no_grad()
@@ -95,6 +151,13 @@ class GenerativeAutoencoder(nn.Module):
     #: every sampler the model is evaluated with (generation metrics ``fid@NAME``, ...): the
     #: fitted Gaussian, N(0, I) and a 10-component GMM on the codes (Ghosh et al. 2020, Table 1)
     samplers: ClassVar[tuple[str, ...]] = ("gaussian", "normal", "gmm")
+    #: how the phases meet on a batch: "simultaneous" (one forward pass) or "sequential"
+    update_order: ClassVar[str] = "simultaneous"
+    #: True when a loss term needs autograd itself (a gradient penalty): the harness then
+    #: evaluates the loss with gradients enabled instead of under inference mode
+    loss_needs_grad: ClassVar[bool] = False
+    #: the training progress the loss may read (set by the harness before every step)
+    progress: Progress = Progress()
 
     def __init__(self, **config: Any) -> None:
         super().__init__()

@@ -11,8 +11,9 @@ from aebench.core.devices import seed_everything
 from aebench.core.errors import UsageError
 from aebench.models.base import GenerativeAutoencoder
 from aebench.store.run_folder import load_run, save_run
+from aebench.training.divergence import DivergenceError
 from aebench.training.settings import TrainConfig
-from aebench.training.trainer import DivergenceError, Trainer
+from aebench.training.trainer import Trainer
 from tests.conftest import subset
 
 

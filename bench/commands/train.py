@@ -102,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
     from aebench import data, models
     from aebench.config.run import RunConfig
     from aebench.experiments.single_run import train_run
+    from aebench.training.divergence import DivergenceError
     from aebench.training.settings import TrainConfig
-    from aebench.training.trainer import DivergenceError, TrainingInterrupted
+    from aebench.training.trainer import TrainingInterrupted
 
     models.get(args.model)  # unknown names fail before any data is loaded
     data.DATASETS.get(args.dataset)  # unknown names fail before any data is loaded

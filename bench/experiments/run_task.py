@@ -63,7 +63,8 @@ def run_one(
     from aebench.experiments.single_run import evaluate_run, run_environment, train_run
     from aebench.store.artifacts import weights_sha256
     from aebench.store.run_folder import HISTORY, WEIGHTS
-    from aebench.training.trainer import DivergenceError, TrainingInterrupted
+    from aebench.training.divergence import DivergenceError
+    from aebench.training.trainer import TrainingInterrupted
 
     if threads:
         torch.set_num_threads(threads)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,8 @@ def capture_state(
         "step": trainer.step,
         "history": trainer.history,
         "optim_groups": groups,
+        "schedules": [_schedule_state(s) for s in trainer.schedules],
+        "phase_updates": list(trainer.phase_updates),
         "py_random": repr(random.getstate()),
         "np_random": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
         "in_epoch": None,
@@ -212,16 +215,14 @@ def restore_state(
         if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8:
             raise ValueError("the torch RNG state (rng.torch) is missing")
         position = _resume_position(meta.get("in_epoch"), tensors)
+        schedules, updates = _phase_states(trainer, meta, step)
         state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         trainer.model.load_state_dict(state, strict=True)
-        for i, opt in enumerate(trainer.optimizers):
-            per_param: dict[int, dict[str, torch.Tensor]] = {}
-            prefix = f"optim.{i}."
-            for k, v in tensors.items():
-                if k.startswith(prefix):
-                    pid, name = k[len(prefix) :].split(".", 1)
-                    per_param.setdefault(int(pid), {})[name] = v
-            opt.load_state_dict({"state": per_param, "param_groups": groups[i]})
+        _load_optimizers(trainer, tensors, groups)
+        for schedule, saved in zip(trainer.schedules, schedules, strict=True):
+            if schedule is not None and saved is not None:
+                schedule.load_state_dict(saved)
+        trainer.phase_updates = updates
     except UsageError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError, SyntaxError) as err:
@@ -238,6 +239,57 @@ def restore_state(
     np.random.set_state(np_state)
     trainer.history, trainer.step, trainer.epochs_done = history, step, epochs_done
     return position
+
+
+#: what a learning-rate schedule's state holds beyond its declaration (which is rebuilt from
+#: the model's Phase, not read back: MultiStepLR's milestones would not survive JSON)
+SCHEDULE_STATE = ("last_epoch", "_step_count", "_last_lr", "base_lrs")
+
+
+def _schedule_state(schedule: Any) -> dict[str, Any] | None:
+    if schedule is None:
+        return None
+    state = schedule.state_dict()
+    return {k: state[k] for k in SCHEDULE_STATE if k in state}
+
+
+def _phase_states(
+    trainer: Trainer, meta: dict[str, Any], step: int
+) -> tuple[list[dict[str, Any] | None], list[int]]:
+    """Each phase's schedule state and update count, checked against the trainer's phases. A
+    checkpoint from before schedules existed has neither: every phase then stepped every step
+    and none had a schedule."""
+    n = len(trainer.phases)
+    schedules = meta.get("schedules", [None] * n)
+    updates = meta.get("phase_updates", [step] * n)
+    if not isinstance(schedules, list) or len(schedules) != n:
+        raise ValueError(f"schedules must list {n} phase(s)")
+    if not isinstance(updates, list) or len(updates) != n or not all(map(_count, updates)):
+        raise ValueError(f"phase_updates must be {n} whole number(s) >= 0")
+    for phase, mine, saved in zip(trainer.phases, trainer.schedules, schedules, strict=True):
+        if (mine is None) != (saved is None):
+            raise ValueError(f"phase {phase.name!r}: the schedule does not match the model's")
+        if saved is not None and not (
+            isinstance(saved, dict)
+            and _count(saved.get("last_epoch"))
+            and _count(saved.get("_step_count"))
+            and isinstance(saved.get("_last_lr"), list)
+            and all(isinstance(v, float) and math.isfinite(v) for v in saved["_last_lr"])
+        ):
+            raise ValueError(f"phase {phase.name!r}: the schedule state is damaged")
+    return schedules, updates
+
+
+def _load_optimizers(trainer: Trainer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+    """Every optimizer's per-parameter state (from ``optim.I.PID.NAME`` tensors) and groups."""
+    for i, opt in enumerate(trainer.optimizers):
+        per_param: dict[int, dict[str, torch.Tensor]] = {}
+        prefix = f"optim.{i}."
+        for k, v in tensors.items():
+            if k.startswith(prefix):
+                pid, name = k[len(prefix) :].split(".", 1)
+                per_param.setdefault(int(pid), {})[name] = v
+        opt.load_state_dict({"state": per_param, "param_groups": groups[i]})
 
 
 def _resume_position(value: Any, tensors: dict[str, torch.Tensor]) -> InEpoch | None:

@@ -67,12 +67,16 @@ class SpeedSwitches:
         if self.channels_last:
             self.model.to(memory_format=torch.contiguous_format)
 
-    def forward(self, x: torch.Tensor) -> Terms:
-        """The model's loss terms for one batch, in the switched layout and precision."""
+    def forward(
+        self, x: torch.Tensor, terms_fn: Callable[[torch.Tensor], Terms] | None = None
+    ) -> Terms:
+        """The model's loss terms for one batch (or ``terms_fn``'s: a phase's own forward), in
+        the switched layout and precision."""
+        loss = terms_fn or self.loss
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.autocast_dtype is None:
-            return self.loss(x)
+            return loss(x)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype):
-            terms = self.loss(x)
+            terms = loss(x)
         return {k: v.float() for k, v in terms.items()}

@@ -25,16 +25,22 @@ from tqdm.auto import tqdm
 
 from aebench.core.allocator import keep_freed_memory
 from aebench.core.devices import resolve_device, seed_everything
+from aebench.core.errors import UsageError
 from aebench.data import ImageData
-from aebench.models.base import GenerativeAutoencoder, Phase
+from aebench.models.base import GenerativeAutoencoder, Progress
 from aebench.training.checkpoint import (
     capture_state,
     load_checkpoint,
     restore_state,
     save_checkpoint,
 )
+from aebench.training.divergence import DivergenceError, FirstNonFinite
+from aebench.training.optim import build_optimizer, build_schedule, check_phase
 from aebench.training.settings import TrainConfig
 from aebench.training.speed_switches import SpeedSwitches
+
+#: how a model's phases meet on a batch (GenerativeAutoencoder.update_order)
+UPDATE_ORDERS = ("simultaneous", "sequential")
 
 EVAL_BATCH = 500
 
@@ -46,56 +52,6 @@ class TrainingInterrupted(Exception):
         super().__init__(f"interrupted by signal {signum}; checkpoint written to {checkpoint}")
         self.signum = signum
         self.checkpoint = checkpoint
-
-
-class DivergenceError(RuntimeError):
-    """A loss term became NaN or infinite; the message names model, epoch, step and term."""
-
-
-def _make_optimizer(phase: Phase) -> torch.optim.Optimizer:
-    """Adam with the fused kernel (one pass over all parameters) where the device has one:
-    on the reference CPU it measured 8-24 % more training throughput than foreach, which is
-    what PyTorch picks by default. Elsewhere (dtypes/devices without a fused kernel) foreach."""
-    kwargs: dict[str, Any] = dict(lr=phase.lr, betas=phase.betas, weight_decay=phase.weight_decay)
-    try:
-        return torch.optim.Adam(phase.params, fused=True, **kwargs)
-    except RuntimeError:
-        return torch.optim.Adam(phase.params, foreach=True, **kwargs)
-
-
-class FirstNonFinite:
-    """Remembers, on the device, the first step at which a loss term was NaN or infinite and
-    which terms were: a few tiny tensor ops per step and one read per epoch, so divergence is
-    reported at the exact step and term without a host sync in the hot loop."""
-
-    def __init__(self) -> None:
-        self.keys: list[str] | None = None
-        self.step: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
-
-    def update(self, terms: dict[str, torch.Tensor], step: int) -> None:
-        if self.keys is None:
-            self.keys = list(terms)
-        stacked = torch.stack([terms[k].detach().float() for k in self.keys])
-        if self.step is None or self.values is None:
-            self.step = torch.full((), -1, dtype=torch.long, device=stacked.device)
-            self.values = torch.zeros_like(stacked)
-        fresh = (self.step < 0) & ~torch.isfinite(stacked).all()
-        self.step = torch.where(fresh, step, self.step)
-        self.values = torch.where(fresh, stacked, self.values)
-
-    def first(self) -> tuple[int, str, float] | None:
-        """``(step, term, value)`` of the first non-finite term (not the total if a specific
-        term went bad), or None."""
-        if self.step is None or self.values is None or self.keys is None:
-            return None
-        step = int(self.step)
-        if step < 0:
-            return None
-        values = self.values.tolist()
-        bad = [k for k, v in zip(self.keys, values, strict=True) if not math.isfinite(v)]
-        key = next((k for k in bad if k != "loss"), bad[0])
-        return step, key, values[self.keys.index(key)]
 
 
 class Trainer:
@@ -125,27 +81,42 @@ class Trainer:
         self.phases = model.phases()
         if not self.phases:
             raise ValueError(f"{self.model_name} declares no update phases")
-        self.optimizers = [_make_optimizer(p) for p in self.phases]
+        for phase in self.phases:
+            check_phase(phase, self.model_name)
+        if model.update_order not in UPDATE_ORDERS:
+            raise UsageError(
+                f"{self.model_name}: update_order must be one of {', '.join(UPDATE_ORDERS)}, "
+                f"got {model.update_order!r}"
+            )
+        self.optimizers = [build_optimizer(p) for p in self.phases]
+        self.schedules = [
+            build_schedule(p, o) for p, o in zip(self.phases, self.optimizers, strict=True)
+        ]
+        #: optimizer steps each phase has taken (phases with ``every > 1`` take fewer)
+        self.phase_updates = [0] * len(self.phases)
         self.history: list[dict[str, Any]] = []
         self.step = 0
         self.epochs_done = 0
         # position inside an interrupted epoch: (epoch, next batch start, partial sums, seen)
         self._resume_pos: tuple[int, int, dict[str, torch.Tensor], int] | None = None
         self._stop_signal: int | None = None
+        self._planned_steps = 0  # the budget in steps, set by fit() (for Progress.fraction)
+        self._fit_started = time.perf_counter()
 
     # -- one update ------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One update on batch ``x`` (float images in [0, 1]): forward, every phase's backward,
-        every optimizer step; returns the loss terms. The public step that `aebench speed`, the
-        speed metric and tests time."""
+        """One update on batch ``x`` (float images in [0, 1]): every phase that is due at this
+        step (``Phase.every``), in the model's update order; returns the loss terms. The public
+        step that `aebench speed`, the speed metric and tests time."""
+        due = [i for i, p in enumerate(self.phases) if self.step % p.every == 0]
+        if self.model.update_order == "sequential":
+            return self._sequential_step(x, due)
         terms = self.switches.forward(x)
-        if len(self.phases) == 1:
+        if len(due) == 1 and len(self.phases) == 1:
             phase, opt = self.phases[0], self.optimizers[0]
             opt.zero_grad(set_to_none=True)
             terms[phase.loss_key].backward()
-            if self.config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(phase.params, self.config.grad_clip)
-            opt.step()
+            self._step_phase(0)
             return terms
         # Several optimizers: every phase's gradient is taken on the same forward pass before
         # any weight changes, so no phase sees another's half-updated parameters.
@@ -153,8 +124,9 @@ class Trainer:
         # FlopCounterMode/profilers, whose module hooks autograd.grad does not support. Each
         # phase's gradients are taken out of .grad at once so overlapping phases never mix.
         grads = []
-        for i, phase in enumerate(self.phases):
-            last = i == len(self.phases) - 1
+        for n, i in enumerate(due):
+            phase = self.phases[i]
+            last = n == len(due) - 1
             torch.autograd.backward(
                 terms[phase.loss_key], inputs=phase.params, retain_graph=not last
             )
@@ -163,14 +135,49 @@ class Trainer:
                 gs.append(p.grad)
                 p.grad = None
             grads.append(gs)
-        for phase, opt, gs in zip(self.phases, self.optimizers, grads, strict=True):
-            for p, g in zip(phase.params, gs, strict=True):
+        for i, gs in zip(due, grads, strict=True):
+            for p, g in zip(self.phases[i].params, gs, strict=True):
                 p.grad = g
-            if self.config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(phase.params, self.config.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            self._step_phase(i)
+            self.optimizers[i].zero_grad(set_to_none=True)
         return terms
+
+    def _sequential_step(self, x: torch.Tensor, due: list[int]) -> dict[str, torch.Tensor]:
+        """Each due phase in turn: its own forward pass (``Phase.terms``, else the model's
+        loss) on the weights the previous phase left, its own backward, its own step. The
+        terms returned are the first forward's, with each later phase's own terms on top."""
+        terms: dict[str, torch.Tensor] = {}
+        for i in due:
+            phase, opt = self.phases[i], self.optimizers[i]
+            own = self.switches.forward(x, phase.terms)
+            opt.zero_grad(set_to_none=True)
+            torch.autograd.backward(own[phase.loss_key], inputs=phase.params)
+            self._step_phase(i)
+            opt.zero_grad(set_to_none=True)
+            for k, v in own.items():
+                terms.setdefault(k, v)
+            terms[phase.loss_key] = own[phase.loss_key]
+        return terms
+
+    def _step_phase(self, i: int) -> None:
+        """Clip (if asked), step phase ``i``'s optimizer and its per-step schedule."""
+        phase = self.phases[i]
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(phase.params, self.config.grad_clip)
+        self.optimizers[i].step()
+        self.phase_updates[i] += 1
+        schedule = self.schedules[i]
+        if schedule is not None and phase.schedule is not None and phase.schedule.per == "step":
+            schedule.step()
+
+    def _end_epoch_schedules(self) -> None:
+        for phase, schedule in zip(self.phases, self.schedules, strict=True):
+            if (
+                schedule is not None
+                and phase.schedule is not None
+                and phase.schedule.per == "epoch"
+            ):
+                schedule.step()
 
     # -- epochs ----------------------------------------------------------------------------
     def _check_finite(self, sums: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
@@ -212,6 +219,7 @@ class Trainer:
                 raise TrainingInterrupted(self._stop_signal, self.checkpoint_path)
             idx = perm[start : start + bs]
             x = ImageData.batch(x_all, idx)
+            self.model.progress = Progress(self.step, epoch, self._budget_fraction())
             terms = self.train_step(x)
             for k, v in terms.items():
                 v = v.detach() * idx.numel()
@@ -228,12 +236,27 @@ class Trainer:
                 f"{self.model_name} diverged: loss term {key!r} is {value} at step {step} "
                 f"(epoch {epoch})"
             )
+        self._end_epoch_schedules()
         return {k: v / max(seen, 1) for k, v in self._check_finite(sums, epoch).items()}
 
-    @torch.inference_mode()
+    def _budget_fraction(self) -> float:
+        """The share of the training budget spent before this step, in [0, 1]: steps over the
+        planned steps for an epoch or step budget; for a wall-clock budget, seconds over the
+        budget, which no seed reproduces (docs/extending.md says so)."""
+        if self.config.max_seconds is not None and self.config.max_steps is None:
+            spent = time.perf_counter() - self._fit_started
+            return min(1.0, spent / self.config.max_seconds)
+        return min(1.0, self.step / max(self._planned_steps, 1))
+
     def evaluate_loss(self, epoch: int) -> dict[str, float]:
         """Mean loss terms on the test split, with the model's noise drawn from a forked RNG so
-        evaluation never changes the training stream."""
+        evaluation never changes the training stream; under inference mode, unless a loss term
+        needs autograd itself (``loss_needs_grad``: a gradient penalty)."""
+        grad = self.model.loss_needs_grad
+        with torch.enable_grad() if grad else torch.inference_mode():
+            return self._test_terms(epoch, detach=grad)
+
+    def _test_terms(self, epoch: int, detach: bool) -> dict[str, float]:
         self.model.eval()
         x_all = self.data.test_x
         sums: dict[str, torch.Tensor] = {}
@@ -243,7 +266,7 @@ class Trainer:
             for start in range(0, x_all.shape[0], EVAL_BATCH):
                 x = ImageData.batch(x_all, slice(start, start + EVAL_BATCH))
                 for k, v in self.model.loss(x).items():
-                    v = v * x.shape[0]
+                    v = (v.detach() if detach else v) * x.shape[0]
                     sums[k] = sums[k] + v if k in sums else v
         n = x_all.shape[0]
         return {k: v / n for k, v in self._check_finite(sums, epoch).items()}
@@ -295,8 +318,9 @@ class Trainer:
         total = steps_per_epoch * cfg.epoch_limit
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
+        self._planned_steps = total
         quiet = cfg.quiet or not sys.stderr.isatty()
-        started = time.perf_counter()
+        started = self._fit_started = time.perf_counter()
         handlers = self._install_signal_handlers()
         try:
             with tqdm(
@@ -315,6 +339,7 @@ class Trainer:
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
                     seconds = time.perf_counter() - t0
+                    self.model.progress = Progress(self.step, epoch, self._budget_fraction())
                     test = self.evaluate_loss(epoch)
                     self.history.append(
                         {
@@ -339,6 +364,7 @@ class Trainer:
             with torch.inference_mode():
                 self.model.fit_prior(self.encode_split(self.data.train_x))
         self.model.eval()
+        self.model.progress = Progress(self.step, self.epochs_done, 1.0)
         return self.history
 
     def end_speed_options(self) -> None:

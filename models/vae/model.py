@@ -3,7 +3,10 @@
 The encoder outputs the mean and log-variance of a diagonal Gaussian q(z|x); codes are drawn
 with the reparameterisation trick and the KL to N(0, I) is computed in closed form. The
 reconstruction term is a Bernoulli (``bce``) or fixed-σ Gaussian (``mse``) log-likelihood,
-summed over pixels; every term is averaged over the batch. ``beta`` weights the KL.
+summed over pixels; every term is averaged over the batch. ``beta`` weights the KL; with
+``kl_warmup`` > 0 the weight rises from 0 to ``beta`` over that share of the training budget
+(Bowman et al. 2016; Sønderby et al. 2016), and the loss reports it as ``kl_weight``. Off by
+default, as in Kingma & Welling.
 
 ``beta-vae`` is this model with β = 2. Higgins et al. tune β per dataset and latent size (their
 β_norm = β·M/N); they use β = 4 on 2-D shapes. On MNIST with 16 latents and these conv nets,
@@ -74,7 +77,17 @@ class VAE(GenerativeAutoencoder):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         recon = recon_nll(self.decode_logits(z), x, self.cfg.recon, self.cfg.sigma).mean()
         kl = kl_to_standard_normal(mu, logvar).mean()
-        return {"loss": recon + self.cfg.beta * kl, "recon": recon, "kl": kl}
+        if self.cfg.kl_warmup == 0:
+            return {"loss": recon + self.cfg.beta * kl, "recon": recon, "kl": kl}
+        weight = self.kl_weight()
+        return {"loss": recon + weight * kl, "recon": recon, "kl": kl,
+                "kl_weight": kl.new_tensor(weight)}  # fmt: skip
+
+    def kl_weight(self) -> float:
+        """β, ramped linearly from 0 over the first ``kl_warmup`` of the training budget
+        (read from the harness's :class:`~aebench.models.base.Progress`)."""
+        ramp = min(1.0, self.progress.fraction / self.cfg.kl_warmup) if self.cfg.kl_warmup else 1.0
+        return self.cfg.beta * ramp
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         mean = torch.zeros(self.latent_dim, device=self.device)

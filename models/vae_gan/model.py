@@ -117,12 +117,13 @@ class VAEGAN(VAE):
 
         pixel_w = cfg.pixel_weight * pixel
         feature_w = cfg.feature_weight * feature
+        prior_term = kl if cfg.kl_warmup == 0 else self.kl_weight() * kl
         return {
             "loss": pixel + kl,
             "kl": kl,
             "recon": pixel,
             "feature_recon": feature,
-            "encoder_loss": kl + pixel_w + feature_w,
+            "encoder_loss": prior_term + pixel_w + feature_w,
             "decoder_loss": pixel_w + cfg.gamma * feature_w + cfg.adv_weight * gen,
             "disc_loss": disc,
             "gen_loss": gen,
