@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from aebench import __version__
 from aebench.commands import COMMANDS
 from aebench.core.errors import UsageError
+from aebench.core.plugins import use_plugins
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,6 +28,14 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aebench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"aebench {__version__}")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a Python file whose models, metric families, datasets or samplers to register "
+        "(repeatable; docs/extending.md)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in COMMANDS:
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
@@ -38,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        use_plugins(args.plugin)
         return int(args._run(args) or 0)
     except UsageError as err:
         print(f"aebench: error: {err}", file=sys.stderr)

@@ -191,3 +191,28 @@ class ModelConfig:
         return {
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
+
+
+def config_class_of(model_cls: type) -> type | None:
+    """The ModelConfig dataclass a model validates its options with, if it has one.
+
+    Prefers an explicit ``config_class`` attribute; otherwise the most derived
+    :class:`~aebench.models.config.ModelConfig` subclass visible in the model's module.
+    """
+    explicit = getattr(model_cls, "config_class", None)
+    if isinstance(explicit, type):
+        return explicit
+    module = sys.modules.get(model_cls.__module__)
+    found = (
+        [
+            v
+            for v in vars(module).values()
+            if isinstance(v, type) and issubclass(v, ModelConfig) and dataclasses.is_dataclass(v)
+        ]
+        if module
+        else []
+    )
+    for cand in found:
+        if all(issubclass(cand, other) for other in found):
+            return cand
+    return None

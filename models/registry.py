@@ -10,10 +10,12 @@ use too.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aebench.core.registry import Registry
+from aebench.models.config import GRID_OPTIONS, OptionError, check_option, config_class_of
 
 ENTRY_POINT_GROUP = "aebench.models"
 
@@ -61,6 +63,33 @@ def get(name: str) -> tuple[type, dict[str, Any]]:
 
 
 def create(name: str, **config: Any) -> Any:
-    """Instantiate the model registered as ``name`` with its defaults overridden by ``config``."""
+    """Instantiate the model registered as ``name`` with its defaults overridden by ``config``.
+
+    A model with a config class validates its own options (``ModelConfig.from_kwargs``). One
+    without (a plugin's plain constructor) has them checked here against its constructor's
+    keyword parameters, so an unknown option or a value of the wrong type is one
+    :class:`OptionError` line, not a ``TypeError`` from inside the model; the grid options
+    (arch, latent size, image shape) are passed only where the constructor takes them."""
     cls, defaults = get(name)
-    return cls(**{**defaults, **config})
+    kwargs = {**defaults, **config}
+    if config_class_of(cls) is None:
+        kwargs = _checked_by_signature(name, cls, kwargs)
+    return cls(**kwargs)
+
+
+def _checked_by_signature(name: str, cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs  # takes anything: the model checks its own options
+    named = {k: p for k, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    out = {}
+    for key, value in kwargs.items():
+        if key not in named:
+            if key in GRID_OPTIONS:
+                continue
+            known = ", ".join(sorted(set(named) - GRID_OPTIONS)) or "(none)"
+            raise OptionError(key, f"model {name!r} has no option {key!r}; options: {known}")
+        default = named[key].default
+        has_default = default is not inspect.Parameter.empty and default is not None
+        out[key] = check_option(key, value, default) if has_default else value
+    return out

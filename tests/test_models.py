@@ -1,4 +1,4 @@
-"""Every built-in model on both backbones: shapes, finite loss terms, learning, KL, sampling."""
+"""Every registered model on both backbones: shapes, finite loss terms, learning, KL, sampling."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from aebench.models.gaussian import DiagonalGaussian, StandardNormal, kl_to_stan
 from aebench.training.settings import TrainConfig
 from aebench.training.trainer import Trainer
 
-BUILTIN = ["ae", "vae", "beta-vae", "vae-gan"]
+#: every registered model: the built-ins, entry points and the files in $AEBENCH_PLUGINS, so a
+#: plugin model gets the same contract tests (AEBENCH_PLUGINS=my_model.py pytest tests/...)
+BUILTIN = models.available()
 
 
 @pytest.mark.parametrize("name", BUILTIN)

@@ -67,8 +67,15 @@ def build_model(name: str, config: dict[str, Any], device: torch.device) -> Gene
     """``models.create(name, **config)``, refused in one line when its weights, gradients and
     optimizer state would not fit in memory (sized on the ``meta`` device, so a typo such as
     ``-o hidden=[4000000000]`` allocates nothing), and an allocation failure named likewise."""
-    with torch.device("meta"):
-        shell = models.create(name, **config)
+    try:
+        with torch.device("meta"):
+            shell = models.create(name, **config)
+    except UsageError:
+        raise
+    except Exception:  # a model that reads tensor values while it builds: size it after
+        shell = None
+    if shell is None:
+        return models.create(name, **config)
     n_params = sum(p.numel() for p in shell.parameters())
     need = n_params * TRAINING_BYTES_PER_PARAMETER
     free = available_memory(device)

@@ -100,6 +100,8 @@ class Suite:
     protocol: ProtocolUse | None = None
     description: str = ""
     source: str = "<dict>"  #: the file it came from (for messages)
+    #: the plugin files (``plugins = [...]``, absolute) whose models, datasets, … it may name
+    plugins: tuple[str, ...] = ()
 
     @property
     def budget(self) -> Budget:

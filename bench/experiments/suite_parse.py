@@ -10,20 +10,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aebench import data as datasets
 from aebench import models as registry
 from aebench.config.run import _freeze, freeze_options
 from aebench.core.errors import UsageError
+from aebench.core.plugins import use_plugins
 from aebench.experiments.claims import parse_claims
 from aebench.experiments.protocols import PROTOCOLS, Protocol, ProtocolUse
 from aebench.experiments.toml_checks import TomlChecker
 from aebench.metrics.options import MetricOptions, check_n_samples, option_names
 from aebench.models.backbones import ARCHS
-from aebench.models.config import GRID_OPTIONS, ModelConfig, OptionError, check_option
+from aebench.models.config import GRID_OPTIONS, OptionError, check_option, config_class_of
 from aebench.models.config import describe as _describe
 from aebench.models.config import is_int as _is_int
 from aebench.models.config import is_real as _is_real
@@ -52,6 +53,7 @@ _TOP_KEYS = (
     "overrides",
     "claims",
     "protocol",
+    "plugins",
 )
 #: ``budget`` too, unless a ``[protocol]`` sets it
 _REQUIRED_KEYS = ("models", "datasets", "archs", "seeds")
@@ -74,31 +76,6 @@ def _thaw(value: Any) -> Any:
     return [_thaw(v) for v in value] if isinstance(value, tuple) else value
 
 
-def _config_class(model_cls: type) -> type | None:
-    """The ModelConfig dataclass a model validates its options with, if it has one.
-
-    Prefers an explicit ``config_class`` attribute; otherwise the most derived
-    :class:`~aebench.models.config.ModelConfig` subclass visible in the model's module.
-    """
-    explicit = getattr(model_cls, "config_class", None)
-    if isinstance(explicit, type):
-        return explicit
-    module = sys.modules.get(model_cls.__module__)
-    found = (
-        [
-            v
-            for v in vars(module).values()
-            if isinstance(v, type) and issubclass(v, ModelConfig) and dataclasses.is_dataclass(v)
-        ]
-        if module
-        else []
-    )
-    for cand in found:
-        if all(issubclass(cand, other) for other in found):
-            return cand
-    return None
-
-
 class Validator(TomlChecker):
     """Walks a suite's parsed TOML, turning the first problem into a one-line UsageError."""
 
@@ -106,6 +83,7 @@ class Validator(TomlChecker):
     def suite_fields(self, data: Any, default_name: str) -> dict[str, Any]:
         """The fields of a :class:`~aebench.experiments.suite.Suite` from its parsed TOML."""
         data = self.table(data, "", _TOP_KEYS)
+        plugins = self.plugins(data.get("plugins", []))  # first: they may add models, datasets
         for key in _REQUIRED_KEYS:
             if key not in data:
                 raise UsageError(f"{self.source}: missing required key {key!r}")
@@ -150,7 +128,19 @@ class Validator(TomlChecker):
             protocol=use,
             description=description,
             source=self.source,
+            plugins=plugins,
         )
+
+    def plugins(self, value: Any) -> tuple[str, ...]:
+        """``plugins = ["my_model.py", ...]``: Python files, relative to the suite file, imported
+        now (:func:`~aebench.core.plugins.use_plugins`) so their models can be named here."""
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail("plugins", f"must be an array of file paths, got {_describe(value)}")
+        suite_file = Path(self.source)
+        folder = suite_file.parent if suite_file.is_file() else Path.cwd()
+        files = tuple(str((folder / Path(v).expanduser()).resolve()) for v in value)
+        use_plugins(files)
+        return files
 
     def axes(self, data: dict[str, Any]) -> tuple[list[str], list[str], list[int]]:
         """The grid's datasets, architectures and seeds, each checked."""
@@ -305,7 +295,7 @@ class Validator(TomlChecker):
         does not change the run's hash.
         """
         cls, registered = registry.get(model)
-        config_cls = _config_class(cls)
+        config_cls = config_class_of(cls)
         fields = (
             {f.name: f for f in dataclasses.fields(config_cls)} if config_cls is not None else None
         )

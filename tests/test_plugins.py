@@ -1,0 +1,126 @@
+"""Plugins from the user's own file (issue 25): the README's example model, saved as a file,
+trains, evaluates and appears in a suite's report through the CLI; its bad options and a broken
+file are one line with exit code 2; the contract tests pick it up; built-ins come first."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aebench.core.errors import UsageError
+from aebench.core.plugins import ENV, load_plugin_file
+from tests.conftest import REPO, run_cli, tiny_suite
+
+README_PATH = REPO / "README.md"
+
+
+@pytest.fixture(scope="module")
+def tiny_ae(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's example model, as a user would save it: the class, not the training."""
+    text = README_PATH.read_text()
+    (block,) = [
+        b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "@models.register" in b
+    ]
+    path = tmp_path_factory.mktemp("plugin") / "tiny_ae.py"
+    path.write_text(block.split("# Train it exactly")[0])
+    return path
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_the_readme_model_trains_and_evaluates_through_the_cli(tiny_ae: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    done = run_cli("--plugin", str(tiny_ae), "train", "tiny-ae", "--epochs", "1", "--quiet",
+                   "-m", "n_samples=100", "-m", "families=reconstruction,generation",
+                   "--out", str(out), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
+    assert "recon_mse" in (out / "metrics.json").read_text()
+    again = run_cli("--plugin", str(tiny_ae), "eval", str(out), "-m", "n_samples=100",
+                    "-m", "families=reconstruction", cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "recon_mse" in again.stdout
+
+
+def test_a_suite_names_its_plugin_and_the_report_shows_it(
+    tiny_ae: Path, tmp_path: Path, domain_net, metrics_cache: Path
+):
+    suite = tmp_path / "with-plugin.toml"
+    (tmp_path / "tiny_ae.py").write_text(tiny_ae.read_text())  # relative to the suite file
+    suite.write_text(
+        'plugins = ["tiny_ae.py"]\n' + tiny_suite("with-plugin", ["tiny-ae", "ae"], [0])
+    )
+    env = {"AEBENCH_CACHE_DIR": str(metrics_cache)}
+    store = tmp_path / "s.sqlite"
+    done = run_cli("run", str(suite), "--store", str(store), "--quiet", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = tmp_path / "report"
+    done = run_cli("report", "--store", str(store), "--suite", str(suite), "--out", str(report),
+                   "--no-figures", cwd=tmp_path, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = (report / "report.md").read_text()
+    assert "tiny-ae" in table and "| ae" in table
+
+
+def test_a_plugin_models_bad_option_is_one_line(tiny_ae: Path, tmp_path: Path):
+    done = run_cli("--plugin", str(tiny_ae), "train", "tiny-ae", "-o", "lr=abc",
+                   "--out", str(tmp_path / "x"), cwd=tmp_path)  # fmt: skip
+    line = _one_line_error(done)
+    assert "model 'tiny-ae' has no option 'lr'" in line
+    done = run_cli("--plugin", str(tiny_ae), "train", "tiny-ae", "--latent-dim", "abc",
+                   "--out", str(tmp_path / "y"), cwd=tmp_path)  # fmt: skip
+    _one_line_error(done)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_broken_plugin_file_is_one_line_naming_it(tmp_path: Path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("from aebench import models\n\nraise RuntimeError('no GPU here')\n")
+    line = _one_line_error(run_cli("--plugin", str(broken), "models", cwd=tmp_path))
+    assert "broken.py (line 3): RuntimeError: no GPU here" in line
+    missing = _one_line_error(run_cli("--plugin", str(tmp_path / "nope.py"), "models"))
+    assert "nope.py" in missing
+    with pytest.raises(UsageError, match="not a Python file"):
+        load_plugin_file(tmp_path)
+
+
+def test_built_in_families_come_before_a_plugin_family(tmp_path: Path):
+    plugin = tmp_path / "late_family.py"
+    plugin.write_text(
+        "from aebench.metrics import MetricFamily, MetricKey, register_family\n\n"
+        "@register_family\nclass Late(MetricFamily):\n    name = 'late'\n"
+        "    keys = (MetricKey('late_value', 'Late', 'a plugin key', None),)\n"
+        "    def compute(self, ctx):\n        return {'late_value': 0.0}\n"
+    )
+    code = (
+        "from aebench.metrics.family import family_names\n"
+        "names = family_names()\n"
+        "assert names[-1] == 'late' and names.index('reconstruction') < names.index('late')\n"
+        "print(names)\n"
+    )
+    env = {**os.environ, ENV: str(plugin)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "'late'" in done.stdout
+
+
+def test_the_contract_tests_iterate_the_registry_plugins_included(tiny_ae: Path):
+    env = {**os.environ, ENV: str(tiny_ae)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "tests/test_models.py"],
+        cwd=README_PATH.parent, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "test_shapes_and_finite_terms[shape0-mlp-tiny-ae]" in done.stdout
+    assert "test_shapes_and_finite_terms[shape0-mlp-vae]" in done.stdout
