@@ -44,10 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plugin_files(argv: Sequence[str] | None) -> list[str]:
+    """The ``--plugin FILE`` values among the arguments (before the full parser is built)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    return known.plugin
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        # plugins first: the parser's choices (models, metric families) must include theirs
+        use_plugins(_plugin_files(argv))
         args = build_parser().parse_args(argv)
-        use_plugins(args.plugin)
         return int(args._run(args) or 0)
     except UsageError as err:
         print(f"aebench: error: {err}", file=sys.stderr)

@@ -8,12 +8,14 @@ import pytest
 import torch
 
 from aebench import models
+from aebench.core.plugins import load_env_plugins
 from aebench.models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
 from aebench.training.settings import TrainConfig
 from aebench.training.trainer import Trainer
 
 #: every registered model: the built-ins, entry points and the files in $AEBENCH_PLUGINS, so a
 #: plugin model gets the same contract tests (AEBENCH_PLUGINS=my_model.py pytest tests/...)
+load_env_plugins()
 BUILTIN = models.available()
 
 

@@ -3,10 +3,11 @@
 
 Importing a plugin file runs its ``@models.register`` / ``@register_family`` / … decorators, so
 it registers whatever it declares. The files in use are also put in ``$AEBENCH_PLUGINS``
-(absolute paths, ``os.pathsep``-separated), which every registry reads on its first lookup:
-worker processes and local Ray workers inherit the variable, so a suite's runs find the same
-models wherever they execute. A plugin file imports aebench itself, so the built-ins are always
-registered before it.
+(absolute paths, ``os.pathsep``-separated): worker processes and local Ray workers inherit the
+variable and load the same files before a run (:func:`load_env_plugins`), so a suite's runs find
+the same models wherever they execute. Plugins are loaded at those explicit points only, never
+from inside a registry lookup, so aebench's own packages have finished importing — the
+built-ins are registered — before any plugin runs.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from aebench.core.errors import UsageError
-from aebench.core.plugins import load_env_plugins
 
 T = TypeVar("T")
 
@@ -58,7 +57,6 @@ class Registry(Generic[T]):
         if self._plugins_loaded and not reload:
             return
         self._plugins_loaded = True
-        load_env_plugins()  # the user's plugin files (--plugin, a suite's plugins)
         if self.entry_point_group is None:
             return
         for ep in importlib.metadata.entry_points(group=self.entry_point_group):

@@ -18,6 +18,7 @@ from typing import Any
 
 from aebench.config.run import RunConfig
 from aebench.core.errors import UsageError
+from aebench.core.plugins import load_env_plugins
 
 WORKER_DIED = "its worker process died (killed, or out of memory)"
 
@@ -71,6 +72,7 @@ def run_one(
     started = time.perf_counter()
     result = RunResult(cfg.config_hash, "done")
     try:
+        load_env_plugins()  # in a worker process: the driver's plugin files, before the model
         # resume=True: a checkpoint left by an interrupted attempt of this very config (same
         # hash, same folder) is continued; the trainer refuses one of another run.
         # overwrite=True: the store, not the folder, says whether this run still has to run.
