@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from aebench.models import ae, vae, vae_gan  # noqa: F401  (registers the built-in models)
 from aebench.models.base import GenerativeAutoencoder, Phase
-from aebench.models.registry import available, create, get, register, reload_plugins, unregister
+from aebench.models.registry import (
+    available,
+    create,
+    get,
+    register,
+    reload_plugins,
+    resolved_options,
+    unregister,
+)
 
 __all__ = [
     "GenerativeAutoencoder",
@@ -18,5 +26,6 @@ __all__ = [
     "get",
     "register",
     "reload_plugins",
+    "resolved_options",
     "unregister",
 ]

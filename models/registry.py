@@ -11,7 +11,8 @@ use too.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from aebench.core.registry import Registry
@@ -93,3 +94,20 @@ def _checked_by_signature(name: str, cls: type, kwargs: dict[str, Any]) -> dict[
         has_default = default is not inspect.Parameter.empty and default is not None
         out[key] = check_option(key, value, default) if has_default else value
     return out
+
+
+def resolved_options(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option model ``name`` trains with, defaults included: its config class's defaults
+    (or, without one, its constructor's keyword defaults), then the defaults registered with
+    the name, then ``overrides``; as JSON values (tuples as lists), sorted, the grid options
+    (arch, latent size, image shape) left out. What a run's identity hashes, so changing a
+    registered default changes the hash of a run that did not set the option."""
+    cls, registered = get(name)
+    config_cls = config_class_of(cls)
+    if config_cls is not None:
+        base = config_cls.defaults()
+    else:
+        params = inspect.signature(cls).parameters.values()
+        base = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    merged = {**base, **registered, **dict(overrides)}
+    return {k: json.loads(json.dumps(merged[k])) for k in sorted(merged) if k not in GRID_OPTIONS}

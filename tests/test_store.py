@@ -408,6 +408,15 @@ def _schema_2_store(db: Path, cfgs: list[RunConfig]) -> None:
     fill(db, cfgs, len(cfgs))
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        # and its hashes were identity version 2's, with no resolved options recorded
+        for run_id, text in conn.execute("SELECT id, config FROM runs").fetchall():
+            data = json.loads(text)
+            data.pop("resolved_options")
+            data["config_hash"] = RunConfig.from_dict(data).hash_at(2)
+            conn.execute(
+                "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+                (data["config_hash"], json.dumps(data), run_id),
+            )
     conn.close()
 
 

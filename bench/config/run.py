@@ -24,12 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aebench import models
 from aebench.core.errors import UsageError
 from aebench.metrics.options import MetricOptions
 from aebench.training.settings import BUDGET_KINDS, Budget, TrainConfig
 
-#: Bump when the meaning of the hashed fields changes, so old hashes stop matching.
-HASH_VERSION = 2
+#: Bump when the meaning of the hashed fields changes, so old hashes stop matching. Version 3:
+#: the model options are the resolved ones, defaults included (version 2: the overrides only).
+HASH_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class RunConfig:
     suite: str = "train"  #: the suite it belongs to (``train`` for ``aebench train``)
     label: str = ""  #: the model's column name; "" means the model's name
     data_dir: str | None = None
+    #: every model option with the value the run trained with, as recorded when it was stored
+    #: (None: resolved now, from the registry's current defaults); see :meth:`identity`
+    resolved: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -84,8 +89,22 @@ class RunConfig:
             ),
         )
 
-    def identity(self) -> dict[str, Any]:
+    @property
+    def resolved_options(self) -> dict[str, Any]:
+        """Every model option with its value, defaults included: as recorded with the run, else
+        from the registry (:func:`aebench.models.registry.resolved_options`)."""
+        if self.resolved is not None:
+            return {k: _thaw(v) for k, v in self.resolved}
+        return models.resolved_options(self.model, self.options)
+
+    def identity(self, version: int = HASH_VERSION) -> dict[str, Any]:
         """The fields that change the trained weights (what :attr:`config_hash` hashes).
+
+        The model options are every option's value, defaults included (hash version 3), so a
+        stored run keeps its meaning when a registered default changes later: its recorded
+        options still say what it trained with, and a new run under the new default gets
+        another hash. ``version=2`` gives the older identity (the overrides only), to check a
+        hash recorded before version 3.
 
         Metric options are not among them: they are recorded with each metric result (the
         store's ``evaluations``), so a new or re-optioned metric reaches finished runs through
@@ -95,10 +114,12 @@ class RunConfig:
         """
         defaults = TrainConfig().to_dict()
         speed = ("grad_clip", "precision", "channels_last", "compile", "native_thin_deconv")
+        # version 2 (hashes recorded before 2026-12-03) hashed the overrides only
+        options = self.options if version < 3 else self.resolved_options
         out: dict[str, Any] = {
-            "v": HASH_VERSION,
+            "v": version,
             "model": self.model,
-            "model_options": self.options,
+            "model_options": options,
             "dataset": self.dataset,
             "arch": self.arch,
             "seed": self.train.seed,
@@ -113,7 +134,12 @@ class RunConfig:
     @property
     def config_hash(self) -> str:
         """sha256 (hex) of the canonical JSON of :meth:`identity`: stable across processes."""
-        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return self.hash_at(HASH_VERSION)
+
+    def hash_at(self, version: int) -> str:
+        """The hash under identity ``version`` (:meth:`identity`)."""
+        identity = self.identity(version)
+        text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property
@@ -145,6 +171,7 @@ class RunConfig:
             "data_dir": self.data_dir,
             "train": self.train.to_dict(),
             "metrics": self.metrics.to_dict(),
+            "resolved_options": self.resolved_options,
             "config_hash": self.config_hash,
         }
 
@@ -184,18 +211,27 @@ class RunConfig:
                 train=train,
                 metrics=MetricOptions.from_dict(dict(data.get("metrics", {}))),
                 data_dir=None if data.get("data_dir") is None else str(data["data_dir"]),
+                resolved=_recorded_options(data.get("resolved_options")),
             )
         except UsageError as err:
             raise UsageError(f"malformed run config: {err}") from None
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
             raise UsageError(f"malformed run config: {err!r}") from None
         recorded = data.get("config_hash")
-        if recorded is not None and recorded != cfg.config_hash:
+        if recorded is not None and not cfg.hashes_to(recorded):
             raise UsageError(
                 f"run config {cfg.run_name}: recorded hash {str(recorded)[:12]} does not match "
                 f"its fields ({cfg.short_hash}); the config was edited"
             )
         return cfg
+
+    def hashes_to(self, recorded: Any) -> bool:
+        """Whether ``recorded`` is this config's hash, now or under identity version 2 (what
+        run folders and stores recorded before version 3). A config recorded without its
+        resolved options whose model is not registered here cannot be checked: it is taken."""
+        if self.resolved is None and self.model not in models.available():
+            return True
+        return recorded in (self.config_hash, self.hash_at(2))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunConfig:
@@ -243,3 +279,12 @@ def stored_fields(data: Any) -> dict[str, Any]:
     else:
         out["budget"] = None
     return out
+
+
+def _recorded_options(value: Any) -> tuple[tuple[str, Any], ...] | None:
+    """A stored ``resolved_options`` table back as frozen pairs (None when not recorded)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"resolved_options must be a table, got {type(value).__name__}")
+    return freeze_options(value)

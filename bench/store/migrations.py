@@ -123,16 +123,18 @@ def v2_to_v3(conn: sqlite3.Connection) -> None:
             raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
         clash = conn.execute(
             "SELECT run_name FROM runs WHERE suite = ? AND config_hash = ? AND id != ?",
-            (suite, cfg.config_hash, run_id),
+            (suite, cfg.hash_at(2), run_id),
         ).fetchone()
         if clash is not None:
             raise UsageError(
                 f"cannot upgrade the store: runs {clash[0]} and {name} of suite {suite!r} are the "
                 f"same run once {name}'s {', '.join(missing)} is written out; export and split it"
             )
+        # this schema's hashes are identity version 2 (v4_to_v5 moves them on)
+        data["config_hash"] = cfg.hash_at(2)
         conn.execute(
             "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
-            (cfg.config_hash, cfg.to_json(), run_id),
+            (data["config_hash"], json.dumps(data, sort_keys=True), run_id),
         )
 
 
@@ -140,3 +142,42 @@ def v3_to_v4(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     if "weights_sha256" not in columns:  # a store rolled back by hand may still have it
         conn.execute("ALTER TABLE runs ADD COLUMN weights_sha256 TEXT")
+
+
+def v4_to_v5(conn: sqlite3.Connection) -> None:
+    """Identity version 3: a run's hash covers every model option, defaults included. Each
+    stored run gets its resolved options recorded (today's defaults: the ones it trained with,
+    since a changed default is retired through :data:`RETIRED_DEFAULTS` by an earlier step)
+    and its hash recomputed. A run of a model not registered here (a plugin not loaded) cannot
+    be resolved: the upgrade is refused in one line and the store stays as it was."""
+    from aebench import models
+    from aebench.config.run import RunConfig
+
+    rows = conn.execute("SELECT id, suite, run_name, config FROM runs").fetchall()
+    for run_id, suite, name, text in rows:
+        try:
+            data = _stored_config(text)
+            model = data.get("model")
+            if model not in models.available():
+                raise UsageError(
+                    f"its model {model!r} is not registered here; load its plugin (aebench "
+                    "--plugin FILE ...) and run the command again"
+                )
+            data.pop("resolved_options", None)
+            cfg = RunConfig.from_dict(data)  # checks the recorded (version 2) hash first
+            new_hash = cfg.config_hash
+        except (ValueError, TypeError, AttributeError, UsageError) as err:
+            raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
+        clash = conn.execute(
+            "SELECT run_name FROM runs WHERE suite = ? AND config_hash = ? AND id != ?",
+            (suite, new_hash, run_id),
+        ).fetchone()
+        if clash is not None:
+            raise UsageError(
+                f"cannot upgrade the store: runs {clash[0]} and {name} of suite {suite!r} are the "
+                "same run once their default options are written out; export and split it"
+            )
+        conn.execute(
+            "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+            (new_hash, cfg.to_json(), run_id),
+        )

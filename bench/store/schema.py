@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Written into the SQLite header (offset 68) so a foreign database is recognised without
 #: opening it through SQLite at all. ASCII "AEB1".
 APPLICATION_ID = 0x41454231
@@ -112,9 +112,16 @@ def _v3_to_v4(conn: sqlite3.Connection) -> None:
     v3_to_v4(conn)
 
 
+def _v4_to_v5(conn: sqlite3.Connection) -> None:
+    from aebench.store.migrations import v4_to_v5
+
+    v4_to_v5(conn)
+
+
 MIGRATIONS[1] = _v1_to_v2
 MIGRATIONS[2] = _v2_to_v3
 MIGRATIONS[3] = _v3_to_v4
+MIGRATIONS[4] = _v4_to_v5
 
 
 def default_store_path() -> Path:
