@@ -16,6 +16,7 @@ import pytest
 from aebench.cli import main
 from aebench.metrics.family import FAMILIES
 from aebench.store.database import Store
+from aebench.store.schema import SCHEMA_VERSION
 from tests.conftest import REPO, file_hashes, flat_layout, one_line_error, tiny_suite
 from tests.test_readme import _python_blocks
 
@@ -140,7 +141,7 @@ def test_a_schema_1_store_is_migrated_to_training_hashes_and_recorded_evaluation
             conn.execute("UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
                          (old, json.dumps(data), run_id))  # fmt: skip
     with Store.open(finished) as store:
-        assert store.schema_version == 4  # through schemas 2 and 3 to the current one
+        assert store.schema_version == SCHEMA_VERSION  # through schemas 2, 3, 4 to the current
         assert {r["id"]: store.evaluations(r["id"]) for r in store.runs()} == expected
         suite = load_suite(Path(finished.parent / "two.toml"))
         assert store.done_hashes("two") == {c.config_hash for c in suite.expand()}

@@ -97,6 +97,12 @@ class RunConfig:
             return {k: _thaw(v) for k, v in self.resolved}
         return models.resolved_options(self.model, self.options)
 
+    def pinned(self) -> RunConfig:
+        """This config with its resolved model options recorded (hashing it then needs no
+        registry: what a worker process receives)."""
+        frozen = freeze_options(self.resolved_options)
+        return dataclasses.replace(self, resolved=frozen)
+
     def identity(self, version: int = HASH_VERSION) -> dict[str, Any]:
         """The fields that change the trained weights (what :attr:`config_hash` hashes).
 

@@ -70,7 +70,7 @@ def run_one(
     if threads:
         torch.set_num_threads(threads)
     started = time.perf_counter()
-    result = RunResult(cfg.config_hash, "done")
+    result = RunResult(cfg.config_hash, "done")  # resolved by the driver: no plugin needed
     try:
         load_env_plugins()  # in a worker process: the driver's plugin files, before the model
         # resume=True: a checkpoint left by an interrupted attempt of this very config (same

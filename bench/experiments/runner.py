@@ -234,7 +234,9 @@ def _execute(
     rows: list[dict[str, Any]] = []
     failed: list[str] = []
     interrupted = False
-    work = [(cfg, store.artifacts_dir(cfg)) for cfg in todo]
+    # each config carries its resolved model options, so a worker hashes it without the
+    # registry (a plugin's model is known there only once its file is loaded)
+    work = [(cfg.pinned(), store.artifacts_dir(cfg)) for cfg in todo]
     with progress.bar, executors.sigterm_as_interrupt():
         try:
             # closing: leaving the loop early stops the executor's workers right away
