@@ -78,6 +78,22 @@ class Phase:
     terms: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
 
 
+@dataclass
+class Stage:
+    """A further training stage, after the model's own: ``module`` (a submodule of the model
+    with its own ``loss`` and ``phases``, e.g. a learned prior over the codes or a second VAE on
+    them) is trained by the same harness on ``inputs(x)`` of each batch of images (computed
+    without gradients, the earlier stages frozen), for ``budget`` times the run's budget.
+
+    Each stage has its own phases, seed stream, checkpoint, resume, history rows and progress
+    bar; the whole model is saved once every stage has finished."""
+
+    name: str
+    module: nn.Module
+    inputs: Callable[[torch.Tensor], torch.Tensor]
+    budget: float = 1.0
+
+
 @dataclass(frozen=True)
 class Progress:
     """Where training stands, visible to the loss (``self.progress`` in a model): the number
@@ -207,8 +223,15 @@ class GenerativeAutoencoder(nn.Module):
         ``fits_prior``)."""
 
     def phases(self) -> list[Phase]:
-        """The update phases; by default one Adam over all parameters on ``"loss"``."""
-        return [Phase("model", list(self.parameters()), "loss")]
+        """The update phases; by default one Adam on ``"loss"`` over every parameter that no
+        later :class:`Stage` trains."""
+        later = {id(p) for stage in self.stages() for p in stage.module.parameters()}
+        return [Phase("model", [p for p in self.parameters() if id(p) not in later], "loss")]
+
+    def stages(self) -> list[Stage]:
+        """Training stages after the model's own (none by default). Closed-form fits that need
+        no training stay in :meth:`fit_prior`."""
+        return []
 
     @staticmethod
     def _device_of(params: Iterable[torch.Tensor]) -> torch.device:

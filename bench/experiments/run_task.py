@@ -47,9 +47,10 @@ def flatten_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "step": entry.get("step"),
             "seconds": entry.get("seconds"),
         }
+        stage = f"{entry['stage']}." if entry.get("stage") else ""  # a later stage's own rows
         for split in ("train", "test"):
             for key, value in entry.get(split, {}).items():
-                row[f"{split}_{key}"] = value
+                row[f"{stage}{split}_{key}"] = value
         flat.append(row)
     return flat
 

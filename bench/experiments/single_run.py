@@ -21,7 +21,7 @@ from aebench.core.errors import UsageError
 from aebench.core.images import pair_rows, save_grid
 from aebench.models.base import GenerativeAutoencoder
 from aebench.store.run_folder import CONFIG, HISTORY, WEIGHTS, prepare_out_dir, save_run
-from aebench.training.trainer import Trainer
+from aebench.training.stages import fit_stages, stage_checkpoint
 
 N_GRID_SAMPLES = 64
 N_GRID_RECON = 32
@@ -153,19 +153,22 @@ def train_run(
     )
     out_dir = claim_out_dir(out, resume, overwrite)
     checkpoint = out_dir / CHECKPOINT
-    trainer = Trainer(model, dataset, cfg.train, model_name=cfg.model, checkpoint=checkpoint)
     started = time.time()
-    history = trainer.fit(resume=resume)
+    history, device = fit_stages(model, dataset, cfg.train, cfg.model, checkpoint, resume)
     config = {
         **cfg.to_dict(),  # the run's config (RunConfig.from_dict reads it back)
         "model_config": model.config,
-        "environment": run_environment(trainer.device),
+        "environment": run_environment(device),
         "started_at": started,
         "wall_seconds": time.time() - started,
     }
     save_run(out_dir, model, config, history)
     write_images(model, dataset, out_dir, seed=cfg.seed)
     checkpoint.unlink(missing_ok=True)
+    for stage in model.stages():
+        path = stage_checkpoint(checkpoint, stage)
+        if path is not None:
+            path.unlink(missing_ok=True)
     return model, out_dir
 
 

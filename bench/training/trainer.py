@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,12 @@ class Trainer:
         config: TrainConfig,
         model_name: str | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
+        inputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         config.validate()
+        #: what the model trains on, from each batch of images (a later stage's codes); None:
+        #: the images themselves
+        self.inputs = inputs
         self.checkpoint_path = Path(checkpoint) if checkpoint is not None else None
         self.config = config
         self.device = resolve_device(config.device)
@@ -218,7 +223,7 @@ class Trainer:
                 self.save_checkpoint(in_epoch=(epoch, start, sums, seen))
                 raise TrainingInterrupted(self._stop_signal, self.checkpoint_path)
             idx = perm[start : start + bs]
-            x = ImageData.batch(x_all, idx)
+            x = self._model_inputs(ImageData.batch(x_all, idx))
             self.model.progress = Progress(self.step, epoch, self._budget_fraction())
             terms = self.train_step(x)
             for k, v in terms.items():
@@ -238,6 +243,12 @@ class Trainer:
             )
         self._end_epoch_schedules()
         return {k: v / max(seen, 1) for k, v in self._check_finite(sums, epoch).items()}
+
+    def _model_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inputs is None:
+            return x
+        with torch.no_grad():  # the earlier stages are fixed: no gradient reaches them
+            return self.inputs(x)
 
     def _budget_fraction(self) -> float:
         """The share of the training budget spent before this step, in [0, 1]: steps over the
@@ -264,7 +275,7 @@ class Trainer:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.config.seed + 7919 * (epoch + 1))
             for start in range(0, x_all.shape[0], EVAL_BATCH):
-                x = ImageData.batch(x_all, slice(start, start + EVAL_BATCH))
+                x = self._model_inputs(ImageData.batch(x_all, slice(start, start + EVAL_BATCH)))
                 for k, v in self.model.loss(x).items():
                     v = (v.detach() if detach else v) * x.shape[0]
                     sums[k] = sums[k] + v if k in sums else v
