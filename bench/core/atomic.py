@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -100,8 +101,6 @@ def read_input_file(path: str | os.PathLike[str], what: str, limit: int = MAX_IN
     read itself is bounded, so a file that grows while being read cannot get past it either.
     ``what`` names the file in the message ("speed baseline", "published-values file").
     """
-    import stat
-
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)

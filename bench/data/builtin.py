@@ -56,7 +56,7 @@ def mnist_5k(data_dir: Path | None = None) -> ImageData:
 
 
 def _torchvision(name: str, cls_name: str, data_dir: Path | None, folder: str) -> ImageData:
-    import torchvision.datasets as tvd
+    import torchvision.datasets as tvd  # deferred: torchvision takes seconds to import
 
     root = data_dir if data_dir is not None else Path.home() / ".cache" / "aebench" / "data"
     if root.exists() and not root.is_dir():

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from aebench.core.errors import UsageError
 
@@ -51,8 +52,6 @@ def image_files(root: Path) -> list[Path]:
 def _opened(path: Path) -> Iterator[Any]:
     """``PIL.Image.open(path)`` (header parsed, pixels not yet decoded) with every failure a
     one-line :class:`UsageError` naming the file, and the bomb warning silenced."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -137,8 +136,6 @@ def read_image_tensor(
     in the preallocated (N, C, H, W) array before the next is opened: no second full-size copy
     (a permute of the whole set would be one) is ever made.
     """
-    from PIL import Image
-
     if mode not in ("L", "RGB"):
         raise ValueError(f"mode must be L or RGB, got {mode!r}")
     check_decoded_size(headers, mode, size, what)

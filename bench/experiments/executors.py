@@ -8,6 +8,8 @@ everywhere. Only the driver writes the store.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import multiprocessing as mp
 import os
 import signal
 import threading
@@ -31,9 +33,6 @@ def local_executor(jobs: int = 1, quiet: bool = True) -> Executor:
                 started(cfg, out)
                 yield run_one(cfg, out, quiet=quiet)
             return
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
         threads = max(1, (os.cpu_count() or 1) // jobs)
         pool = cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
         # never more runs handed to the pool than there are workers: a run in the pool's queue
@@ -92,8 +91,6 @@ def stop_workers(pool: Any, grace_s: float = 60.0) -> None:
     and return, and the driver then records every unfinished run as interrupted, so the same
     command resumes them. A worker still alive after ``grace_s`` is killed (its run resumes from
     the last epoch's checkpoint)."""
-    import multiprocessing as mp
-
     pool.shutdown(wait=False, cancel_futures=True)
     workers = mp.active_children()
     for proc in workers:
@@ -115,7 +112,7 @@ def require_ray() -> Any:
     suite that cannot run leaves no pending rows behind.
     """
     try:
-        import ray
+        import ray  # deferred: optional, and slow to import; only the ray executor needs it
     except ImportError as err:
         if err.name == "ray":
             raise UsageError("the ray executor needs Ray: pip install 'aebench[ray]'") from None

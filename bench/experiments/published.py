@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aebench.core.atomic import read_input_text
 from aebench.core.errors import UsageError
 from aebench.experiments.claims import metric_problem
 from aebench.models.config import is_real
@@ -71,8 +72,6 @@ def load_published(path: str | Path | None = None) -> list[PublishedValue]:
     Only a regular file of at most :data:`~aebench.core.atomic.MAX_INPUT_BYTES` is read (a FIFO
     would block, ``/dev/zero`` never ends), and TOML nested too deeply for the parser is one line.
     """
-    from aebench.core.atomic import read_input_text
-
     path = Path(path) if path is not None else shipped_path()
     text = read_input_text(path, "published-values file")
     try:

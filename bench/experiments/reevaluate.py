@@ -54,7 +54,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aebench import data
+from aebench.config.run import RunConfig, stored_fields
+from aebench.core.atomic import parse_json_text, read_input_text
+from aebench.core.devices import resolve_device
 from aebench.core.errors import UsageError
+from aebench.experiments.suite import available_suites, load_suite
+from aebench.metrics.evaluation import evaluate
+from aebench.metrics.family import FAMILIES, family_names
+from aebench.metrics.options import MetricOptions, check_n_samples
+from aebench.store.artifacts import weights_sha256
+from aebench.store.database import Store
+from aebench.store.migrations import RETIRED_DEFAULTS
+from aebench.store.run_folder import CONFIG, WEIGHTS, load_run
+from aebench.training.probe import step_on_copy
 
 #: exit code of ``eval --store`` when some runs were skipped (the others were evaluated)
 REFUSED_EXIT = 1
@@ -74,8 +87,6 @@ def families_to_evaluate(
 ) -> list[str]:
     """Families (``only``, else all registered) that apply to ``model`` and whose recorded
     options key is absent or differs from the one ``options`` give."""
-    from aebench.metrics.family import FAMILIES, family_names
-
     wanted = []
     for name in family_names() if only is None else only:
         family = FAMILIES.get(name)
@@ -87,8 +98,6 @@ def families_to_evaluate(
 def changed_keys(model: Any, before: Any, after: Any) -> dict[str, str]:
     """The families that apply to ``model`` whose options key differs between the evaluation
     options ``before`` (a run's stored ones) and ``after`` (the new ones): name → new key."""
-    from aebench.metrics.family import FAMILIES, family_names
-
     out = {}
     for name in family_names():
         family = FAMILIES.get(name)
@@ -109,8 +118,6 @@ def suite_metrics(suite: str) -> tuple[str, Any]:
     a file that fails validation is its own one-line error; only a plain name that is no
     shipped suite is taken as a suite known by its name in the store.
     """
-    from aebench.experiments.suite import available_suites, load_suite
-
     looks_like_file = suite.endswith(".toml") or "/" in suite or "\\" in suite
     if not looks_like_file and not Path(suite).is_file() and suite not in available_suites():
         return suite, None
@@ -121,8 +128,6 @@ def suite_metrics(suite: str) -> tuple[str, Any]:
 def run_options(cfg: Any, base: Any, overrides: dict[str, Any]) -> Any:
     """The metric options a run is measured with: ``base`` (a suite's ``[metrics]``) or its
     own, with ``overrides`` laid over them; a bad combination is one line naming the run."""
-    from aebench.metrics.options import MetricOptions, check_n_samples
-
     start = base if base is not None else cfg.metrics
     try:  # the memory cap too, before anything is written rather than mid-way
         if not overrides:
@@ -136,9 +141,6 @@ def _folder_hashes(saved: dict[str, Any]) -> set[Any]:
     """The training hashes a run folder's ``config.json`` can stand for: the one it records and
     the one its fields give (also with a retired default written out, as the store's schema 3
     upgrade did), so folders written by older versions still match their migrated rows."""
-    from aebench.config.run import RunConfig
-    from aebench.store.migrations import RETIRED_DEFAULTS
-
     fields = {k: v for k, v in saved.items() if k != "config_hash"}
     variants = [fields]
     model, options = saved.get("model"), fields.get("model_options") or {}
@@ -146,9 +148,9 @@ def _folder_hashes(saved: dict[str, Any]) -> set[Any]:
     if retired and isinstance(options, dict):
         variants.append({**fields, "model_options": {**retired, **options}})
     hashes = {saved.get("config_hash")}
-    for data in variants:
+    for variant in variants:
         with contextlib.suppress(UsageError):
-            hashes.add(RunConfig.from_dict(data).config_hash)
+            hashes.add(RunConfig.from_dict(variant).config_hash)
     return hashes
 
 
@@ -156,10 +158,6 @@ def check_run_folder(row: dict[str, Any], model: str) -> str:
     """Check that a ``done`` run's folder is its own (see the module docstring); returns a note
     for the run's line ("" when its weights were verified), or raises :class:`UsageError` with
     the reason."""
-    from aebench.core.atomic import parse_json_text, read_input_text
-    from aebench.store.artifacts import weights_sha256
-    from aebench.store.run_folder import CONFIG, WEIGHTS
-
     if not row.get("artifacts"):
         raise UsageError("the store records no artifacts folder for it")
     folder = Path(row["artifacts"])
@@ -192,8 +190,6 @@ def check_run_folder(row: dict[str, Any], model: str) -> str:
 def _plan(rows: list[dict[str, Any]], base: Any, overrides: dict[str, Any]) -> list[Any]:
     """``(row, config or the reason it is unreadable, metric options)`` per run, before any
     run is evaluated: a bad metric option is refused before anything is written."""
-    from aebench.config.run import RunConfig
-
     plans: list[Any] = []
     for row in rows:
         try:
@@ -211,10 +207,6 @@ def _measure(store: Any, row: dict[str, Any], cfg: Any, model: Any, todo: list[s
     batch size and the runtime fields) and replace their rows, in one transaction. The run's
     stored config takes ``options`` only when every family whose options key they change then
     holds numbers measured with them (see the module docstring)."""
-    from aebench.metrics.evaluation import evaluate
-    from aebench.metrics.family import FAMILIES
-    from aebench.training.probe import step_on_copy
-
     wanted = dataclasses.replace(full, families=tuple(todo))
     scores = evaluate(model, dataset, wanted, train_step_factory=step_on_copy)
     done = {
@@ -243,13 +235,6 @@ def reevaluate_store(
     """Evaluate what the finished runs of ``store_path`` (of ``suite``, if given) are missing,
     or measured with other options than ``overrides`` give; prints one line per run evaluated
     and one on stderr per run skipped. ``runtime`` holds ``cache_dir``/``inception_weights``."""
-    from aebench import data
-    from aebench.config.run import stored_fields
-    from aebench.core.devices import resolve_device
-    from aebench.metrics.family import family_names
-    from aebench.store.database import Store
-    from aebench.store.run_folder import load_run
-
     known = family_names()
     for name in only or ():
         if name not in known:

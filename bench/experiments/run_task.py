@@ -16,9 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from aebench import data
 from aebench.config.run import RunConfig
 from aebench.core.errors import UsageError
 from aebench.core.plugins import load_env_plugins
+from aebench.store.artifacts import weights_sha256
+from aebench.store.run_folder import HISTORY, WEIGHTS
+from aebench.training.divergence import DivergenceError
+from aebench.training.trainer import TrainingInterrupted
 
 WORKER_DIED = "its worker process died (killed, or out of memory)"
 
@@ -59,14 +66,9 @@ def run_one(
     cfg: RunConfig, out_dir: str | os.PathLike[str], threads: int | None = None, quiet: bool = True
 ) -> RunResult:
     """Train and evaluate one grid point; never raises for a run that fails or diverges."""
-    import torch
-
-    from aebench import data
+    # deferred: single_run loads torchvision (core.images), and the runner imports this module
+    # on the path where `aebench run` refuses a bad suite in one line
     from aebench.experiments.single_run import evaluate_run, run_environment, train_run
-    from aebench.store.artifacts import weights_sha256
-    from aebench.store.run_folder import HISTORY, WEIGHTS
-    from aebench.training.divergence import DivergenceError
-    from aebench.training.trainer import TrainingInterrupted
 
     if threads:
         torch.set_num_threads(threads)

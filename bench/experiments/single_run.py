@@ -19,8 +19,18 @@ from aebench.core.allocator import allocator_state
 from aebench.core.devices import resolve_device, seed_everything
 from aebench.core.errors import UsageError
 from aebench.core.images import pair_rows, save_grid
+from aebench.metrics.evaluation import MetricOptions, evaluate
 from aebench.models.base import GenerativeAutoencoder
-from aebench.store.run_folder import CONFIG, HISTORY, WEIGHTS, prepare_out_dir, save_run
+from aebench.store.database import environment as store_environment
+from aebench.store.run_folder import (
+    CONFIG,
+    HISTORY,
+    WEIGHTS,
+    prepare_out_dir,
+    save_run,
+    write_json_atomic,
+)
+from aebench.training.probe import step_on_copy
 from aebench.training.stages import fit_stages, stage_checkpoint
 
 N_GRID_SAMPLES = 64
@@ -31,8 +41,6 @@ def run_environment(device: torch.device) -> dict[str, Any]:
     """What produced the numbers: the store's environment record (git commit, versions,
     device, threads, host) plus the CPU, the CPU allocator setting (bench/core/allocator.py) and, on
     CUDA, the GPU name."""
-    from aebench.store.database import environment as store_environment
-
     env = store_environment(str(device))
     env["cpu"] = platform.processor() or platform.machine()
     env["allocator"] = allocator_state()
@@ -195,10 +203,6 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Measure a trained model (:func:`aebench.metrics.evaluation.evaluate`) and write
     ``metrics.json`` into its run folder; returns the scores (flat floats plus ``meta``)."""
-    from aebench.metrics.evaluation import MetricOptions, evaluate
-    from aebench.store.run_folder import write_json_atomic
-    from aebench.training.probe import step_on_copy
-
     scores = evaluate(model, dataset, options or MetricOptions(), train_step_factory=step_on_copy)
     write_json_atomic(Path(run_dir) / METRICS_FILE, scores)
     return scores

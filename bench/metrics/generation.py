@@ -69,7 +69,7 @@ def _check(real: torch.Tensor, fake: torch.Tensor) -> None:
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (float64 throughout)."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.fid import FrechetInceptionDistance  # deferred: ~5 s to import
 
     _check(real, fake)
     metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
@@ -92,7 +92,7 @@ def kid(
     std is 0); subsets are drawn under a fixed ``seed`` (in a
     forked RNG, leaving the caller's stream untouched) so repeated evaluations agree.
     """
-    from torchmetrics.image.kid import KernelInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance  # deferred: ~5 s to import
 
     _check(real, fake)
     size = min(subset_size, max(2, min(real.shape[0], fake.shape[0]) // 2))

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from aebench.core.errors import UsageError
 from aebench.core.weights import in_memory_file, read_state_dict, write_state_dict
@@ -164,8 +165,6 @@ def _fuse_batch_norms(net: nn.Module) -> None:
     Why: on a CPU, separate batch-norm passes over NCHW tensors cost as much as the
     convolutions; folded, in channels_last and in small batches that stay in cache, the time
     goes to oneDNN's convolutions (3.7x faster; the steps: docs/performance.md)."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     for module in net.modules():
         conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
         if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
@@ -190,7 +189,7 @@ class InceptionFeatures(nn.Module):
         self, state: dict[str, torch.Tensor], source: Path | str = "", batch_size: int = 8
     ) -> None:
         super().__init__()
-        try:
+        try:  # deferred: torchmetrics takes ~5 s to import
             from torchmetrics.image.fid import NoTrainInceptionV3
         except ImportError as err:  # pragma: no cover - torchmetrics is a dependency
             raise UsageError(f"the inception backbone needs torchmetrics[image]: {err}") from None

@@ -72,7 +72,7 @@ class PeakMemory:
 
 def _peak_of_allocations(prof: torch.profiler.profile) -> float:
     """Peak of the running sum of the allocation events (frees are negative) in time order."""
-    try:
+    try:  # here, not at the top: a private torch API that some versions lack (handled below)
         from torch._C._profiler import _EventType
 
         tree = list(prof.profiler.kineto_results.experimental_event_tree())

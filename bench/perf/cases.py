@@ -29,7 +29,14 @@ from typing import Any
 
 import torch
 
+from aebench import data, models
 from aebench.core.registry import Registry
+from aebench.data import ImageData
+from aebench.metrics import evaluate, features, generation
+from aebench.metrics.options import MetricOptions
+from aebench.training.probe import step_on_copy
+from aebench.training.settings import TrainConfig
+from aebench.training.trainer import Trainer
 
 MODELS = ("ae", "vae", "beta-vae", "vae-gan")
 ARCHS = ("mlp", "conv")
@@ -60,25 +67,17 @@ def register(case: Case) -> Case:
 
 @functools.cache
 def mnist5k() -> Any:
-    from aebench import data
-
     return data.load("mnist-5k")
 
 
 @functools.cache
 def small_split() -> Any:
     """1,024 training and 256 test images of MNIST-5k: enough for a step, cheap to hold."""
-    from aebench.data import ImageData
-
     d = mnist5k()
     return ImageData("bench", d.train_x[:1024], d.train_y[:1024], d.test_x[:256], d.test_y[:256])
 
 
 def _trainer(name: str, arch: str, data: Any, **train: Any) -> Any:
-    from aebench import models
-    from aebench.training.settings import TrainConfig
-    from aebench.training.trainer import Trainer
-
     torch.manual_seed(0)
     model = models.create(name, arch=arch)
     config = TrainConfig(batch_size=BATCH, quiet=True, device="cpu", **train)
@@ -86,8 +85,6 @@ def _trainer(name: str, arch: str, data: Any, **train: Any) -> Any:
 
 
 def _train_step(name: str, arch: str) -> Callable[[], Any]:
-    from aebench.data import ImageData
-
     data = small_split()
     trainer = _trainer(name, arch, data)
     batch = ImageData.batch(data.train_x, torch.arange(BATCH))
@@ -114,11 +111,6 @@ register(Case("epoch[vae-mlp]", _epoch, units=4000, counted=False))
 
 
 def _evaluate() -> Callable[[], Any]:
-    from aebench import models
-    from aebench.metrics import evaluate
-    from aebench.metrics.options import MetricOptions
-    from aebench.training.probe import step_on_copy
-
     torch.manual_seed(0)
     model = models.create("vae", arch="mlp")
     options = MetricOptions(families=("reconstruction", "latent"), iw_k=50, iw_n=200, seed=0)
@@ -129,9 +121,6 @@ register(Case("evaluate[vae-mlp]", _evaluate, units=256, counted=False))
 
 
 def _encode_decode(arch: str) -> Callable[[], Any]:
-    from aebench import models
-    from aebench.data import ImageData
-
     torch.manual_seed(0)
     model = models.create("vae", arch=arch).eval()
     x = ImageData.batch(small_split().train_x, slice(0, 256))
@@ -151,8 +140,6 @@ def _features(backbone: str, n: int) -> Callable[[], Any]:
     """The feature path of ``aebench fid`` and the generation metrics. The domain network is
     built untrained: its speed does not depend on its weights, and training it (the one-time,
     cached cost of a first evaluation) is not what this case times."""
-    from aebench.metrics import features
-
     if backbone == "domain":
         net = features.DomainNet(1, 10).eval().requires_grad_(False)
     else:
@@ -166,8 +153,6 @@ register(Case("inception-features", functools.partial(_features, "inception", 16
 
 
 def _generation_metrics() -> Callable[[], Any]:
-    from aebench.metrics import generation
-
     gen = torch.Generator().manual_seed(0)
     real = torch.randn(2000, 128, generator=gen)
     fake = torch.randn(2000, 128, generator=gen) + 0.1

@@ -20,15 +20,27 @@ It writes ``device_check.json`` and ``device_check.md`` (a table for docs/perfor
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
+from aebench import data, models
+from aebench.config.run import RunConfig
+from aebench.core.devices import resolve_device
 from aebench.core.errors import UsageError
+from aebench.experiments.single_run import evaluate_run, train_run
+from aebench.metrics.options import MetricOptions
+from aebench.perf.throughput import SpeedOptions, run_speed
+from aebench.store.run_folder import prepare_out_dir
+from aebench.training.settings import TrainConfig
+from aebench.training.trainer import Trainer
 
 SYNC_OPS = ("aten::_local_scalar_dense", "cudaStreamSynchronize", "cudaDeviceSynchronize")
 MAX_SYNCS_PER_STEP = 0.5
@@ -48,8 +60,6 @@ def _inside_optimizer(event: Any) -> bool:
 def count_host_syncs(trainer: Any, epoch: int = 1) -> dict[str, Any]:
     """Profile one ``trainer.train_epoch``; the host-sync operations it ran (outside the
     optimizer's own bookkeeping), and its steps."""
-    from torch.profiler import ProfilerActivity, profile
-
     activities = [ProfilerActivity.CPU]
     if trainer.device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
@@ -69,12 +79,6 @@ def count_host_syncs(trainer: Any, epoch: int = 1) -> dict[str, Any]:
 
 
 def _train_and_evaluate(device: str, out: Path, quick: bool) -> dict[str, Any]:
-    from aebench import data
-    from aebench.config.run import RunConfig
-    from aebench.experiments.single_run import evaluate_run, train_run
-    from aebench.metrics.options import MetricOptions
-    from aebench.training.settings import TrainConfig
-
     cfg = RunConfig(
         model="vae",
         dataset="mnist-5k",
@@ -101,10 +105,6 @@ def _train_and_evaluate(device: str, out: Path, quick: bool) -> dict[str, Any]:
 
 
 def _syncs(device: str, quick: bool) -> dict[str, Any]:
-    from aebench import data, models
-    from aebench.training.settings import TrainConfig
-    from aebench.training.trainer import Trainer
-
     dataset = data.load("mnist-5k")
     torch.manual_seed(0)
     model = models.create("vae", arch="conv")
@@ -119,9 +119,6 @@ def _syncs(device: str, quick: bool) -> dict[str, Any]:
 
 
 def _speed(device: str, quick: bool) -> list[dict[str, Any]]:
-    from aebench.perf.throughput import SpeedOptions, run_speed
-    from aebench.training.settings import TrainConfig
-
     rows = []
     variants = {
         "fp32": {},
@@ -148,9 +145,6 @@ def _speed(device: str, quick: bool) -> list[dict[str, Any]]:
 
 def run_check(device: str, out: str | Path, quick: bool = False) -> dict[str, Any]:
     """All three checks on ``device``; writes ``device_check.json`` / ``.md`` into ``out``."""
-    from aebench.core.devices import resolve_device
-    from aebench.store.run_folder import prepare_out_dir
-
     target = resolve_device(device)
     out_dir = prepare_out_dir(out)
     started = time.perf_counter()
@@ -196,9 +190,6 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
     p = argparse.ArgumentParser(prog="python -m aebench.perf.device_check", description=__doc__)
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
     p.add_argument("--out", default="runs/device-check", help="folder for the JSON and table")

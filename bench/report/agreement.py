@@ -28,6 +28,7 @@ import pandas as pd
 
 from aebench.core.errors import UsageError
 from aebench.core.statistics import Stat, welch_p_from_stats
+from aebench.metrics.family import FAMILIES, headline_keys
 from aebench.report.columns import HIGHER, LOWER, info
 from aebench.report.render_csv import CSV_TRIGGERS
 from aebench.report.sections import Section
@@ -160,8 +161,6 @@ def _csv_unquoted(value: object) -> object:
 
 def compared_metrics(available: list[str]) -> list[str]:
     """The headline metrics with a better direction, outside the speed family."""
-    from aebench.metrics.family import FAMILIES, headline_keys
-
     headline = headline_keys()  # imports (so registers) the built-in families first
     machine = {k.name for k in FAMILIES.get("speed").keys} if "speed" in FAMILIES else set()
     return [m for m in headline if m in available and m not in machine and info(m).better]

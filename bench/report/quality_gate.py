@@ -23,18 +23,23 @@ or model × metric was actually compared.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import io
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from aebench.core.atomic import parse_json_text, read_input_text
 from aebench.core.errors import UsageError
 from aebench.models.config import describe, is_real
+from aebench.report.baseline import compare
 from aebench.store.schema import cpu_name
 
 CALIBRATION = "test_case[calibration-matmul]"
@@ -139,8 +144,6 @@ def compare_speed(
 def calibrated_runs(runs: list[dict[str, float]]) -> dict[str, float]:
     """The median over several runs of each benchmark's calibrated time (each run normalised
     by its own calibration): one slow or fast moment of the machine does not set a baseline."""
-    import statistics
-
     normed = [normalise(r) for r in runs]
     names = dict.fromkeys(k for n in normed for k in n)
     return {k: statistics.median(n[k] for n in normed if k in n) for k in names}
@@ -149,10 +152,6 @@ def calibrated_runs(runs: list[dict[str, float]]) -> dict[str, float]:
 def speed_baseline(runs: list[dict[str, float]]) -> dict[str, Any]:
     """What ``baseline.json`` holds: the calibrated times (median over ``runs``) plus where
     they were measured."""
-    import statistics
-
-    import torch
-
     cal = statistics.median(r.get(CALIBRATION, math.nan) for r in runs)
     return {
         "what": f"{STATISTIC} time of each tests/benchmarks benchmark / that of the fp32 "
@@ -242,9 +241,6 @@ def read_quality_baseline(path: Path, like: Any) -> Any:
     rows, a blank or NaN value or a text cell in ``value`` is one line, not a silent pass or a
     traceback.
     """
-    import dataclasses
-    import io
-
     text = read_input_text(path, "quality baseline")
     try:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
@@ -272,10 +268,6 @@ def compare_quality(current: Any, path: Path, alpha: float, tolerance: float) ->
     Rows are matched on the model label, and also on dataset and arch where the two sides
     together hold more than one: a baseline of another dataset then matches nothing (and the
     gate refuses to pass on it) instead of being compared as if it were this one."""
-    import dataclasses
-
-    from aebench.report.baseline import compare
-
     base = read_quality_baseline(path, current)
     both = pd.concat([current.runs[["dataset", "arch"]], base.runs[["dataset", "arch"]]])
     keys = ["label"] + [k for k in ("dataset", "arch") if both[k].astype(str).nunique() > 1]

@@ -27,7 +27,7 @@ def csv_cell(value: Any) -> Any:
 
 def csv_frame(frame: Any) -> Any:
     """``frame`` with every text cell through :func:`csv_cell` (a copy; headers too)."""
-    import pandas as pd
+    import pandas as pd  # deferred: pandas takes ~1 s to import
 
     out = frame.copy()
     for col in out.columns:

@@ -9,15 +9,9 @@ import contextlib
 import os
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aebench.core.errors import UsageError
 from aebench.store.lock import retire
-
-if TYPE_CHECKING:
-    pass
-
-
 from aebench.store.schema import (
     _REQUIRED_COLUMNS,
     _SCHEMA,

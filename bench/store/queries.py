@@ -101,7 +101,7 @@ class StoreQueries:
         (imported here, so the rest of the store works without it).
         """
         try:
-            import pandas as pd
+            import pandas as pd  # deferred: optional ([report] extra), ~1 s to import
         except ImportError:
             raise UsageError(
                 "this needs pandas: pip install pandas (or pip install 'aebench[report]')"

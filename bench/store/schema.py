@@ -12,11 +12,10 @@ import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
-
+from aebench import __version__
+from aebench.store.migrations import v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
@@ -91,37 +90,12 @@ _ENV_COLUMNS = (
 #: Schema migrations: ``MIGRATIONS[v]`` upgrades a store from version ``v`` to ``v + 1``. Each
 #: runs inside the transaction that also bumps ``schema_version``, so a failed migration leaves
 #: the store at its old version (bench/store/migrations.py).
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
-
-
-def _v1_to_v2(conn: sqlite3.Connection) -> None:
-    from aebench.store.migrations import v1_to_v2
-
-    v1_to_v2(conn)
-
-
-def _v2_to_v3(conn: sqlite3.Connection) -> None:
-    from aebench.store.migrations import v2_to_v3
-
-    v2_to_v3(conn)
-
-
-def _v3_to_v4(conn: sqlite3.Connection) -> None:
-    from aebench.store.migrations import v3_to_v4
-
-    v3_to_v4(conn)
-
-
-def _v4_to_v5(conn: sqlite3.Connection) -> None:
-    from aebench.store.migrations import v4_to_v5
-
-    v4_to_v5(conn)
-
-
-MIGRATIONS[1] = _v1_to_v2
-MIGRATIONS[2] = _v2_to_v3
-MIGRATIONS[3] = _v3_to_v4
-MIGRATIONS[4] = _v4_to_v5
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: v1_to_v2,
+    2: v2_to_v3,
+    3: v3_to_v4,
+    4: v4_to_v5,
+}
 
 
 def default_store_path() -> Path:
@@ -167,9 +141,8 @@ def environment(device: str | None = None) -> dict[str, Any]:
     ``python_version``, ``device`` (as given, else ``cuda`` if available else ``cpu``),
     ``threads`` (torch intra-op threads), ``host``, ``pid``.
     """
-    from aebench import __version__
-
     try:
+        # deferred: this module is on `aebench --help`'s path and needs torch nowhere else
         import torch
 
         torch_version: str | None = str(torch.__version__)
