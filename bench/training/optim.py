@@ -104,6 +104,18 @@ def check_phase(phase: Phase, model_name: str) -> None:
             raise UsageError(f"{where}: a schedule steps per 'step' or 'epoch', got {s.per!r}")
 
 
+#: how a model's phases meet on a batch (GenerativeAutoencoder.update_order)
+UPDATE_ORDERS = ("simultaneous", "sequential")
+
+
+def check_update_order(order: str, model_name: str) -> None:
+    """The model's ``update_order``, checked in one line like a phase."""
+    if order not in UPDATE_ORDERS:
+        raise UsageError(
+            f"{model_name}: update_order must be one of {', '.join(UPDATE_ORDERS)}, got {order!r}"
+        )
+
+
 def build_optimizer(phase: Phase) -> torch.optim.Optimizer:
     return OPTIMIZERS.get(phase.optimizer)(phase)
 

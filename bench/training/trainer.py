@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +24,6 @@ from tqdm.auto import tqdm
 
 from aebench.core.allocator import keep_freed_memory
 from aebench.core.devices import resolve_device, seed_everything
-from aebench.core.errors import UsageError
 from aebench.data import ImageData
 from aebench.models.base import GenerativeAutoencoder, Progress
 from aebench.training.checkpoint import (
@@ -36,12 +33,15 @@ from aebench.training.checkpoint import (
     save_checkpoint,
 )
 from aebench.training.divergence import DivergenceError, FirstNonFinite
-from aebench.training.optim import build_optimizer, build_schedule, check_phase
+from aebench.training.optim import (
+    build_optimizer,
+    build_schedule,
+    check_phase,
+    check_update_order,
+)
 from aebench.training.settings import TrainConfig
+from aebench.training.signals import StopSignals
 from aebench.training.speed_switches import SpeedSwitches
-
-#: how a model's phases meet on a batch (GenerativeAutoencoder.update_order)
-UPDATE_ORDERS = ("simultaneous", "sequential")
 
 EVAL_BATCH = 500
 
@@ -88,11 +88,7 @@ class Trainer:
             raise ValueError(f"{self.model_name} declares no update phases")
         for phase in self.phases:
             check_phase(phase, self.model_name)
-        if model.update_order not in UPDATE_ORDERS:
-            raise UsageError(
-                f"{self.model_name}: update_order must be one of {', '.join(UPDATE_ORDERS)}, "
-                f"got {model.update_order!r}"
-            )
+        check_update_order(model.update_order, self.model_name)
         self.optimizers = [build_optimizer(p) for p in self.phases]
         self.schedules = [
             build_schedule(p, o) for p, o in zip(self.phases, self.optimizers, strict=True)
@@ -104,7 +100,7 @@ class Trainer:
         self.epochs_done = 0
         # position inside an interrupted epoch: (epoch, next batch start, partial sums, seen)
         self._resume_pos: tuple[int, int, dict[str, torch.Tensor], int] | None = None
-        self._stop_signal: int | None = None
+        self.stop = StopSignals()  #: SIGTERM/SIGINT during fit(): checkpoint, then stop
         self._planned_steps = 0  # the budget in steps, set by fit() (for Progress.fraction)
         self._fit_started = time.perf_counter()
 
@@ -219,9 +215,9 @@ class Trainer:
         for start in range(first, n, bs):
             if self.config.max_steps is not None and self.step >= self.config.max_steps:
                 break
-            if self._stop_signal is not None:
+            if self.stop.signum is not None:
                 self.save_checkpoint(in_epoch=(epoch, start, sums, seen))
-                raise TrainingInterrupted(self._stop_signal, self.checkpoint_path)
+                raise TrainingInterrupted(self.stop.signum, self.checkpoint_path)
             idx = perm[start : start + bs]
             x = self._model_inputs(ImageData.batch(x_all, idx))
             self.model.progress = Progress(self.step, epoch, self._budget_fraction())
@@ -310,9 +306,6 @@ class Trainer:
         self._resume_pos = restore_state(self, tensors, meta, self.checkpoint_path)
         return True
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self._stop_signal = signum
-
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:
         """Train for the budget, fit the sampling prior if the model needs one, return history.
 
@@ -325,51 +318,19 @@ class Trainer:
         self.switches.__enter__()  # again, if an earlier fit() ended them
         if not (resume and self.load_checkpoint()):
             self.history, self.step, self.epochs_done = [], 0, 0
-        steps_per_epoch = math.ceil(self.data.train_x.shape[0] / cfg.batch_size)
-        total = steps_per_epoch * cfg.epoch_limit
-        if cfg.max_steps is not None:
-            total = min(total, cfg.max_steps)
-        self._planned_steps = total
-        quiet = cfg.quiet or not sys.stderr.isatty()
+        self._planned_steps = self._budget_steps()
         started = self._fit_started = time.perf_counter()
-        handlers = self._install_signal_handlers()
         try:
-            with tqdm(
-                total=total,
-                initial=min(self.step, total),
-                disable=quiet,
-                desc=self.model_name,
-                unit="step",
-                leave=False,
-            ) as bar:
+            with self.stop.watch(self.checkpoint_path is not None), self._progress_bar() as bar:
                 for epoch in range(self.epochs_done + 1, cfg.epoch_limit + 1):
                     if cfg.max_steps is not None and self.step >= cfg.max_steps:
                         break
-                    t0 = time.perf_counter()
-                    train = self.train_epoch(epoch, bar)
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize(self.device)
-                    seconds = time.perf_counter() - t0
-                    self.model.progress = Progress(self.step, epoch, self._budget_fraction())
-                    test = self.evaluate_loss(epoch)
-                    self.history.append(
-                        {
-                            "epoch": epoch,
-                            "step": self.step,
-                            "train": train,
-                            "test": test,
-                            "seconds": seconds,
-                        }
-                    )
-                    self.epochs_done = epoch
-                    self.save_checkpoint()
-                    bar.set_postfix(train=f"{train['loss']:.2f}", test=f"{test['loss']:.2f}")
+                    self._fit_epoch(epoch, bar)
                     # a wall-clock budget is checked after each epoch, so even a budget shorter
                     # than one epoch trains one: a run is never recorded with zero steps
                     if self._seconds_spent(started):
                         break
         finally:
-            self._restore_signal_handlers(handlers)
             self.end_speed_options()
         if self.model.fits_prior:
             with torch.inference_mode():
@@ -377,6 +338,32 @@ class Trainer:
         self.model.eval()
         self.model.progress = Progress(self.step, self.epochs_done, 1.0)
         return self.history
+
+    def _budget_steps(self) -> int:
+        """The budget in steps: the epochs' steps, or ``max_steps`` when that is fewer."""
+        steps_per_epoch = math.ceil(self.data.train_x.shape[0] / self.config.batch_size)
+        total = steps_per_epoch * self.config.epoch_limit
+        return total if self.config.max_steps is None else min(total, self.config.max_steps)
+
+    def _progress_bar(self) -> tqdm:
+        quiet = self.config.quiet or not sys.stderr.isatty()
+        return tqdm(total=self._planned_steps, initial=min(self.step, self._planned_steps),
+                    disable=quiet, desc=self.model_name, unit="step", leave=False)  # fmt: skip
+
+    def _fit_epoch(self, epoch: int, bar: tqdm) -> None:
+        """Train one epoch, measure the test loss, record the history row, checkpoint."""
+        t0 = time.perf_counter()
+        train = self.train_epoch(epoch, bar)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        self.model.progress = Progress(self.step, epoch, self._budget_fraction())
+        test = self.evaluate_loss(epoch)
+        row = {"epoch": epoch, "step": self.step, "train": train, "test": test, "seconds": seconds}
+        self.history.append(row)
+        self.epochs_done = epoch
+        self.save_checkpoint()
+        bar.set_postfix(train=f"{train['loss']:.2f}", test=f"{test['loss']:.2f}")
 
     def end_speed_options(self) -> None:
         """Undo the training-only speed switches (:class:`SpeedSwitches`), so the model computes
@@ -387,20 +374,3 @@ class Trainer:
     def _seconds_spent(self, started: float) -> bool:
         limit = self.config.max_seconds
         return limit is not None and time.perf_counter() - started >= limit
-
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if (
-            self.checkpoint_path is None
-            or threading.current_thread() is not threading.main_thread()
-        ):
-            return {}
-        self._stop_signal = None
-        old = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            old[sig] = signal.signal(sig, self._on_signal)
-        return old
-
-    @staticmethod
-    def _restore_signal_handlers(old: dict[int, Any]) -> None:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
