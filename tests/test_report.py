@@ -210,7 +210,8 @@ def test_per_sampler_keys_reach_the_store_and_the_sampler_table(report, store_pa
     assert by_model["vae"]["normal: FID ↓"] == "–"  # the VAE does not declare N(0, I)
     assert by_model["ae"]["gmm: FID ↓"].startswith("**")  # best of its column
     html_text = (report.out / "report.html").read_text()
-    assert 'id="sampler-table"' in html_text and 'class="group" colspan="3">gmm<' in html_text
+    assert 'id="sampler-table"' in html_text
+    assert re.search(r'<th [^>]*colspan="3">gmm</th>', html_text)  # the sampler's column group
     assert "ae: gaussian, vae: prior, beta-vae: prior" in html_text  # the headline sampler
 
 
@@ -250,7 +251,8 @@ def test_bold_marks_true_best_respecting_direction(report, store_path: Path) -> 
         assert bold == [best], (metric, bold, best)
         arrow = "↓" if metric in LOWER else "↑"
         assert header[index].endswith(arrow), header[index]
-    assert html_text.count("<strong>") >= len(LOWER | HIGHER)
+    main_html = html_text.split('id="main-table"', 1)[1].split("</table>", 1)[0]
+    assert len(re.findall(r'<td [^>]*class="[^"]*\bbest\b', main_html)) >= len(LOWER | HIGHER)
 
 
 def test_not_applicable_is_a_dash_and_no_nan_anywhere(report) -> None:
@@ -382,8 +384,10 @@ window.addEventListener("load", () => {
     broken: images.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.alt),
     rows: document.querySelectorAll("#main-table tbody tr").length,
     nan: cells.filter((c) => /\\bnan\\b/i.test(c.textContent)).map((c) => c.textContent),
-    tableRight: document.getElementById("main-table").getBoundingClientRect().right,
-    samplerRight: document.getElementById("sampler-table").getBoundingClientRect().right,
+    tableRight: document.querySelector("#main-table table").getBoundingClientRect().right,
+    samplerRight: document.querySelector("#sampler-table table").getBoundingClientRect().right,
+    bold: Array.from(document.querySelectorAll("#main-table td.best"))
+      .map((c) => getComputedStyle(c).fontWeight),
     width: document.documentElement.clientWidth,
   };
   const out = document.createElement("pre");
@@ -426,6 +430,7 @@ def test_html_report_in_headless_chromium(report, tmp_path: Path) -> None:
     assert result["broken"] == []
     assert result["rows"] == len(MODELS)
     assert result["nan"] == []
+    assert result["bold"] and all(int(w) >= 700 for w in result["bold"])  # best cells show bold
     assert result["width"] <= 1280 and result["tableRight"] <= result["width"]  # fits the page
     assert result["samplerRight"] <= result["width"]
 

@@ -7,6 +7,7 @@ import datetime as _dt
 from types import SimpleNamespace
 from typing import Any
 
+from aebench.core.text_table import text_table
 from aebench.store.database import STATUSES, Store, default_store_path
 
 
@@ -48,13 +49,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 error if len(error) <= 60 else error[:57] + "...",
             )
         )
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *body)
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(header, body, rule=True)
 
 
 def _run(args: argparse.Namespace) -> int:

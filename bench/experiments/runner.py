@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from aebench import data, models
 from aebench.core.errors import UsageError
+from aebench.core.text_table import text_table
 from aebench.experiments import executors
 from aebench.experiments.run_task import Executor
 from aebench.experiments.suite import RunConfig, Suite
@@ -109,7 +110,7 @@ def refuse_unfit_evaluations(suite: Suite, configs: list[RunConfig]) -> None:
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: run name, status, seconds and the headline metrics."""
     cols = ["run", "status", *[h for h in headline_keys() if any(h in r for r in rows)]]
-    table = [cols]
+    table = []
     for r in rows:
         cells = [r["run"], r["status"]]
         for h in cols[2:]:
@@ -118,10 +119,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                 "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
             )
         table.append(cells)
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(cols))]
-    return "\n".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in table
-    )
+    return text_table(cols, table)
 
 
 def _measured_otherwise(config: Any, suite: Suite) -> bool:

@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from aebench import models
 from aebench.core.allocator import allocator_state
 from aebench.core.devices import resolve_device
+from aebench.core.text_table import text_table
 from aebench.data import ImageData
 from aebench.metrics.memory import PeakMemory
 from aebench.metrics.speed import _sync, speed_metrics
@@ -275,7 +276,7 @@ def format_table(results: list[SpeedResult]) -> str:
         ("% matmul", "", ""),
         ("mem MB", "peak_mem_mb", ".0f"),
     ]
-    rows = [[c[0] for c in cols]]
+    rows = []
     for r in results:
         d = asdict(r)
         row = []
@@ -287,8 +288,7 @@ def format_table(results: list[SpeedResult]) -> str:
             else:
                 row.append(format(d[key], fmt))
         rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines = [text_table([c[0] for c in cols], rows, align="right")]
     if results:
         r = results[0]
         low = min(x.matmul_gflops for x in results)

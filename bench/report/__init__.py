@@ -6,10 +6,15 @@ PNGs; with ``baseline=`` also ``comparison.csv`` and a delta table in both repor
 is replaced whole, never left half-written (:mod:`aebench.report.outdir`). The pieces
 are small modules with plain values between them::
 
-    collect.load(store)  ──▶ ReportData ──▶ tables.build_table ──▶ Table ──▶ render.*
+    collect.load(store)  ──▶ ReportData ──▶ tables.build_table ──▶ Table
                                    │                                  │
-                                   ├──▶ figures.make_figures ◀────────┘
-                                   └──▶ baseline.compare(current, baseline) ──▶ Comparison
+                                   ├──▶ figures.make_figures ◀────────┤
+                                   ├──▶ baseline.compare ──▶ Comparison │
+                                   └──▶ sections.* ◀──────────────────┘
+                                             │  Section: a title and text cells
+                                             ▼
+          render_md.markdown (report.md) · render_styled: pandas' Styler + one jinja2
+          template (report.html, table.tex) · render_csv (the CSV files)
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from aebench.experiments.claims import BUILTIN, Claim, Verdict, check
 from aebench.experiments.protocols import ProtocolUse
 from aebench.experiments.published import load_published, match
 from aebench.report import baseline as _baseline
-from aebench.report import collect, render, render_csv
+from aebench.report import collect, render_csv, render_md, render_styled
 from aebench.report.agreement import (
     MetricAgreement,
     agreement,
@@ -37,7 +42,14 @@ from aebench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
 from aebench.report.collect import ReportData
 from aebench.report.figures import FigureFile, make_figures
 from aebench.report.outdir import staged
-from aebench.report.sections import Section, claims_section, published_section, sampler_section
+from aebench.report.sections import (
+    Section,
+    claims_section,
+    comparison_section,
+    main_section,
+    published_section,
+    sampler_section,
+)
 from aebench.report.tables import Table, build_table
 from aebench.store.database import Store
 
@@ -160,10 +172,16 @@ def _write(
     its figures, every file written)."""
     with staged(out) as stage:
         drawn = make_figures(data, table, stage.folder, stage.write) if figures else []
+        main = main_section(table)
+        tables = [main, *sections]
+        if comparison is not None:
+            tables.append(comparison_section(comparison))
         texts = {
-            "report.md": render.markdown(header, table, drawn, comparison, sections),
-            "report.html": render.html_page(header, table, drawn, comparison, sections),
-            "table.tex": render.latex(table, f"aebench suite {data.suite}: mean ± std over seeds."),
+            "report.md": render_md.markdown(header, tables, drawn),
+            "report.html": render_styled.html_page(header, tables, drawn),
+            "table.tex": render_styled.latex(
+                main, f"aebench suite {data.suite}: mean ± std over seeds."
+            ),
             "table.csv": render_csv.table_csv(table),
             "comparison.csv": None if comparison is None else render_csv.csv_text(comparison.frame),
             "claims.csv": render_csv.csv_text(claims_frame(verdicts)),

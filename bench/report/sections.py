@@ -7,15 +7,17 @@ rows) so that the Markdown and the HTML renderers format the same cells.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aebench.experiments.claims import CONTRADICTED, HOLDS, Verdict
 from aebench.experiments.protocols import ProtocolUse
 from aebench.experiments.published import Match
+from aebench.report.baseline import Comparison
 from aebench.report.collect import ReportData
 from aebench.report.columns import info
-from aebench.report.tables import aggregate, best_rows, format_mean_std
+from aebench.report.tables import MISSING, Table, aggregate, best_rows, format_mean_std
 
 #: per sampler, the columns of the generation table
 SAMPLER_COLUMNS = ("fid", "precision", "recall")
@@ -25,7 +27,8 @@ SAMPLER_COLUMNS = ("fid", "precision", "recall")
 class Section:
     """A titled table of text cells. ``groups`` (HTML only) spans column-group captions over
     the header: ``[(caption, n_columns), ...]`` after the first column. ``bold`` marks cells
-    (row, column) to emphasise; ``row_classes`` tags rows (e.g. a claim's verdict)."""
+    (row, column) to emphasise; ``row_classes`` tags each row's ``class_column`` cell (e.g. a
+    claim's verdict, coloured in HTML)."""
 
     id: str
     title: str
@@ -35,6 +38,85 @@ class Section:
     groups: list[tuple[str, int]] = field(default_factory=list)
     bold: set[tuple[int, int]] = field(default_factory=set)
     row_classes: list[str] = field(default_factory=list)
+    class_column: int = 1
+
+
+MAIN_TABLE_ID = "main-table"
+
+
+def first_column(table: Table) -> str:
+    """The main table's first header: what its rows are (``Model`` or ``Model · Dataset``)."""
+    names = {"label": "Model", "dataset": "Dataset", "arch": "Arch"}
+    return " · ".join(names[k] for k in table.keys)
+
+
+def main_section(table: Table) -> Section:
+    """The results table: a row per model (and dataset, architecture), a cell per headline
+    metric, the best of each column in bold, and the number of seeds."""
+    seeds = [str(int(n)) for n in table.summary["n_runs"]]
+    rows = [
+        [name, *(table.cell(i, m) for m in table.columns), seeds[i]]
+        for i, name in enumerate(table.row_names())
+    ]
+    bold = {
+        (i, j)
+        for i in range(len(rows))
+        for j, m in enumerate(table.columns, start=1)
+        if table.is_best(i, m)
+    }
+    return Section(
+        id=MAIN_TABLE_ID,
+        title="Results",
+        intro=(
+            "Mean ± std over seeds; the best value per column in bold; ↓/↑: lower/higher is "
+            f"better; {MISSING}: not applicable to that model."
+        ),
+        header=[first_column(table), *(info(m).header for m in table.columns), "Seeds"],
+        rows=rows,
+        bold=bold,
+    )
+
+
+def _num(value: float, digits: int = 4) -> str:
+    return MISSING if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def comparison_section(comp: Comparison) -> Section:
+    """The baseline comparison: flagged rows first (regressions, then improvements), then the
+    rest in table order; the status cell carries its class."""
+    order = {"regressed": 0, "improved": 1, "changed": 2}
+    frame = comp.frame.assign(_o=comp.frame["status"].map(order).fillna(3))
+    rows = []
+    for _, r in frame.sort_values("_o", kind="stable").iterrows():
+        delta = r["delta"]
+        rel = r["rel_delta"]
+        shown = MISSING
+        if math.isfinite(delta):
+            shown = f"{_num(delta, 3)} ({MISSING if not math.isfinite(rel) else f'{rel:+.1%}'})"
+        rows.append([
+            " · ".join(str(r[k]) for k in comp.keys),
+            info(r["metric"]).header,
+            format_mean_std(r["baseline_mean"], r["baseline_std"]),
+            format_mean_std(r["current_mean"], r["current_std"]),
+            shown,
+            _num(r["p_value"], 2),
+            str(r["status"]),
+        ])  # fmt: skip
+    counts = comp.frame["status"].value_counts()
+    reg, imp = int(counts.get("regressed", 0)), int(counts.get("improved", 0))
+    return Section(
+        id="baseline-table",
+        title="Baseline comparison",
+        intro=(
+            f"Against {comp.baseline_name}: {'REGRESSION' if reg else 'no regression'} — "
+            f"{reg} regressed, {imp} improved (flagged when p < {comp.alpha:g} and |Δ| > "
+            f"{comp.tolerance:.0%} of the baseline)."
+        ),
+        header=["Model", "Metric", "Baseline", "Current", "Δ", "p (Welch)", "Status"],
+        rows=rows,
+        row_classes=[row[-1] for row in rows],
+        class_column=6,
+    )
 
 
 def samplers_in(data: ReportData) -> list[str]:
