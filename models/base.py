@@ -151,9 +151,10 @@ def recon_nll(logits: torch.Tensor, x: torch.Tensor, kind: str, sigma: float) ->
 class GenerativeAutoencoder(nn.Module):
     """Base class: an encoder, a decoder and a way to sample.
 
-    Subclasses set ``self.latent_dim`` and implement :meth:`encode`, :meth:`decode_logits`,
-    :meth:`loss` and :meth:`sample`. ``config`` holds the JSON-serialisable constructor
-    arguments, so ``models.create(name, **config)`` rebuilds the same network on load.
+    Subclasses set ``self.latent_dim`` (or override :attr:`code_shape` for codes that are not
+    flat) and implement :meth:`encode`, :meth:`decode_logits`, :meth:`loss` and :meth:`sample`.
+    ``config`` holds the JSON-serialisable constructor arguments, so
+    ``models.create(name, **config)`` rebuilds the same network on load.
     """
 
     latent_dim: int
@@ -178,6 +179,13 @@ class GenerativeAutoencoder(nn.Module):
     def __init__(self, **config: Any) -> None:
         super().__init__()
         self.config: dict[str, Any] = dict(config)
+
+    @property
+    def code_shape(self) -> tuple[int, ...]:
+        """The shape of one image's code: ``(latent_dim,)`` for a flat code (the default), or
+        e.g. ``(channels, height, width)`` for a spatial grid (VQ-VAE). Samplers and figures
+        that need flat codes check it and say when they do not apply."""
+        return (int(self.latent_dim),)
 
     # -- what the model computes -------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,14 +4,22 @@
   samples from it (Ghosh et al. 2020), and so does the ``gaussian`` evaluation sampler;
 * :class:`DiagonalGaussian` and :class:`StandardNormal` — a VAE's q(z|x) and p(z) as
   ``torch.distributions`` objects, which the latent metrics use without assuming their form;
+* :class:`GaussianMixture` — a full-covariance mixture fitted by EM, for the ``gmm`` sampler
+  and the RAEs' ex-post density (Ghosh et al. 2020); a small EM in torch (float64);
 * :func:`kl_to_standard_normal` — the closed-form KL between them, used by the VAE losses and,
   registered with ``torch.distributions.kl_divergence``, by the metrics.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.distributions import Independent, Normal, register_kl
+
+#: the mixture the ``gmm`` sampler and the RAEs fit to the codes (Ghosh et al. 2020)
+GMM_COMPONENTS = 10
+GMM_ITERATIONS = 100
 
 #: added to the covariance's diagonal so its Cholesky factor exists even when the codes span
 #: fewer dimensions than the latent space (fewer codes than dimensions, dead units)
@@ -70,3 +78,60 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 @register_kl(DiagonalGaussian, StandardNormal)
 def _kl_diagonal_standard(q: DiagonalGaussian, p: StandardNormal) -> torch.Tensor:
     return kl_to_standard_normal(q.mu, q.logvar)
+
+
+class GaussianMixture:
+    """Full-covariance Gaussian mixture fitted by EM, initialised with k-means++ seeding."""
+
+    def __init__(self, components: int = GMM_COMPONENTS, iterations: int = GMM_ITERATIONS):
+        self.components = components
+        self.iterations = iterations
+
+    def fit(self, x: torch.Tensor, generator: torch.Generator | None = None) -> GaussianMixture:
+        x = x.detach().double().cpu()  # a fit, not part of any graph
+        n = x.shape[0]
+        k = min(self.components, n)
+        centres = x[torch.randint(n, (1,), generator=generator)]
+        for _ in range(1, k):  # k-means++: next centre ∝ squared distance to the nearest one
+            d2 = torch.cdist(x, centres).min(1).values.pow(2)
+            probs = d2 / d2.sum() if float(d2.sum()) > 0 else torch.full((n,), 1.0 / n)
+            centres = torch.cat([centres, x[torch.multinomial(probs, 1, generator=generator)]])
+        resp = torch.nn.functional.one_hot(torch.cdist(x, centres).argmin(1), k).double()
+        for _ in range(self.iterations):
+            self._m_step(x, resp)
+            log_r = self._log_joint(x)
+            resp = (log_r - torch.logsumexp(log_r, 1, keepdim=True)).exp()
+        self._m_step(x, resp)
+        return self
+
+    def _m_step(self, x: torch.Tensor, resp: torch.Tensor) -> None:
+        nk = resp.sum(0) + 1e-10
+        self.weights = nk / nk.sum()
+        self.means = (resp.T @ x) / nk[:, None]
+        diff = x[None] - self.means[:, None]  # (k, n, d)
+        cov = torch.einsum("kn,kni,knj->kij", resp.T, diff, diff) / nk[:, None, None]
+        self.chol = cholesky_with_jitter(cov)
+
+    def _log_joint(self, x: torch.Tensor) -> torch.Tensor:
+        diff = (x[None] - self.means[:, None]).transpose(1, 2)  # (k, d, n)
+        sol = torch.linalg.solve_triangular(self.chol, diff, upper=False)
+        maha = sol.pow(2).sum(1)  # (k, n)
+        logdet = 2 * self.chol.diagonal(dim1=1, dim2=2).log().sum(1)
+        d = x.shape[1]
+        log_pdf = -0.5 * (maha + logdet[:, None] + d * math.log(2 * math.pi))
+        return (log_pdf + self.weights.log()[:, None]).T  # (n, k)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        which = torch.multinomial(
+            self.weights, n, replacement=True, generator=cpu_generator(generator)
+        )
+        where = generator.device if generator is not None else "cpu"
+        eps = torch.randn(n, self.means.shape[1], generator=generator, device=where,
+                          dtype=torch.float64).cpu()  # fmt: skip
+        return self.means[which] + torch.einsum("nij,nj->ni", self.chol[which], eps)
+
+
+def cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    if generator is None or generator.device.type == "cpu":
+        return generator
+    return torch.Generator().manual_seed(int(generator.initial_seed()))

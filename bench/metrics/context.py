@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from aebench.core.errors import UsageError
 from aebench.data import ImageData
 from aebench.metrics import samplers
 
@@ -102,12 +103,17 @@ class EvalContext:
         return self._once("train_codes", make)
 
     def samplers(self) -> tuple[str, ...]:
-        """The samplers to evaluate: the options' one if set, else every sampler the model
-        declares, its default (the headline columns' sampler) first."""
+        """The samplers to evaluate: the options' one if set (refused in one line when it
+        cannot serve this model), else every sampler the model declares that applies to it,
+        its default (the headline columns' sampler) first."""
         if self.options.sampler is not None:
+            why = samplers.problem(self.options.sampler, self.model)
+            if why is not None:
+                raise UsageError(why)
             return (self.options.sampler,)
         declared = tuple(getattr(self.model, "samplers", ()) or ())
-        return tuple(dict.fromkeys((self.sampler, *declared)))
+        names = dict.fromkeys((self.sampler, *declared))
+        return tuple(n for n in names if samplers.get(n).applies_to(self.model))
 
     @torch.no_grad()
     def samples(self, sampler: str | None = None) -> torch.Tensor:

@@ -9,7 +9,13 @@
   (Ghosh et al. 2020, "From variational to deterministic autoencoders"), which often closes
   much of the gap between a VAE's prior and its aggregate posterior.
 
-The mixture is a small EM in torch (float64), so scikit-learn is not a dependency.
+The mixture (:class:`~aebench.models.gaussian.GaussianMixture`) is a small EM in torch (float64).
+
+Like a metric family, each sampler says which models it **applies to**, by capability: the
+fitted ``gaussian`` and ``gmm`` need flat codes (``code_shape`` of one dimension), ``prior``
+needs a model that implements ``sample``. A model may declare only samplers that apply to it
+(the model contract tests check every registered model), and a sampler a user names for a
+model it cannot serve is refused in one line (:func:`problem`).
 """
 
 from __future__ import annotations
@@ -20,20 +26,72 @@ from collections.abc import Callable
 import torch
 
 from aebench.core.registry import Registry
-from aebench.models.gaussian import cholesky_with_jitter, fit_gaussian
-
-GMM_COMPONENTS = 10
-GMM_ITERATIONS = 100
+from aebench.models.base import GenerativeAutoencoder
+from aebench.models.gaussian import GaussianMixture, cpu_generator, fit_gaussian
 
 #: (model, train-codes thunk, n, generator) -> images in [0, 1]
-Sampler = Callable[..., torch.Tensor]
+Draw = Callable[..., torch.Tensor]
+#: what a sampler needs of a model: None when it applies, else why not (one line)
+Check = Callable[[torch.nn.Module], "str | None"]
+
+
+def code_shape(model: torch.nn.Module) -> tuple[int, ...]:
+    """The shape of one image's code: the model's ``code_shape``, else ``(latent_dim,)``."""
+    shape = getattr(model, "code_shape", None)
+    return tuple(shape) if shape is not None else (int(model.latent_dim),)
+
+
+def needs_flat_codes(model: torch.nn.Module) -> str | None:
+    shape = code_shape(model)
+    return None if len(shape) == 1 else f"needs flat codes, and its codes have shape {shape}"
+
+
+def needs_own_sampler(model: torch.nn.Module) -> str | None:
+    if isinstance(model, GenerativeAutoencoder) and (
+        type(model).sample is GenerativeAutoencoder.sample
+    ):
+        return "needs a model that implements sample(), and this one does not"
+    return None
+
+
+def any_model(model: torch.nn.Module) -> str | None:
+    return None
+
+
+class Sampler:
+    """A registered code sampler: how it draws (``draw``) and what it needs (``check``)."""
+
+    def __init__(self, draw: Draw, check: Check = any_model) -> None:
+        self.draw = draw
+        self.check = check
+        self.__doc__ = draw.__doc__
+
+    def __call__(self, model: torch.nn.Module, codes: Callable[[], torch.Tensor], n: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+        return self.draw(model, codes, n, generator)
+
+    def applies_to(self, model: torch.nn.Module) -> bool:
+        return self.check(model) is None
+
+
 #: sampler name → sampler; plugins add theirs through the entry-point group ``aebench.samplers``
-SAMPLERS: Registry[Sampler] = Registry("sampler", "aebench.samplers")
+#: (a plain function there is a sampler that applies to every model)
+SAMPLERS: Registry[Sampler] = Registry(
+    "sampler",
+    "aebench.samplers",
+    from_entry_point=lambda obj: obj if isinstance(obj, Sampler) else Sampler(obj),
+)
 
 
-def register_sampler(name: str) -> Callable[[Sampler], Sampler]:
-    """Decorator: make ``fn(model, codes, n, generator) -> images`` the sampler ``name``."""
-    return SAMPLERS.register(name)  # type: ignore[return-value]
+def register_sampler(name: str, check: Check = any_model) -> Callable[[Draw], Draw]:
+    """Decorator: make ``fn(model, codes, n, generator) -> images`` the sampler ``name``,
+    applying to the models for which ``check(model)`` is None."""
+
+    def add(fn: Draw) -> Draw:
+        SAMPLERS.register(name, Sampler(fn, check))
+        return fn
+
+    return add
 
 
 def available() -> list[str]:
@@ -42,6 +100,14 @@ def available() -> list[str]:
 
 def get(name: str) -> Sampler:
     return SAMPLERS.get(name)
+
+
+def problem(name: str, model: torch.nn.Module) -> str | None:
+    """Why sampler ``name`` cannot serve ``model`` (one line), or None when it can."""
+    why = get(name).check(model)
+    return (
+        None if why is None else f"sampler {name!r} does not apply to {type(model).__name__}: {why}"
+    )
 
 
 def _standard_normal(n: int, d: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -58,7 +124,7 @@ def _decode(model: torch.nn.Module, z: torch.Tensor, batch_size: int = 500) -> t
     return torch.cat(parts)
 
 
-@register_sampler("prior")
+@register_sampler("prior", needs_own_sampler)
 def prior_sampler(
     model: torch.nn.Module,
     codes: Callable[[], torch.Tensor],
@@ -77,11 +143,13 @@ def normal_sampler(
     n: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Decode draws from N(0, I), whatever the model's codes look like."""
-    return _decode(model, _standard_normal(n, int(model.latent_dim), generator))
+    """Decode draws from N(0, I) in the shape of the model's codes, whatever they look like."""
+    shape = code_shape(model)
+    flat = _standard_normal(n, math.prod(shape), generator)
+    return _decode(model, flat.reshape(n, *shape))
 
 
-@register_sampler("gaussian")
+@register_sampler("gaussian", needs_flat_codes)
 def gaussian_sampler(
     model: torch.nn.Module,
     codes: Callable[[], torch.Tensor],
@@ -94,60 +162,7 @@ def gaussian_sampler(
     return _decode(model, z)
 
 
-class GaussianMixture:
-    """Full-covariance Gaussian mixture fitted by EM, initialised with k-means++ seeding."""
-
-    def __init__(self, components: int = GMM_COMPONENTS, iterations: int = GMM_ITERATIONS):
-        self.components = components
-        self.iterations = iterations
-
-    def fit(self, x: torch.Tensor, generator: torch.Generator | None = None) -> GaussianMixture:
-        x = x.detach().double().cpu()  # a fit, not part of any graph
-        n = x.shape[0]
-        k = min(self.components, n)
-        centres = x[torch.randint(n, (1,), generator=generator)]
-        for _ in range(1, k):  # k-means++: next centre ∝ squared distance to the nearest one
-            d2 = torch.cdist(x, centres).min(1).values.pow(2)
-            probs = d2 / d2.sum() if float(d2.sum()) > 0 else torch.full((n,), 1.0 / n)
-            centres = torch.cat([centres, x[torch.multinomial(probs, 1, generator=generator)]])
-        resp = torch.nn.functional.one_hot(torch.cdist(x, centres).argmin(1), k).double()
-        for _ in range(self.iterations):
-            self._m_step(x, resp)
-            log_r = self._log_joint(x)
-            resp = (log_r - torch.logsumexp(log_r, 1, keepdim=True)).exp()
-        self._m_step(x, resp)
-        return self
-
-    def _m_step(self, x: torch.Tensor, resp: torch.Tensor) -> None:
-        nk = resp.sum(0) + 1e-10
-        self.weights = nk / nk.sum()
-        self.means = (resp.T @ x) / nk[:, None]
-        diff = x[None] - self.means[:, None]  # (k, n, d)
-        cov = torch.einsum("kn,kni,knj->kij", resp.T, diff, diff) / nk[:, None, None]
-        self.chol = cholesky_with_jitter(cov)
-
-    def _log_joint(self, x: torch.Tensor) -> torch.Tensor:
-        diff = (x[None] - self.means[:, None]).transpose(1, 2)  # (k, d, n)
-        sol = torch.linalg.solve_triangular(self.chol, diff, upper=False)
-        maha = sol.pow(2).sum(1)  # (k, n)
-        logdet = 2 * self.chol.diagonal(dim1=1, dim2=2).log().sum(1)
-        d = x.shape[1]
-        log_pdf = -0.5 * (maha + logdet[:, None] + d * math.log(2 * math.pi))
-        return (log_pdf + self.weights.log()[:, None]).T  # (n, k)
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        which = torch.multinomial(self.weights, n, replacement=True, generator=_cpu(generator))
-        eps = _standard_normal(n, self.means.shape[1], generator)
-        return self.means[which] + torch.einsum("nij,nj->ni", self.chol[which], eps)
-
-
-def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
-    if generator is None or generator.device.type == "cpu":
-        return generator
-    return torch.Generator().manual_seed(int(generator.initial_seed()))
-
-
-@register_sampler("gmm")
+@register_sampler("gmm", needs_flat_codes)
 def gmm_sampler(
     model: torch.nn.Module,
     codes: Callable[[], torch.Tensor],
@@ -155,5 +170,5 @@ def gmm_sampler(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Decode draws from a 10-component mixture fitted to the training codes."""
-    mixture = GaussianMixture().fit(codes(), _cpu(generator))
+    mixture = GaussianMixture().fit(codes(), cpu_generator(generator))
     return _decode(model, mixture.sample(n, generator))

@@ -17,6 +17,7 @@ import torch
 from matplotlib.figure import Figure
 
 from aebench.core.errors import UsageError
+from aebench.metrics.samplers import code_shape
 
 N_SAMPLES = 36  # 6 × 6 grid per model
 N_RECON = 10
@@ -201,8 +202,15 @@ def fig_interpolations(ctx: Any, dataset: str) -> Figure:
 
 @torch.inference_mode()
 def fig_latent_map(ctx: Any, dataset: str) -> Figure:
-    """4. Test-set codes in 2-D (first two principal components when the latent is wider)."""
-    panels = _usable(ctx, dataset)
+    """4. Test-set codes in 2-D (first two principal components when the latent is wider).
+
+    Only for flat codes: a model whose codes are a grid (``code_shape`` of more than one
+    dimension) is left out, and the figure's title names it."""
+    usable = _usable(ctx, dataset)
+    panels = [p for p in usable if len(code_shape(p.model)) == 1]
+    if not panels:
+        raise UsageError("a latent map needs flat codes, and no model here has them")
+    grids = [p.name for p in usable if p not in panels]
     data = _dataset(ctx, dataset)
     n = min(N_LATENT, len(data.test_x))
     x = _images_of(data, list(range(n)))
@@ -224,6 +232,8 @@ def fig_latent_map(ctx: Any, dataset: str) -> Figure:
                              vmin=-0.5, vmax=9.5, linewidths=0, rasterized=True)  # fmt: skip
         ax.set_title(f"{p.name}\n({how})", color=ctx.colors[p.label], fontsize=9)
         ax.tick_params(labelsize=7)
+    if grids:
+        fig.suptitle(f"not drawn for {', '.join(grids)}: its codes are not flat", fontsize=8)
     if scatter is not None and (labels >= 0).any():
         cbar = fig.colorbar(scatter, ax=list(axes), ticks=range(10), fraction=0.03)
         cbar.set_label("label", fontsize=8)
