@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -159,6 +160,24 @@ def build_decoder(
     if arch in literature_nets.NETS:
         return literature_nets.NETS[arch].decoder(latent_dim, shape)
     return ConvDecoder(latent_dim, shape, width)
+
+
+def encoder_and_decoder(
+    cfg: Any,
+    encoder: nn.Module | None = None,
+    decoder: nn.Module | None = None,
+    code_outputs: int | None = None,
+) -> tuple[nn.Module, nn.Module]:
+    """A model's two networks: those it was given, else the shared backbones its config
+    (``arch``, ``image_shape``, ``latent_dim``, ``width``, ``hidden``) asks for. The encoder
+    outputs ``code_outputs`` numbers per image (default ``latent_dim``; a VAE asks for twice
+    that: mean and log-variance). The encoder is built first, so the seed fixes both alike."""
+    width = cfg.latent_dim if code_outputs is None else code_outputs
+    encoder = encoder or build_encoder(cfg.arch, cfg.image_shape, width, cfg.width, cfg.hidden)
+    decoder = decoder or build_decoder(
+        cfg.arch, cfg.image_shape, cfg.latent_dim, cfg.width, cfg.hidden
+    )
+    return encoder, decoder
 
 
 class Discriminator(nn.Module):

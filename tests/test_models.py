@@ -83,6 +83,24 @@ def test_models_declare_their_samplers():
         assert all(name in samplers.available() for name in m.samplers)
 
 
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_declared_sampler_applies_and_draws_images(name):
+    """The capability check of each declared sampler passes, and the sampler draws images of
+    the data's shape from the model's codes (the fitted ones from a few random codes)."""
+    from aebench.metrics import samplers
+
+    torch.manual_seed(0)
+    m = models.create(name, arch="mlp", image_shape=(1, 28, 28), latent_dim=3).eval()
+    assert m.default_sampler in m.samplers
+    codes = lambda: m.encode(torch.rand(40, 1, 28, 28)).detach()  # noqa: E731
+    for sampler in m.samplers:
+        assert samplers.problem(sampler, m) is None, sampler
+        images = samplers.get(sampler)(m, codes, 6, torch.Generator().manual_seed(1))
+        assert (
+            images.shape == (6, 1, 28, 28) and 0 <= float(images.min()) <= float(images.max()) <= 1
+        )
+
+
 def test_beta_weights_the_kl_term():
     x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     a, b = models.create("vae"), models.create("beta-vae")
@@ -116,3 +134,22 @@ def test_vae_gan_declares_three_disjoint_phases():
     ids = [{id(p) for p in ph.params} for ph in phases]
     assert not (ids[0] & ids[1]) and not (ids[1] & ids[2]) and not (ids[0] & ids[2])
     assert set().union(*ids) == {id(p) for p in m.parameters()}
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_a_train_step_reads_nothing_back_to_the_host(name):
+    """A step of every registered model dispatches no ``aten::_local_scalar_dense`` (what
+    ``.item()`` or ``float(t)`` run): on a GPU each such read would stall the step."""
+    from aebench.data import ImageData
+    from aebench.perf.counters import count
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 1, 28, 28), generator=g, dtype=torch.uint8)
+    data = ImageData(
+        "toy", x, torch.zeros(64, dtype=torch.long), x, torch.zeros(64, dtype=torch.long)
+    )
+    trainer = Trainer(models.create(name, arch="mlp", latent_dim=4), data,
+                      TrainConfig(batch_size=32, quiet=True), name)  # fmt: skip
+    batch = ImageData.batch(trainer.data.train_x, slice(0, 32))
+    trainer.train_step(batch)  # warm: lazy initialisation may read once
+    assert count(lambda: trainer.train_step(batch))["host_reads"] == 0

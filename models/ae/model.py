@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from aebench.models.ae.config import AEConfig
-from aebench.models.backbones import build_decoder, build_encoder
+from aebench.models.backbones import encoder_and_decoder
 from aebench.models.base import GenerativeAutoencoder, Phase, recon_nll
 from aebench.models.gaussian import fit_gaussian
 from aebench.models.registry import register
@@ -31,12 +31,7 @@ class AE(GenerativeAutoencoder):
         super().__init__(**cfg.to_json())
         self.cfg = cfg
         self.latent_dim = cfg.latent_dim
-        self.encoder = encoder or build_encoder(
-            cfg.arch, cfg.image_shape, cfg.latent_dim, cfg.width, cfg.hidden
-        )
-        self.decoder = decoder or build_decoder(
-            cfg.arch, cfg.image_shape, cfg.latent_dim, cfg.width, cfg.hidden
-        )
+        self.encoder, self.decoder = encoder_and_decoder(cfg, encoder, decoder)
         self.register_buffer("code_mean", torch.zeros(cfg.latent_dim))
         self.register_buffer("code_chol", torch.eye(cfg.latent_dim))
 

@@ -16,12 +16,12 @@ the paper describes (the measurements behind this choice: docs/models.md).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from aebench.models.backbones import build_decoder, build_encoder
+from aebench.models.backbones import encoder_and_decoder
 from aebench.models.base import GenerativeAutoencoder, Phase, recon_nll
 from aebench.models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
 from aebench.models.registry import register
@@ -36,20 +36,18 @@ class VAE(GenerativeAutoencoder):
     has_posterior = True
     default_sampler = "prior"
     samplers = ("prior", "gmm")
+    config_class: ClassVar[type] = VAEConfig  #: a subclass may bring its own options
     _name = "vae"
 
     def __init__(
         self, encoder: nn.Module | None = None, decoder: nn.Module | None = None, **kwargs: Any
     ) -> None:
-        cfg = VAEConfig.from_kwargs("vae", kwargs)
+        cfg = self.config_class.from_kwargs(self._name, kwargs)
         super().__init__(**cfg.to_json())
         self.cfg = cfg
         self.latent_dim = cfg.latent_dim
-        self.encoder = encoder or build_encoder(
-            cfg.arch, cfg.image_shape, 2 * cfg.latent_dim, cfg.width, cfg.hidden
-        )
-        self.decoder = decoder or build_decoder(
-            cfg.arch, cfg.image_shape, cfg.latent_dim, cfg.width, cfg.hidden
+        self.encoder, self.decoder = encoder_and_decoder(
+            cfg, encoder, decoder, code_outputs=2 * cfg.latent_dim
         )
 
     def moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

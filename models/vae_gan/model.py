@@ -55,7 +55,7 @@ import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce_logits
 
-from aebench.models.backbones import build_decoder, build_discriminator, build_encoder
+from aebench.models.backbones import build_discriminator, encoder_and_decoder
 from aebench.models.base import Phase, recon_nll
 from aebench.models.gaussian import kl_to_standard_normal
 from aebench.models.registry import register
@@ -77,11 +77,8 @@ class VAEGAN(VAE):
         self.config = cfg.to_json()
         self.cfg = cfg
         self.latent_dim = cfg.latent_dim
-        self.encoder = encoder or build_encoder(
-            cfg.arch, cfg.image_shape, 2 * cfg.latent_dim, cfg.width, cfg.hidden
-        )
-        self.decoder = decoder or build_decoder(
-            cfg.arch, cfg.image_shape, cfg.latent_dim, cfg.width, cfg.hidden
+        self.encoder, self.decoder = encoder_and_decoder(
+            cfg, encoder, decoder, code_outputs=2 * cfg.latent_dim
         )
         self.discriminator = discriminator or build_discriminator(
             cfg.arch,
