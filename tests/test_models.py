@@ -153,3 +153,15 @@ def test_a_train_step_reads_nothing_back_to_the_host(name):
     batch = ImageData.batch(trainer.data.train_x, slice(0, 32))
     trainer.train_step(batch)  # warm: lazy initialisation may read once
     assert count(lambda: trainer.train_step(batch))["host_reads"] == 0
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_the_hashed_options_are_the_options_the_model_trains_with(name):
+    """A run's identity hashes ``resolved_options``: they must be exactly the built model's
+    own config (every field, its value), or a subclass's options would go unhashed — and a
+    suite would refuse them."""
+    model = models.create(name)
+    config = getattr(model, "config", None)
+    assert isinstance(config, dict)
+    built = {k: v for k, v in config.items() if k not in ("image_shape", "arch", "latent_dim")}
+    assert models.resolved_options(name, {}) == built

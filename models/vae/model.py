@@ -16,13 +16,14 @@ the paper describes (the measurements behind this choice: docs/models.md).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from aebench.models.backbones import encoder_and_decoder
 from aebench.models.base import GenerativeAutoencoder, Phase, recon_nll
+from aebench.models.config import config_class_of
 from aebench.models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
 from aebench.models.registry import register
 from aebench.models.vae.config import VAEConfig
@@ -36,13 +37,13 @@ class VAE(GenerativeAutoencoder):
     has_posterior = True
     default_sampler = "prior"
     samplers = ("prior", "gmm")
-    config_class: ClassVar[type] = VAEConfig  #: a subclass may bring its own options
     _name = "vae"
 
     def __init__(
         self, encoder: nn.Module | None = None, decoder: nn.Module | None = None, **kwargs: Any
     ) -> None:
-        cfg = self.config_class.from_kwargs(self._name, kwargs)
+        # a subclass may bring its own options class (models.config.config_class_of)
+        cfg = (config_class_of(type(self)) or VAEConfig).from_kwargs(self._name, kwargs)
         super().__init__(**cfg.to_json())
         self.cfg = cfg
         self.latent_dim = cfg.latent_dim
