@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,19 @@ def read_input_text(path: str | os.PathLike[str], what: str, limit: int = MAX_IN
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise UsageError(f"{path}: {what} is not UTF-8 text (byte {err.start})") from None
+
+
+def parse_toml_text(text: str, source: str) -> dict[str, Any]:
+    """``tomllib.loads`` whose every failure (syntax, nesting too deep) is one line naming
+    ``source``; tomllib's own message names the line and column."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{source}: TOML syntax error: {err}") from None
+    except RecursionError:
+        raise UsageError(f"{source}: TOML is nested too deeply") from None
+    except Exception as err:  # tomllib should only raise TOMLDecodeError; be safe anyway
+        raise UsageError(f"{source}: cannot parse TOML ({type(err).__name__}: {err})") from None
 
 
 def parse_json_text(text: str, source: str) -> Any:

@@ -20,13 +20,12 @@ difference measures the budget as much as the code, and the report says so.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aebench.core.atomic import read_input_text
+from aebench.core.atomic import parse_toml_text, read_input_text
 from aebench.core.errors import UsageError
 from aebench.experiments.claims import metric_problem
 from aebench.models.config import is_real
@@ -74,13 +73,7 @@ def load_published(path: str | Path | None = None) -> list[PublishedValue]:
     """
     path = Path(path) if path is not None else shipped_path()
     text = read_input_text(path, "published-values file")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{path}: TOML syntax error: {err}") from None
-    except RecursionError:
-        raise UsageError(f"{path}: TOML is nested too deeply") from None
-    return parse_published(data, str(path))
+    return parse_published(parse_toml_text(text, str(path)), str(path))
 
 
 def parse_published(data: Any, source: str) -> list[PublishedValue]:

@@ -45,14 +45,13 @@ if the suite was renamed or reordered.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aebench.config.run import HASH_VERSION, RunConfig
-from aebench.core.atomic import read_input_file
+from aebench.core.atomic import parse_toml_text, read_input_file
 from aebench.core.errors import UsageError
 from aebench.experiments.claims import Claim
 from aebench.experiments.protocols import ProtocolUse
@@ -204,12 +203,5 @@ def parse_suite(text: str | bytes, source: str = "<string>", default_name: str =
             text = text.decode("utf-8")
         except UnicodeDecodeError as err:
             raise UsageError(f"{source}: not UTF-8 text (byte {err.start})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{source}: TOML syntax error: {err}") from None
-    except RecursionError:
-        raise UsageError(f"{source}: TOML is nested too deeply") from None
-    except Exception as err:  # tomllib should only raise TOMLDecodeError; be safe anyway
-        raise UsageError(f"{source}: cannot parse TOML ({type(err).__name__}: {err})") from None
+    data = parse_toml_text(text, source)
     return Suite.from_dict(data, source=source, default_name=default_name)
