@@ -58,11 +58,10 @@ class TrainConfig:
     grad_clip: float | None = None  #: clip each phase's gradient norm to this value
     #: progress bar off; how a run is shown, not what it computes (not stored, not compared)
     quiet: bool = field(default=False, compare=False)
-    # Speed options (docs/performance.md): channels_last defaults to on for conv nets on CUDA only
-    # (on the 2-core reference CPU, once the allocator stopped page-faulting, NHWC measured
-    # 0.95-1.04x NCHW: no gain worth a second layout); compile is off (slower on CPU); bf16 is
-    # off so that quality numbers do not depend on the hardware, though on CPUs with AMX it
-    # trains 1.3-1.6x faster. Each is a switch so a user can measure it on their own device.
+    # Speed options, their defaults and the measurements behind them: docs/performance.md.
+    # channels_last: on for conv nets on CUDA only (no gain on the reference CPU); compile: off
+    # (slower on a CPU); bf16: off, so that quality numbers do not depend on the hardware. Each
+    # is a switch so a user can measure it on their own device.
     precision: str = "fp32"  #: "bf16": forward and loss under bfloat16 autocast
     #: NHWC memory format for the model and every batch; None: on for conv nets on CUDA
     channels_last: bool | None = None

@@ -1,12 +1,10 @@
 """Run thin transposed convolutions' forward through PyTorch's native CPU kernel, not oneDNN.
 
 An image decoder usually ends in a transposed convolution to 1 (grey) or 3 (RGB) channels. On
-the CPU, oneDNN runs that layer's forward at a few GFLOP/s: on the reference machine
-32 → 1 channels at 14×14 → 28×28, batch 256, took 3.8 ms in oneDNN and 1.0 ms in PyTorch's own
-im2col + GEMM kernel (0.26×; 0.16–0.84× for 1–4 output channels, 1.3–4.3× *slower* from 8 up),
-which made it the slowest layer of the conv VAE per FLOP. The backward stays on oneDNN, which
-is the faster of the two there. Training the conv AE/VAE at batch 64–256 measured 1.07–1.09×
-faster with this on.
+the CPU, oneDNN runs that shape's forward several times slower than PyTorch's own im2col + GEMM
+kernel (for 1–4 output channels; from 8 up oneDNN wins), which made it the slowest layer of the
+conv VAE per FLOP. The backward stays on oneDNN, the faster of the two there. The measurements
+are in docs/performance.md ("The training harness's speed").
 
 :func:`route_thin_deconvs` switches oneDNN off around the forward of every ``ConvTranspose2d``
 with at most :data:`MAX_OUT_CHANNELS` output channels, through module hooks that restore the
@@ -21,7 +19,7 @@ from typing import Any
 import torch
 from torch.utils.hooks import RemovableHandle
 
-#: the widest output for which the native forward measured faster (0.55–0.84× at 4 channels)
+#: the widest output for which the native forward was faster (docs/performance.md)
 MAX_OUT_CHANNELS = 4
 
 
