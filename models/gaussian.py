@@ -125,10 +125,15 @@ class GaussianMixture:
         which = torch.multinomial(
             self.weights, n, replacement=True, generator=cpu_generator(generator)
         )
-        where = generator.device if generator is not None else "cpu"
-        eps = torch.randn(n, self.means.shape[1], generator=generator, device=where,
-                          dtype=torch.float64).cpu()  # fmt: skip
+        eps = standard_normal(n, self.means.shape[1], generator)
         return self.means[which] + torch.einsum("nij,nj->ni", self.chol[which], eps)
+
+
+def standard_normal(n: int, d: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``n`` draws of N(0, I) in ``d`` dimensions, float64 on the CPU, taken on the generator's
+    own device so a CUDA generator gives the same stream as it would anywhere else."""
+    where = generator.device if generator is not None else "cpu"
+    return torch.randn(n, d, generator=generator, device=where, dtype=torch.float64).cpu()
 
 
 def cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:

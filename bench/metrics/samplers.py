@@ -27,7 +27,12 @@ import torch
 
 from aebench.core.registry import Registry
 from aebench.models.base import GenerativeAutoencoder
-from aebench.models.gaussian import GaussianMixture, cpu_generator, fit_gaussian
+from aebench.models.gaussian import (
+    GaussianMixture,
+    cpu_generator,
+    fit_gaussian,
+    standard_normal,
+)
 
 #: (model, train-codes thunk, n, generator) -> images in [0, 1]
 Draw = Callable[..., torch.Tensor]
@@ -110,11 +115,6 @@ def problem(name: str, model: torch.nn.Module) -> str | None:
     )
 
 
-def _standard_normal(n: int, d: int, generator: torch.Generator | None) -> torch.Tensor:
-    where = generator.device if generator is not None else "cpu"
-    return torch.randn(n, d, generator=generator, device=where, dtype=torch.float64).cpu()
-
-
 @torch.no_grad()
 def _decode(model: torch.nn.Module, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     device = next(iter(model.parameters())).device
@@ -145,7 +145,7 @@ def normal_sampler(
 ) -> torch.Tensor:
     """Decode draws from N(0, I) in the shape of the model's codes, whatever they look like."""
     shape = code_shape(model)
-    flat = _standard_normal(n, math.prod(shape), generator)
+    flat = standard_normal(n, math.prod(shape), generator)
     return _decode(model, flat.reshape(n, *shape))
 
 
@@ -158,7 +158,7 @@ def gaussian_sampler(
 ) -> torch.Tensor:
     """Decode draws from N(mean, cov) of the training codes."""
     mean, chol = fit_gaussian(codes().cpu())
-    z = mean + _standard_normal(n, mean.shape[0], generator) @ chol.T
+    z = mean + standard_normal(n, mean.shape[0], generator) @ chol.T
     return _decode(model, z)
 
 
