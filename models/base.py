@@ -97,13 +97,15 @@ class Stage:
 @dataclass(frozen=True)
 class Progress:
     """Where training stands, visible to the loss (``self.progress`` in a model): the number
-    of optimizer steps taken, the epoch (1-based; 0 before training), and the fraction of the
-    training budget spent, in [0, 1]. The harness sets it before every step; outside training
-    it reads as finished (``fraction = 1``), so a loaded model computes its final loss."""
+    of optimizer steps taken, the epoch (1-based; 0 before training), the fraction of the
+    training budget spent, in [0, 1], and the training set's size (β-TCVAE's estimate of q(z)
+    needs it; 0 when unknown). The harness sets it before every step; outside training it
+    reads as finished (``fraction = 1``), so a loaded model computes its final loss."""
 
     step: int = 0
     epoch: int = 0
     fraction: float = 1.0
+    train_size: int = 0
 
 
 @torch.no_grad()

@@ -220,7 +220,7 @@ class Trainer:
                 raise TrainingInterrupted(self.stop.signum, self.checkpoint_path)
             idx = perm[start : start + bs]
             x = self._model_inputs(ImageData.batch(x_all, idx))
-            self.model.progress = Progress(self.step, epoch, self._budget_fraction())
+            self.model.progress = self._progress(epoch, self._budget_fraction())
             terms = self.train_step(x)
             for k, v in terms.items():
                 v = v.detach() * idx.numel()
@@ -245,6 +245,10 @@ class Trainer:
             return x
         with torch.no_grad():  # the earlier stages are fixed: no gradient reaches them
             return self.inputs(x)
+
+    def _progress(self, epoch: int, fraction: float) -> Progress:
+        """What the model sees of training (:class:`Progress`) at this step."""
+        return Progress(self.step, epoch, fraction, int(self.data.train_x.shape[0]))
 
     def _budget_fraction(self) -> float:
         """The share of the training budget spent before this step, in [0, 1]: steps over the
@@ -336,7 +340,7 @@ class Trainer:
             with torch.inference_mode():
                 self.model.fit_prior(self.encode_split(self.data.train_x))
         self.model.eval()
-        self.model.progress = Progress(self.step, self.epochs_done, 1.0)
+        self.model.progress = self._progress(self.epochs_done, 1.0)
         return self.history
 
     def _budget_steps(self) -> int:
@@ -357,7 +361,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
-        self.model.progress = Progress(self.step, epoch, self._budget_fraction())
+        self.model.progress = self._progress(epoch, self._budget_fraction())
         test = self.evaluate_loss(epoch)
         row = {"epoch": epoch, "step": self.step, "train": train, "test": test, "seconds": seconds}
         self.history.append(row)
