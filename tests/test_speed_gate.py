@@ -116,3 +116,21 @@ def test_a_tree_is_laid_out_as_committed_and_as_imported(tmp_path):
     assert files == sorted(["README.md", "bench/perf/worker.py", "models/vae/model.py",
                             "aebench/perf/worker.py", "aebench/models/vae/model.py"])  # fmt: skip
     assert (tmp_path / "aebench/models/vae/model.py").read_text() == "M"
+
+
+def test_the_default_gate_compares_the_measured_cases_and_leaves_the_zoo_to_case():
+    """The worker's listing marks the zoo's train steps ungated: a gate without ``--case``
+    compares the 16 cases whose false-alarm rate docs/ci-gates.md measured; a listing from a
+    base older than the flag gates every case."""
+    from aebench.perf.abtest import default_cases
+    from aebench.perf.cases import MODELS, ZOO_MODELS
+    from aebench.perf.worker import Worker
+
+    listing = Worker().handle({"op": "list"})["cases"]
+    chosen = default_cases(listing)
+    assert len(chosen) == 16
+    assert all(f"train-step[{m}-{a}]" in chosen for m in MODELS for a in ("mlp", "conv"))
+    left_out = {c["name"] for c in listing} - set(chosen)
+    assert left_out == {f"train-step[{m}-{a}]" for m in ZOO_MODELS for a in ("mlp", "conv")}
+    old = [{k: v for k, v in c.items() if k != "gated"} for c in listing]
+    assert default_cases(old) == [c["name"] for c in listing]

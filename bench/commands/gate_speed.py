@@ -89,4 +89,19 @@ def run_speed(args: argparse.Namespace) -> int:
     print(f"speed gate against {args.base}: {len(slower)} slower, {len(noisy)} noisy, "
           f"{len(failed)} failed of {len(results)} cases in {took}"
           + (f"; slower: {', '.join(slower)}" if slower else ""))  # fmt: skip
+    if not args.case and _ungated_note():
+        print(_ungated_note())
     return 1 if slower or failed else 0
+
+
+def _ungated_note() -> str:
+    """One line naming how many cases the default gate leaves out, and how to add them."""
+    from aebench.perf.cases import CASES
+
+    left_out = [name for name, case in CASES.items() if not case.gated]
+    return (
+        f"not gated by default: {len(left_out)} cases (the zoo's train steps, e.g. "
+        f"{left_out[0]}); add any with --case NAME"
+        if left_out
+        else ""
+    )

@@ -190,6 +190,12 @@ def run_gate(
         base.close()
 
 
+def default_cases(listing: list[dict[str, Any]]) -> list[str]:
+    """The cases a gate compares when none is named: the listed cases marked ``gated`` (a
+    listing from before the flag existed gates every case)."""
+    return [c["name"] for c in listing if c.get("gated", True)]
+
+
 def _compare_all(
     base: WorkerProcess,
     head: WorkerProcess,
@@ -200,7 +206,7 @@ def _compare_all(
     listed = {w.label: w.ask(op="list")["cases"] for w in (base, head)}
     base_names = {c["name"] for c in listed["base"]}
     head_counted = {c["name"]: bool(c["counted"]) for c in listed["head"]}
-    wanted = cases or list(head_counted)
+    wanted = cases or default_cases(listed["head"])
     results = []
     for name in wanted:
         if name not in head_counted:

@@ -54,7 +54,10 @@ class Worker:
 
         op, name = request.get("op"), str(request.get("case", ""))
         if op == "list":
-            cases = [{"name": n, "counted": c.counted, "units": c.units} for n, c in CASES.items()]
+            cases = [
+                {"name": n, "counted": c.counted, "units": c.units, "gated": c.gated}
+                for n, c in CASES.items()
+            ]
             return {"ok": True, "cases": cases}
         if op == "build":
             start = time.perf_counter()
