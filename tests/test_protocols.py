@@ -33,6 +33,15 @@ def test_shipped_protocol_suites_follow_their_protocols() -> None:
     assert burda.train.epochs == 33 and burda.train.batch_size == 20 and burda.latent_dim == 50
     assert (burda.metrics.iw_k, burda.metrics.iw_n) == (5000, 10000)  # the paper's evaluation
     assert "33 of the paper's 3,280 epochs" in burda.protocol.describe()
+    assert [spec.label for spec in burda.models] == ["vae", "iwae-k1", "iwae-k5", "iwae-k50"]
+    iwae_k = [spec.options_dict.get("k", 5) for spec in burda.models[1:]]  # 5: iwae's default
+    assert iwae_k == [1, 5, 50]
+    # the paper's 8 stages: its decay reaches every run, as fractions of the budget
+    assert burda.train.lr_milestones == pytest.approx([1 / 3280, 4 / 3280, 13 / 3280,
+                                                       40 / 3280, 121 / 3280, 364 / 3280,
+                                                       1093 / 3280])  # fmt: skip
+    assert burda.train.lr_gamma == pytest.approx(10 ** (-1 / 7))
+    assert load_suite("ghosh2020-mnist").train.lr_milestones == ()  # no decay in that paper
     ghosh = load_suite("ghosh2020-mnist")
     assert ghosh.protocol.name == "ghosh2020-mnist" and ghosh.train.epochs == 1
     assert ghosh.metrics.backbone == "inception" and ghosh.metrics.n_samples == 10000
@@ -109,8 +118,11 @@ def test_shipped_published_values_hold_the_papers_numbers() -> None:
         assert v.dataset and v.binarization and v.architecture and v.budget and v.features
         assert v.n_samples >= 1 and isinstance(v.confirmed, bool)
     matched = {v.model for v in values if v.protocol in PROTOCOLS.names()} - {""}
-    assert matched <= set(models.available())  # a value names a registered model, or none
-    assert {"ae", "vae", "wae-mmd", "rae-l2", "rae-gp"} <= matched
+    shipped = {spec.label for name in ("burda2015-mnist", "ghosh2020-mnist")
+               for spec in load_suite(name).models}  # fmt: skip
+    # a value names a registered model or a label of the protocol's shipped suite, or none
+    assert matched <= set(models.available()) | shipped
+    assert {"ae", "vae", "wae-mmd", "rae-l2", "rae-gp", "iwae-k1", "iwae-k50"} <= matched
 
 
 GROUP = {

@@ -135,6 +135,9 @@ class RunConfig:
             "device": self.train.device,
         }
         out.update({k: v for k in speed if (v := getattr(self.train, k)) != defaults[k]})
+        if self.train.lr_milestones:  # a protocol's decay; absent from every earlier hash
+            out["lr_milestones"] = list(self.train.lr_milestones)
+            out["lr_gamma"] = self.train.lr_gamma
         return out
 
     @property

@@ -120,7 +120,12 @@ class Validator(TomlChecker):
             datasets=self.unique(ds, "datasets"),
             archs=self.unique(archs, "archs"),
             seeds=self.unique(seeds, "seeds"),
-            train=TrainConfig(batch_size=batch_size, device=device, **budget.train_fields()),
+            train=TrainConfig(
+                batch_size=batch_size,
+                device=device,
+                **budget.train_fields(),
+                **(use.lr_decay() if use else {}),
+            ),
             latent_dim=latent_dim,
             metrics=metrics,
             data_dir=data_dir,

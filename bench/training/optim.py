@@ -7,6 +7,7 @@ module builds them, so the trainer never branches on a model. Optimizers and sch
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -114,6 +115,29 @@ def check_update_order(order: str, model_name: str) -> None:
         raise UsageError(
             f"{model_name}: update_order must be one of {', '.join(UPDATE_ORDERS)}, got {order!r}"
         )
+
+
+def with_budget_decay(
+    phases: list[Phase], milestones: tuple[float, ...], gamma: float, budget_steps: int
+) -> list[Phase]:
+    """``phases`` with a protocol's decay as their schedule: the learning rate times ``gamma``
+    at each fraction of the budget in ``milestones``, placed in each phase's own optimizer
+    steps (a phase with ``every = k`` takes a k-th of them). A phase with a schedule of its
+    own cannot take a second one: one line saying so."""
+    if not milestones:
+        return phases
+    out = []
+    for phase in phases:
+        if phase.schedule is not None:
+            raise UsageError(
+                f"phase {phase.name!r} has its own learning-rate schedule; a protocol's "
+                "lr_milestones cannot replace it"
+            )
+        steps = budget_steps / phase.every
+        marks = tuple(max(1, round(m * steps)) for m in milestones)
+        schedule = Schedule("multistep", per="step", milestones=marks, gamma=gamma)
+        out.append(dataclasses.replace(phase, schedule=schedule))
+    return out
 
 
 def build_optimizer(phase: Phase) -> torch.optim.Optimizer:

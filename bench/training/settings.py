@@ -56,6 +56,10 @@ class TrainConfig:
     max_steps: int | None = None  #: stop after this many optimizer steps (budget in steps)
     max_seconds: float | None = None  #: stop after this wall-clock time (checked per epoch)
     grad_clip: float | None = None  #: clip each phase's gradient norm to this value
+    #: a protocol's learning-rate decay: at each of these fractions of the training budget
+    #: every phase's learning rate is multiplied by ``lr_gamma`` (empty: the models' own)
+    lr_milestones: tuple[float, ...] = ()
+    lr_gamma: float = 1.0
     #: progress bar off; how a run is shown, not what it computes (not stored, not compared)
     quiet: bool = field(default=False, compare=False)
     # Speed options, their defaults and the measurements behind them: docs/performance.md.
@@ -104,7 +108,19 @@ class TrainConfig:
         for name, amount in (("max_seconds", self.max_seconds), ("grad_clip", self.grad_clip)):
             if amount is not None and (not is_real(amount) or amount <= 0):
                 raise UsageError(f"{name} must be a finite number > 0, got {describe(amount)}")
+        self._validate_lr_decay()
         resolve_device(self.device)
+
+    def _validate_lr_decay(self) -> None:
+        """Milestones are fractions in (0, 1), in order; a decay needs a budget in steps or
+        epochs (a wall-clock budget has no step count to place them at)."""
+        marks = self.lr_milestones
+        if not all(is_real(m) and 0 < m < 1 for m in marks) or list(marks) != sorted(marks):
+            raise UsageError(f"lr_milestones must be increasing fractions in (0, 1), got {marks}")
+        if not (is_real(self.lr_gamma) and 0 < self.lr_gamma <= 1):
+            raise UsageError(f"lr_gamma must be in (0, 1], got {describe(self.lr_gamma)}")
+        if marks and self.max_seconds is not None and self.max_steps is None:
+            raise UsageError("lr_milestones need a budget in epochs or steps, not seconds")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
@@ -115,7 +131,10 @@ class TrainConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown training setting {unknown[0]!r}")
-        return cls(**dict(data))
+        fields = dict(data)
+        if "lr_milestones" in fields:  # JSON gives a list
+            fields["lr_milestones"] = tuple(fields["lr_milestones"])
+        return cls(**fields)
 
 
 def count_ok(value: Any) -> bool:

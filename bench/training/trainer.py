@@ -38,6 +38,7 @@ from aebench.training.optim import (
     build_schedule,
     check_phase,
     check_update_order,
+    with_budget_decay,
 )
 from aebench.training.settings import TrainConfig
 from aebench.training.signals import StopSignals
@@ -83,7 +84,10 @@ class Trainer:
         self.channels_last = self.switches.channels_last
         self.native_thin_deconv = self.switches.native_thin_deconv
         self.data = data.to(self.device)
-        self.phases = model.phases()
+        # a protocol's learning-rate decay becomes each phase's schedule (optim.py)
+        self.phases = with_budget_decay(
+            model.phases(), config.lr_milestones, config.lr_gamma, self._budget_steps()
+        )
         if not self.phases:
             raise ValueError(f"{self.model_name} declares no update phases")
         for phase in self.phases:

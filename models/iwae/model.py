@@ -17,9 +17,10 @@ Defaults: K = 5 (the paper trains with 1, 5 and 50: ``-o k=50``), Adam at lr 1e-
 Where aebench departs, and why:
 - the nets are the suite's (``burda2015-mnist`` uses the paper's 784-200-200-50 tanh nets);
 - Adam's ε is PyTorch's 1e-8, not the paper's 1e-4;
-- a constant learning rate: the paper's decay (3ⁱ epochs at 1e-3·10^(−i/7), i = 0…7, 3,280
-  epochs) depends on the whole budget, which is a suite's, not a model's; the
-  ``burda2015-mnist`` protocol is to carry it (issue 26, not done yet).
+- a constant learning rate by default: the paper's decay (3ⁱ epochs at 1e-3·10^(−i/7),
+  i = 0…7, 3,280 epochs) depends on the whole budget, which is a suite's, not a model's; the
+  ``burda2015-mnist`` protocol carries it (``TrainConfig.lr_milestones``, as fractions of the
+  budget) for every model of a suite that follows it.
 """
 
 from __future__ import annotations
