@@ -18,8 +18,8 @@ set's size, which the harness passes in ``progress.train_size``.
 The loss reports the three parts as ``mi``, ``tc`` and ``dim_kl`` (nats per image, from the
 training estimator, so loss = recon + α·mi + β·tc + γ·dim_kl), and ``tc_stratified``: the TC
 by MSS whichever estimator trains. Read that one as the model's total correlation: MWS's
-weights do not sum to one, so its TC carries an offset of up to (d − 1)·log N nats that does
-not move its gradient but makes its value unreadable.
+weights sum to 1/N, so its TC reads high by about (d − 1)·log N nats, a shift that leaves the
+gradient alone but the value unreadable (docs/models.md).
 
 Defaults and where they come from: α = γ = 1 and β = 6, the authors' example command; MWS.
 Adam at lr 1e-3, as in the authors' code.
