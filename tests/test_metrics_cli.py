@@ -89,7 +89,13 @@ def test_fid_dataset_against_folder(mnist5k, metrics_cache, domain_net, tmp_path
     assert abs(same["fid"]) < 1e-4 * noise["fid"]
     assert same["precision"] == same["recall"] == same["coverage"] == 1.0
     assert noise["recall"] < 0.5
-    assert "fid" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fid" in out
+    # start-up is reported apart from the network's rate (issue 24)
+    assert set(same["seconds"]) == {"start_up", "reading", "features", "scores"}
+    assert all(0 <= v < 600 for v in same["seconds"].values())
+    rate = 80 / same["seconds"]["features"]
+    assert out.count("time: start-up") == 2 and f"80 images, {rate:.1f} images/s" in out
 
 
 def test_fid_usage_errors(tmp_path, capsys):

@@ -28,10 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aebench import data
+    import time
+
+    from aebench import STARTED, data
     from aebench.core.errors import UsageError
     from aebench.metrics import features, format_table
     from aebench.metrics.compare import compare, folder_shape, read_images
+
+    imported = time.perf_counter()
 
     if args.n is not None and args.n < 7:
         raise UsageError(f"--n must be at least 7, got {args.n}")
@@ -53,20 +57,36 @@ def run(args: argparse.Namespace) -> int:
             f"{args.real} is neither an image folder nor a dataset ({', '.join(data.available())})"
         )
     fake = read_images(args.fake, shape, args.n)
+    read = time.perf_counter()
     net = features.build(
         backbone,
         dataset,
         cache=args.cache_dir,
         **({"weights": args.inception_weights} if backbone == "inception" else {}),
     )
-    scores = compare(real, fake, net, seed=args.seed)
+    seconds = {
+        "start_up": imported - STARTED + time.perf_counter() - read,
+        "reading": read - imported,
+    }
+    scores = compare(real, fake, net, seed=args.seed, seconds=seconds)
     info = getattr(net, "info", {})
     acc = info.get("test_accuracy")
     acc_text = f", test accuracy {acc:.3f}" if isinstance(acc, float) else ""
     print(f"{len(real)} real vs {len(fake)} generated images, backbone {backbone}{acc_text}")
     print(format_table(scores))
+    print(_timing_line(seconds, len(real) + len(fake)))
     if args.json:
         from aebench.store.run_folder import write_json_atomic
 
-        write_json_atomic(Path(args.json), {**scores, "backbone": backbone})
+        write_json_atomic(Path(args.json), {**scores, "backbone": backbone, "seconds": seconds})
     return 0
+
+
+def _timing_line(seconds: dict[str, float], images: int) -> str:
+    """Where the time went, start-up apart from the network's own rate (issue 24)."""
+    rate = images / max(seconds["features"], 1e-9)
+    return (
+        f"time: start-up {seconds['start_up']:.1f} s (imports, building the network), reading "
+        f"{seconds['reading']:.1f} s, features {seconds['features']:.1f} s ({images} images, "
+        f"{rate:.1f} images/s), scores {seconds['scores']:.1f} s"
+    )
