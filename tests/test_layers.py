@@ -108,3 +108,13 @@ def test_a_planted_upward_import_breaks_the_layers(layout: Path, tmp_path: Path)
     done = _lint_imports(top)
     assert done.returncode == 1
     assert "aebench.core is not allowed to import aebench.cli" in done.stdout
+
+
+def test_ruff_finds_nothing_to_fix() -> None:
+    """The house style (pyproject's ``[tool.ruff]``): lint- and format-clean. Checked in every
+    test run, since CI runs the tests rather than ``nox -s lint``; a Markdown code block that
+    drifted from the formatter once went unnoticed that way."""
+    for args in (["check", "."], ["format", "--check", "."]):
+        done = subprocess.run([sys.executable, "-m", "ruff", *args], cwd=ROOT,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, (args, done.stdout[-2000:])

@@ -57,7 +57,6 @@ def test_resuming_after_an_epoch_ends_where_an_uninterrupted_run_ends(name, mnis
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0, msg=key)
 
 
-@pytest.mark.slow  # ~1.5 min: every model, a full mnist-5k epoch and every metric family
 def test_one_mlp_epoch_of_each_through_the_cli_store_reevaluation_and_report(tmp_path, domain_net):
     """A suite of every model, one epoch of mnist-5k on MLP nets: each run's every metric is
     finite; dropped rows come back from the stored weights with the same values; the report
