@@ -155,6 +155,15 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def zoo(session: nox.Session) -> None:
+    """Every built-in model: the zoo-fast suite (11 models on mnist-5k) and its report."""
+    env = _env(session)
+    args = ["run", "zoo-fast", "--store", STORE, "--jobs", "2", *session.posargs]
+    session.run(_bin("aebench"), *args, env=env)
+    _report(session, env, "zoo-fast", "runs/report-zoo-fast")
+
+
+@nox.session(venv_backend="none")
 def bench_full(session: nox.Session) -> None:
     """Any suite: ``nox -s bench_full -- mnist`` (name or TOML path), then its report."""
     env = _env(session)
@@ -170,7 +179,7 @@ def bench_full(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Rebuild the published reports in reports/ from the store (runs of this machine)."""
     env = _env(session)
-    for suite in session.posargs or ["quick", "mnist", "burda2015-mnist"]:
+    for suite in session.posargs or ["quick", "zoo-fast", "mnist", "burda2015-mnist"]:
         _report(session, env, suite, f"reports/{suite}")
 
 

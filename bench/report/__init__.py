@@ -42,6 +42,7 @@ from aebench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, Comparison
 from aebench.report.collect import ReportData
 from aebench.report.figures import FigureFile, make_figures
 from aebench.report.outdir import staged
+from aebench.report.ranking import rank, ranking_section
 from aebench.report.sections import (
     Section,
     claims_section,
@@ -120,13 +121,14 @@ def build_report(
     data = collect.load(store, suite)
     table = build_table(data)
     agreements, ref_name = [], None
+    ranked = compared_metrics(table.metrics)
     if reference is not None:  # every check before the out folder is touched
-        ranked = compared_metrics(table.metrics)
         ref = load_reference(reference, ranked)
         here = summary_stats(table.summary, ranked, f"suite {data.suite}")
         agreements, ref_name = agreement(here, ref, ranked, alpha), ref.name
     verdicts = check(data.runs, (*BUILTIN, *claims), [k for k in data.keys if k != "label"])
     sections = [s for s in (sampler_section(data), claims_section(verdicts)) if s is not None]
+    sections += _ranking(table, ranked, alpha)
     if ref_name is not None:
         sections.append(agreement_section(agreements, ref_name, data.suite))
     header = {**data.header, "Headline sampler": headline_samplers(data)}
@@ -143,6 +145,16 @@ def build_report(
     return ReportResult(
         out_dir, data, table, drawn, comparison, files, verdicts, agreements, ref_name
     )
+
+
+def _ranking(table: Table, metrics: list[str], alpha: float) -> list[Section]:
+    """The ranking section, where each model has one row (one dataset and architecture) and
+    there are at least three models: with two, the results table says it all."""
+    labels = [str(v) for v in table.summary["label"]]
+    if len(labels) < 3 or len(set(labels)) < len(labels):
+        return []
+    rows = rank(summary_stats(table.summary, metrics, "this report"), metrics, alpha)
+    return [ranking_section(rows, alpha)] if rows else []
 
 
 def _protocol_line(protocol: ProtocolUse, data: ReportData) -> str:

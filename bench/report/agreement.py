@@ -21,7 +21,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass
-from itertools import combinations, pairwise
+from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +30,7 @@ from aebench.core.errors import UsageError
 from aebench.core.statistics import Stat, welch_p_from_stats
 from aebench.metrics.family import FAMILIES, headline_keys
 from aebench.report.columns import HIGHER, LOWER, info
+from aebench.report.ranking import neighbour_ties, order, shown
 from aebench.report.render_csv import CSV_TRIGGERS
 from aebench.report.sections import Section
 
@@ -76,10 +77,9 @@ class MetricAgreement:
 
     def shown(self, here: bool = True) -> str:
         """An order as text, best first: ``a, b ≈ c`` (≈ joins neighbours that tie)."""
-        order = self.order_here if here else self.order_there
-        tied = self.tied_here if here else self.tied_there
-        seps = [" ≈ " if t else ", " for t in tied] + [""] * len(order)
-        return "".join(label + sep for label, sep in zip(order, seps, strict=False))
+        if here:
+            return shown(self.order_here, self.tied_here)
+        return shown(self.order_there, self.tied_there)
 
     @property
     def verdict(self) -> str:
@@ -166,20 +166,6 @@ def compared_metrics(available: list[str]) -> list[str]:
     return [m for m in headline if m in available and m not in machine and info(m).better]
 
 
-def _order(stats_by_label: dict[str, dict[str, Stat]], labels: list[str], metric: str) -> list:
-    sign = -1.0 if info(metric).better == HIGHER else 1.0
-    return sorted(labels, key=lambda lab: sign * stats_by_label[lab][metric].mean)
-
-
-def _ties(stats_by_label: dict, order: list[str], metric: str, alpha: float) -> tuple:
-    """For each neighbour pair of ``order``: p ≥ alpha (or untested)."""
-    pairs = pairwise(order)
-    ps = [
-        welch_p_from_stats(stats_by_label[a][metric], stats_by_label[b][metric]) for a, b in pairs
-    ]
-    return tuple(not p < alpha for p in ps)
-
-
 def agreement(
     here: dict[str, dict[str, Stat]],
     reference: Reference,
@@ -195,7 +181,7 @@ def agreement(
         labels = [lab for lab in here if m in here[lab] and m in reference.stats.get(lab, {})]
         if len(labels) < 2:
             continue
-        mine, theirs = _order(here, labels, m), _order(reference.stats, labels, m)
+        mine, theirs = order(here, labels, m), order(reference.stats, labels, m)
         rank_there = {lab: i for i, lab in enumerate(theirs)}
         swaps = []
         for a, b in combinations(mine, 2):  # a is ranked above b here
@@ -208,7 +194,8 @@ def agreement(
             swaps.append(Swap(a, b, h, t, welch_p_from_stats(*h), welch_p_from_stats(*t)))
         out.append(
             MetricAgreement(m, tuple(mine), tuple(theirs), tuple(swaps), alpha,
-                            _ties(here, mine, m, alpha), _ties(reference.stats, theirs, m, alpha))
+                            neighbour_ties(here, mine, m, alpha),
+                            neighbour_ties(reference.stats, theirs, m, alpha))
         )  # fmt: skip
     return out
 
