@@ -88,6 +88,13 @@ def domain_net(mnist5k, metrics_cache: Path):
     return features.build("domain", mnist5k, cache=metrics_cache, min_samples=20_000)
 
 
+@pytest.fixture(scope="session")
+def cache_env(domain_net, metrics_cache: Path) -> dict[str, str]:
+    """The session's private feature-net cache, holding the briefly trained mnist-5k domain
+    net, so suite runs reuse it instead of training the full one."""
+    return {"AEBENCH_CACHE_DIR": str(metrics_cache)}
+
+
 def _train_briefly(name: str, data, epochs: int = 3):
     from aebench import models
     from aebench.training.settings import TrainConfig

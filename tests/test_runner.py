@@ -36,13 +36,6 @@ iw_n = 16
 """
 
 
-@pytest.fixture(scope="module")
-def cache_env(domain_net, metrics_cache):
-    """The session's private feature-net cache, holding the briefly trained mnist-5k domain
-    net, so suite runs reuse it instead of training the full one."""
-    return {"AEBENCH_CACHE_DIR": str(metrics_cache)}
-
-
 @pytest.fixture
 def tiny(tmp_path):
     path = tmp_path / "tiny.toml"

@@ -25,6 +25,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", default="local", help="local (default) or ray")
     p.add_argument("--ray-address", default=None, help="address of a running Ray cluster")
     p.add_argument("--jobs", type=int, default=1, help="parallel runs for the local executor")
+    p.add_argument(
+        "--threads-per-run",
+        type=int,
+        default=None,
+        help="ray: CPUs each run reserves and uses as torch threads (default 1)",
+    )
+    p.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=None,
+        help="ray, CUDA suites: GPUs each run reserves; a fraction packs small nets (default 1)",
+    )
     p.add_argument("--data-dir", default=None, help="override the suite's data folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -35,6 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from aebench.experiments.runner import run_suite
     from aebench.experiments.suite import load_suite
 
+    ray_options = {"threads_per_run": args.threads_per_run, "gpus_per_run": args.gpus_per_run}
+    ray_options = {k: v for k, v in ray_options.items() if v is not None}
+    ray_only = ["--" + k.replace("_", "-") for k in ray_options]
+    if ray_only and args.executor != "ray":
+        raise UsageError(
+            f"{ray_only[0]} is for --executor ray (the local executor gives each of --jobs runs "
+            "an equal share of the cores)"
+        )
     suite = load_suite(args.suite)
     if args.data_dir is not None:
         suite = dataclasses.replace(suite, data_dir=args.data_dir)
@@ -46,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         quiet=args.quiet,
         suite_arg=args.suite,
+        **ray_options,
     )
     if code != INTERRUPTED:
         print_claims(args.store, suite)

@@ -12,6 +12,7 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -125,33 +126,106 @@ def require_ray() -> Any:
     raise UsageError(f"the ray executor cannot import Ray ({detail})") from None
 
 
-def ray_executor(address: str | None = None, quiet: bool = True) -> Executor:
-    """Each run is a Ray task asking for its CPUs (and a GPU when the suite's device is CUDA);
-    results come back to the driver, which alone writes the store."""
+#: CPUs a Ray task reserves, and so the torch threads it runs with, unless --threads-per-run
+#: says otherwise: small conv nets gain little from a second thread (0.62x of two threads'
+#: time on the 2-core reference CPU, noxfile.py's bench), so one run per core fills a node best.
+DEFAULT_THREADS_PER_RUN = 1
+
+
+def ray_task(cfg: RunConfig, out_dir: str, quiet: bool) -> RunResult:
+    """One run as a Ray task: torch gets exactly the CPUs Ray assigned to this task (Ray sets
+    ``OMP_NUM_THREADS`` only where the node left it unset, so the threads are set here), and the
+    result records what was reserved."""
+    import ray  # only ever called inside a Ray worker
+
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    cpus, gpus = assigned.get("CPU", 0.0), assigned.get("GPU", 0.0)
+    threads = max(1, int(cpus))
+    result = run_one(cfg, out_dir, threads, quiet)
+    result.environment["resources"] = f"ray: {cpus:g} CPU{'s' if cpus != 1 else ''}" + (
+        f", {gpus:g} GPU" if gpus else ""
+    )
+    return result
+
+
+def _largest_node_cpus(ray: Any) -> float:
+    """The most CPUs any live node of the cluster offers."""
+    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0)
+
+
+def _refuse_unreachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ``HOST:PORT`` (or ``ray://HOST:PORT``) nothing answers on is one line, at once: Ray's
+    own ``init`` retries such an address for minutes. ``auto`` and other forms go to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as err:  # refused, timed out, unknown host, port > 65535
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise UsageError(
+            f"cannot reach a Ray cluster at {address!r} ({reason or 'timed out'}); start one "
+            "with `ray start --head` (docs/usage.md) or check the address"
+        ) from None
+
+
+def _connect(ray: Any, address: str | None, quiet: bool) -> None:
+    """Join the cluster at ``address`` (one line when it cannot be reached), or start a local
+    one on this machine's cores."""
+    if not address:
+        ray.init(
+            num_cpus=os.cpu_count() or 1,
+            include_dashboard=False,
+            object_store_memory=200 * 1024**2,
+            log_to_driver=not quiet,
+        )
+        return
+    _refuse_unreachable(address)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
+        detail = " ".join(str(err).split())[:160]
+        raise UsageError(f"cannot reach a Ray cluster at {address!r} ({detail})") from None
+
+
+def ray_executor(
+    address: str | None = None,
+    quiet: bool = True,
+    threads_per_run: int = DEFAULT_THREADS_PER_RUN,
+    gpus_per_run: float = 1.0,
+) -> Executor:
+    """Each run is a Ray task reserving ``threads_per_run`` CPUs, and on a CUDA suite
+    ``gpus_per_run`` GPUs (a fraction packs small nets several to a GPU); the task runs torch on
+    what it reserved (:func:`ray_task`). Results come back to the driver, which alone writes
+    the store."""
     ray = require_ray()
+    if threads_per_run < 1:
+        raise UsageError(f"--threads-per-run must be >= 1, got {threads_per_run}")
+    if not 0 < gpus_per_run <= 1:
+        raise UsageError(f"--gpus-per-run must be in (0, 1], got {gpus_per_run:g}")
+    # joined now, before the runner writes a pending row: a cluster that cannot be reached or
+    # has no node large enough for one run is refused with nothing written
+    started_here = not ray.is_initialized()
+    if started_here:
+        _connect(ray, address, quiet)
+    largest = _largest_node_cpus(ray)
+    if threads_per_run > largest:
+        if started_here:
+            ray.shutdown()
+        raise UsageError(
+            f"--threads-per-run {threads_per_run} is more than any node of the Ray cluster has "
+            f"(the largest has {largest:g} CPUs)"
+        )
 
     def execute(work: list[tuple[RunConfig, Path]], started: Started) -> Iterator[RunResult]:
-        started_here = False
-        if not ray.is_initialized():
-            if address:
-                ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
-            else:
-                ray.init(
-                    num_cpus=os.cpu_count() or 1,
-                    include_dashboard=False,
-                    object_store_memory=200 * 1024**2,
-                    log_to_driver=not quiet,
-                )
-            started_here = True
         try:
-            remote = ray.remote(run_one)
+            remote = ray.remote(ray_task)
             refs = {}
             for cfg, out in work:
-                gpus = 1 if cfg.train.device.startswith("cuda") else 0
-                threads = 1 if address is None else None
-                task = remote.options(num_cpus=1, num_gpus=gpus)
+                gpus = gpus_per_run if cfg.train.device.startswith("cuda") else 0
+                task = remote.options(num_cpus=threads_per_run, num_gpus=gpus)
                 started(cfg, out)  # queued in Ray's scheduler, which starts it when it fits
-                refs[task.remote(cfg, str(out), threads, quiet)] = cfg
+                refs[task.remote(cfg, str(out), quiet)] = cfg
             pending = list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)

@@ -138,10 +138,13 @@ def run_suite(
     ray_address: str | None = None,
     quiet: bool = False,
     suite_arg: str | None = None,
+    threads_per_run: int = executors.DEFAULT_THREADS_PER_RUN,
+    gpus_per_run: float = 1.0,
 ) -> int:
     """Run every not-yet-done grid point of ``suite``; returns the process exit code (0 when
     every run is done, 1 when any failed or diverged, 130 when interrupted). ``suite_arg`` is
-    how the user named the suite (a shipped name or a TOML path), for the hints."""
+    how the user named the suite (a shipped name or a TOML path), for the hints. The Ray
+    executor reserves ``threads_per_run`` CPUs (and ``gpus_per_run`` GPUs on CUDA) per run."""
     if executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if jobs < 1:
@@ -160,6 +163,11 @@ def run_suite(
         if not todo:
             print(f"suite {suite.name!r}: all {len(configs)} runs are already done in {store.path}")
             return 0
+        execute = (
+            executors.local_executor(jobs, quiet=True)
+            if executor == "local"
+            else executors.ray_executor(ray_address, True, threads_per_run, gpus_per_run)
+        )  # Ray's cluster is joined and checked here, before a pending row is written
         store.add_pending(todo)
         print(
             f"suite {suite.name!r}: {len(todo)} of {len(configs)} runs to do "
@@ -167,11 +175,6 @@ def run_suite(
         )
         if jobs > 1 or executor == "ray":
             todo = plan_parallel(todo)
-        execute = (
-            executors.local_executor(jobs, quiet=True)
-            if executor == "local"
-            else executors.ray_executor(ray_address, quiet=True)
-        )
         progress = _Progress(suite.name, len(todo), quiet, named=executor == "local" and jobs == 1)
         rows, failed, interrupted = _execute(store, todo, execute, progress)
         if interrupted:

@@ -326,6 +326,7 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
         "CPU": cpu or "unknown",
         "GPU": str(env.get("gpu") or "none"),
         "Threads": _join(r.get("threads") for r in rows),
+        **_resources(rows),
         "Hosts": _join(r.get("host") for r in rows),
         "torch": _join(r.get("torch_version") for r in rows),
         "aebench": _join(r.get("aebench_version") for r in rows),
@@ -334,3 +335,10 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
         "Runs finished": date,
         "Report built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _resources(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The header's "Reserved per run" line, where an executor recorded what it reserved
+    (the Ray executor's CPUs and GPUs per task); absent for local runs."""
+    reserved = [r.get("resources") for r in rows if r.get("resources")]
+    return {"Reserved per run": _join(reserved)} if reserved else {}

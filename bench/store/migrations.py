@@ -18,6 +18,9 @@ re-derives their hash from it.
 Schema 4 adds ``runs.weights_sha256``: the checksum of the weights file a run wrote, recorded
 when it finishes, so ``aebench eval --store`` refuses a folder holding other weights. Runs stored
 before have none (NULL); for them only the folder's ``config.json`` can be checked.
+
+Schema 6 adds ``runs.resources``: what the executor reserved for the run (``ray: 2 CPUs``,
+``ray: 2 CPUs, 0.5 GPU``), beside the ``threads`` it actually used. Older runs have none (NULL).
 """
 
 from __future__ import annotations
@@ -176,3 +179,9 @@ def v4_to_v5(conn: sqlite3.Connection) -> None:
             "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
             (new_hash, cfg.to_json(), run_id),
         )
+
+
+def v5_to_v6(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "resources" not in columns:
+        conn.execute("ALTER TABLE runs ADD COLUMN resources TEXT")

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from aebench import __version__
-from aebench.store.migrations import v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5
+from aebench.store.migrations import v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Written into the SQLite header (offset 68) so a foreign database is recognised without
 #: opening it through SQLite at all. ASCII "AEB1".
 APPLICATION_ID = 0x41454231
@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS runs (
     ended_at        TEXT,
     artifacts       TEXT,
     weights_sha256  TEXT,
+    resources       TEXT,
     UNIQUE (suite, config_hash)
 );
 CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash);
@@ -85,6 +86,7 @@ _ENV_COLUMNS = (
     "threads",
     "host",
     "pid",
+    "resources",
 )
 
 #: Schema migrations: ``MIGRATIONS[v]`` upgrades a store from version ``v`` to ``v + 1``. Each
@@ -95,6 +97,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: v2_to_v3,
     3: v3_to_v4,
     4: v4_to_v5,
+    5: v5_to_v6,
 }
 
 
