@@ -200,6 +200,26 @@ def device_check(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def cluster_smoke(session: nox.Session) -> None:
+    """A local 3-node Ray cluster (a head and two 1-CPU workers, ``ray start``), the smoke
+    suite run on it, then the cluster stopped (docs/cluster.md)."""
+    env = {**_env(session), "RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "disabled"}
+    ip = session.run(_bin("python"), "-c", "import ray.util; print(ray.util.get_node_ip_address())",
+                     env=env, silent=True).strip().splitlines()[-1]  # fmt: skip
+    address, ray = f"{ip}:6390", _bin("ray")
+    store = "runs/cluster-smoke.sqlite"
+    try:
+        session.run(ray, "start", "--head", "--port=6390", "--num-cpus=0", env=env)
+        for _ in range(2):
+            session.run(ray, "start", f"--address={address}", "--num-cpus=1", env=env)
+        session.run(_bin("aebench"), "run", "smoke", "--executor", "ray", "--ray-address",
+                    address, "--store", store, env=env)  # fmt: skip
+        session.run(_bin("aebench"), "runs", "--store", store, env=env)
+    finally:
+        session.run(ray, "stop", env=env, silent=True)
+
+
+@nox.session(venv_backend="none")
 def regress(session: nox.Session) -> None:
     """Speed gate: the working tree against a base commit (``-- --base REV``, default HEAD),
     both timed in interleaved rounds in this job; fails only when a case is significantly

@@ -20,7 +20,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from aebench import data
 from aebench.core.errors import UsageError
+from aebench.data import ImageData
 from aebench.experiments.run_task import WORKER_DIED, Executor, RunResult, Started, run_one
 from aebench.experiments.suite import RunConfig
 
@@ -132,20 +134,38 @@ def require_ray() -> Any:
 DEFAULT_THREADS_PER_RUN = 1
 
 
-def ray_task(cfg: RunConfig, out_dir: str, quiet: bool) -> RunResult:
+def ray_task(cfg: RunConfig, out_dir: str, quiet: bool, dataset: ImageData) -> RunResult:
     """One run as a Ray task: torch gets exactly the CPUs Ray assigned to this task (Ray sets
     ``OMP_NUM_THREADS`` only where the node left it unset, so the threads are set here), and the
-    result records what was reserved."""
+    result records what was reserved. ``dataset`` arrives from the object store (Ray resolves
+    the driver's reference before the call), so the node needs no data folder."""
     import ray  # only ever called inside a Ray worker
 
     assigned = ray.get_runtime_context().get_assigned_resources()
     cpus, gpus = assigned.get("CPU", 0.0), assigned.get("GPU", 0.0)
     threads = max(1, int(cpus))
-    result = run_one(cfg, out_dir, threads, quiet)
+    result = run_one(cfg, out_dir, threads, quiet, dataset)
     result.environment["resources"] = f"ray: {cpus:g} CPU{'s' if cpus != 1 else ''}" + (
         f", {gpus:g} GPU" if gpus else ""
     )
     return result
+
+
+def _share_datasets(ray: Any, configs: list[RunConfig]) -> tuple[dict, dict[Any, str]]:
+    """Each (dataset, data folder) of the suite, loaded once here in the driver and put in
+    Ray's object store, so that worker nodes need neither the data folder nor a download.
+    Returns the references and, for a dataset that cannot be read, its one-line error."""
+    shared: dict[tuple[str, str | None], Any] = {}
+    unreadable: dict[tuple[str, str | None], str] = {}
+    for cfg in configs:
+        key = (cfg.dataset, cfg.data_dir)
+        if key in shared or key in unreadable:
+            continue
+        try:
+            shared[key] = ray.put(data.load(cfg.dataset, cfg.data_dir))
+        except UsageError as err:
+            unreadable[key] = str(err)
+    return shared, unreadable
 
 
 def _largest_node_cpus(ray: Any) -> float:
@@ -219,13 +239,18 @@ def ray_executor(
 
     def execute(work: list[tuple[RunConfig, Path]], started: Started) -> Iterator[RunResult]:
         try:
+            shared, unreadable = _share_datasets(ray, [cfg for cfg, _ in work])
             remote = ray.remote(ray_task)
             refs = {}
             for cfg, out in work:
+                started(cfg, out)  # queued in Ray's scheduler, which starts it when it fits
+                key = (cfg.dataset, cfg.data_dir)
+                if key in unreadable:  # as a local run whose data cannot be read: it fails
+                    yield RunResult(cfg.config_hash, "failed", error=unreadable[key])
+                    continue
                 gpus = gpus_per_run if cfg.train.device.startswith("cuda") else 0
                 task = remote.options(num_cpus=threads_per_run, num_gpus=gpus)
-                started(cfg, out)  # queued in Ray's scheduler, which starts it when it fits
-                refs[task.remote(cfg, str(out), quiet)] = cfg
+                refs[task.remote(cfg, str(out), quiet, shared[key])] = cfg
             pending = list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)

@@ -63,9 +63,15 @@ def flatten_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_one(
-    cfg: RunConfig, out_dir: str | os.PathLike[str], threads: int | None = None, quiet: bool = True
+    cfg: RunConfig,
+    out_dir: str | os.PathLike[str],
+    threads: int | None = None,
+    quiet: bool = True,
+    dataset: data.ImageData | None = None,
 ) -> RunResult:
-    """Train and evaluate one grid point; never raises for a run that fails or diverges."""
+    """Train and evaluate one grid point; never raises for a run that fails or diverges.
+    ``dataset`` is the run's data when the caller already has it (a Ray task gets it from the
+    object store); else it is loaded from ``cfg.data_dir``."""
     # deferred: single_run loads torchvision (core.images), and the runner imports this module
     # on the path where `aebench run` refuses a bad suite in one line
     from aebench.experiments.single_run import evaluate_run, run_environment, train_run
@@ -79,7 +85,8 @@ def run_one(
         # resume=True: a checkpoint left by an interrupted attempt of this very config (same
         # hash, same folder) is continued; the trainer refuses one of another run.
         # overwrite=True: the store, not the folder, says whether this run still has to run.
-        dataset = data.load(cfg.dataset, cfg.data_dir)
+        if dataset is None:
+            dataset = data.load(cfg.dataset, cfg.data_dir)
         run = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, quiet=quiet))
         model, run_dir = train_run(run, out_dir, resume=True, overwrite=True, dataset=dataset)
         result.environment = run_environment(model.device)

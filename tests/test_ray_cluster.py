@@ -1,0 +1,150 @@
+"""A suite on a real multi-node Ray cluster whose worker node cannot see the data folder
+(issue 28, item 2): the driver loads each dataset once and ships it through Ray's object store.
+
+The head node offers no CPUs, so every run is scheduled on the worker node, and that node runs
+in its own mount namespace (``unshare --mount``, as root) where a tmpfs hides the data folder.
+The suite still completes and trains the same weights as a local run. Every process is the
+test's own: started here, stopped here by process group."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aebench.store.database import Store
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+ray = pytest.importorskip("ray", reason="Ray is the optional extra aebench[ray]")
+RAY = str(Path(sys.executable).with_name("ray"))
+#: a private test cluster: no usage stats, and no token authentication (Ray turns it on for
+#: clusters started by ``ray start``; the driver would need the head's token otherwise)
+RAY_ENV = {"RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "disabled"}
+ENV = {**os.environ, **RAY_ENV}
+
+
+def _needs_namespaces() -> None:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.fail("this test needs root and unshare (util-linux) for a worker's mount namespace")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return int(s.getsockname()[1])
+
+
+def _image_folder(root: Path) -> Path:
+    """Two classes of 28×28 grey images: bright bars in class 0, bright blocks in class 1."""
+    rng = np.random.default_rng(0)
+    for label in ("0", "1"):
+        (root / label).mkdir(parents=True)
+        for i in range(40):
+            img = (rng.random((28, 28)) * 60).astype(np.uint8)
+            if label == "0":
+                img[:, 10 + i % 8 : 14 + i % 8] = 250
+            else:
+                img[8 + i % 6 : 18 + i % 6, 8:20] = 250
+            Image.fromarray(img).save(root / label / f"{i:02d}.png")
+    return root
+
+
+def _alive_nodes(address: str) -> int:
+    code = (
+        f"import ray; ray.init(address={address!r}, include_dashboard=False, "
+        "log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120
+    )
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A head with no CPUs and one 1-CPU worker node that cannot see ``data``."""
+    _needs_namespaces()
+    data = _image_folder(tmp_path / "data")
+    port = _free_port()
+    address = f"{ray.util.get_node_ip_address()}:{port}"  # where Ray binds, not 127.0.0.1
+    common = ["--block", "--disable-usage-stats"]
+    head = [RAY, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false"]
+    worker = f"mount -t tmpfs tmpfs {data} && exec {RAY} start --address={address} --num-cpus=1"
+    procs = [subprocess.Popen([*head, *common], env=ENV, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while _alive_nodes(address) < 1:
+            assert time.monotonic() < deadline, "the head node did not come up"
+            time.sleep(2)
+        hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
+        procs.append(subprocess.Popen([*hide, f"{worker} {' '.join(common)}"], env=ENV,
+                                      start_new_session=True, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))  # fmt: skip
+        while _alive_nodes(address) < 2:
+            assert time.monotonic() < deadline, "the worker node did not join"
+            time.sleep(2)
+        yield address, data
+    finally:
+        for proc in reversed(procs):
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(timeout=10)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+
+
+SUITE = """
+name = "hidden-data"
+models = ["ae"]
+datasets = ["image-folder"]
+archs = ["mlp"]
+seeds = [0]
+latent_dim = 4
+device = "cpu"
+[budget]
+steps = 6
+[metrics]
+n_samples = 40
+"""
+
+
+def test_a_worker_node_without_the_data_folder_trains_from_the_object_store(
+    cluster: tuple[str, Path], tmp_path: Path
+) -> None:
+    address, data = cluster
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE)
+    hidden = subprocess.run(  # the worker's view of the data folder: empty
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f"mount -t tmpfs tmpfs {data} && ls -A {data} | wc -l"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert hidden.stdout.strip() == "0" and len(list(data.rglob("*.png"))) == 80
+    on_ray, local = tmp_path / "ray.sqlite", tmp_path / "local.sqlite"
+    common = ["run", str(suite), "--data-dir", str(data), "--quiet"]
+    result = run_cli(*common, "--store", str(on_ray), "--executor", "ray", "--ray-address",
+                     address, env=RAY_ENV)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert run_cli(*common, "--store", str(local), env={"OMP_NUM_THREADS": "1"}).returncode == 0
+    with Store.open(on_ray, readonly=True) as a, Store.open(local, readonly=True) as b:
+        (ra,), (rb,) = a.runs(suite="hidden-data"), b.runs(suite="hidden-data")
+        assert ra["status"] == "done" and ra["resources"] == "ray: 1 CPU"
+        assert ra["weights_sha256"] == rb["weights_sha256"]  # same seed, same single thread
+        assert a.metrics(ra["id"])["recon_mse"] == b.metrics(rb["id"])["recon_mse"]
