@@ -1,10 +1,12 @@
-"""A suite on a real multi-node Ray cluster whose worker node cannot see the data folder
-(issue 28, item 2): the driver loads each dataset once and ships it through Ray's object store.
+"""A suite on a real multi-node Ray cluster with no shared filesystem (issue 28, items 1 and
+2): the driver ships each dataset through Ray's object store, tasks train in node-local scratch
+and return the run's files, and the driver alone writes the run folders and the store.
 
 The head node offers no CPUs, so every run is scheduled on the worker node, and that node runs
-in its own mount namespace (``unshare --mount``, as root) where a tmpfs hides the data folder.
-The suite still completes and trains the same weights as a local run. Every process is the
-test's own: started here, stopped here by process group."""
+in its own mount namespace (``unshare --mount``, as root) where a tmpfs hides the test's whole
+folder: the data, the store and the run folders. The suite still completes, its run folders
+hold what a local run's hold, with the same weights, and re-evaluation and the report work on
+them. Every process is the test's own: started here, stopped here by process group."""
 
 from __future__ import annotations
 
@@ -73,14 +75,14 @@ def _alive_nodes(address: str) -> int:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A head with no CPUs and one 1-CPU worker node that cannot see ``data``."""
+    """A head with no CPUs and one 1-CPU worker node that cannot see ``tmp_path``."""
     _needs_namespaces()
     data = _image_folder(tmp_path / "data")
     port = _free_port()
     address = f"{ray.util.get_node_ip_address()}:{port}"  # where Ray binds, not 127.0.0.1
     common = ["--block", "--disable-usage-stats"]
     head = [RAY, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false"]
-    worker = f"mount -t tmpfs tmpfs {data} && exec {RAY} start --address={address} --num-cpus=1"
+    worker = f"mount -t tmpfs tmpfs {tmp_path} && exec {RAY} start --address={address} --num-cpus=1"
     procs = [subprocess.Popen([*head, *common], env=ENV, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
     try:
@@ -125,26 +127,49 @@ n_samples = 40
 """
 
 
-def test_a_worker_node_without_the_data_folder_trains_from_the_object_store(
+def _run_folder(store: Path) -> Path:
+    with Store.open(store, readonly=True) as db:
+        (run,) = db.runs(suite="hidden-data")
+        return (
+            Path(run["artifacts"])
+            if Path(run["artifacts"]).is_absolute()
+            else (store.parent / run["artifacts"])
+        )
+
+
+def test_a_worker_node_that_sees_none_of_the_drivers_files_runs_a_suite(
     cluster: tuple[str, Path], tmp_path: Path
 ) -> None:
     address, data = cluster
     suite = tmp_path / "suite.toml"
     suite.write_text(SUITE)
-    hidden = subprocess.run(  # the worker's view of the data folder: empty
+    hidden = subprocess.run(  # the worker's view of the test's folder: empty
         ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         f"mount -t tmpfs tmpfs {data} && ls -A {data} | wc -l"],
+         f"mount -t tmpfs tmpfs {tmp_path} && ls -A {tmp_path} | wc -l"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert hidden.stdout.strip() == "0" and len(list(data.rglob("*.png"))) == 80
-    on_ray, local = tmp_path / "ray.sqlite", tmp_path / "local.sqlite"
+    on_ray, local = tmp_path / "ray" / "s.sqlite", tmp_path / "local" / "s.sqlite"
     common = ["run", str(suite), "--data-dir", str(data), "--quiet"]
     result = run_cli(*common, "--store", str(on_ray), "--executor", "ray", "--ray-address",
                      address, env=RAY_ENV)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert run_cli(*common, "--store", str(local), env={"OMP_NUM_THREADS": "1"}).returncode == 0
+    local_run = run_cli(*common, "--store", str(local), env={"OMP_NUM_THREADS": "1"})
+    assert local_run.returncode == 0, local_run.stderr[-2000:]
     with Store.open(on_ray, readonly=True) as a, Store.open(local, readonly=True) as b:
         (ra,), (rb,) = a.runs(suite="hidden-data"), b.runs(suite="hidden-data")
         assert ra["status"] == "done" and ra["resources"] == "ray: 1 CPU"
         assert ra["weights_sha256"] == rb["weights_sha256"]  # same seed, same single thread
         assert a.metrics(ra["id"])["recon_mse"] == b.metrics(rb["id"])["recon_mse"]
+    folder, local_folder = _run_folder(on_ray), _run_folder(local)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(p.name for p in local_folder.iterdir())
+    assert (folder / "model.safetensors").read_bytes() == (
+        local_folder / "model.safetensors"
+    ).read_bytes()
+    # the driver's folders serve re-evaluation and the report as a local run's do
+    again = run_cli("eval", str(folder), "--skip", "generation", "--skip", "speed")
+    assert again.returncode == 0, again.stderr[-2000:]
+    report = run_cli("report", "--store", str(on_ray), "--out", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert (tmp_path / "report" / "fig1_samples.png").stat().st_size > 0

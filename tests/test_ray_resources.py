@@ -31,6 +31,9 @@ def test_each_task_runs_torch_on_the_cpus_ray_assigned_it(
     db = tmp_path / "s.sqlite"
     args = ["run", str(one_run), "--store", str(db), "--executor", "ray", "--quiet"]
     env = {**cache_env, **RAY_ENV, "OMP_NUM_THREADS": node_omp}  # what a node image might set
+    # a cluster address left in the environment (or in /tmp/ray by an earlier `ray start`) is
+    # not joined: without --ray-address the run starts its own local Ray
+    env["RAY_ADDRESS"] = "127.0.0.1:1"
     result = run_cli(*args, "--threads-per-run", str(threads), env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     with Store.open(db, readonly=True) as store:

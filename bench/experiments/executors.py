@@ -11,8 +11,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -134,20 +136,53 @@ def require_ray() -> Any:
 DEFAULT_THREADS_PER_RUN = 1
 
 
-def ray_task(cfg: RunConfig, out_dir: str, quiet: bool, dataset: ImageData) -> RunResult:
-    """One run as a Ray task: torch gets exactly the CPUs Ray assigned to this task (Ray sets
-    ``OMP_NUM_THREADS`` only where the node left it unset, so the threads are set here), and the
-    result records what was reserved. ``dataset`` arrives from the object store (Ray resolves
-    the driver's reference before the call), so the node needs no data folder."""
+def ray_task(cfg: RunConfig, quiet: bool, dataset: ImageData) -> RunResult:
+    """One run as a Ray task, on whichever node Ray picks; nothing of the driver's filesystem
+    is assumed there.
+
+    * torch gets exactly the CPUs Ray assigned to this task (Ray sets ``OMP_NUM_THREADS`` only
+      where the node left it unset, so the threads are set here), and the result records what
+      was reserved;
+    * ``dataset`` arrives from the object store (Ray resolves the driver's reference before the
+      call), so the node needs no data folder;
+    * the run trains in node-local scratch, and its folder's files travel back in the result
+      (Ray's object store carries large return values), for the driver to write.
+    """
     import ray  # only ever called inside a Ray worker
+
+    from aebench.experiments.single_run import RUN_OUTPUTS  # deferred: torchvision
 
     assigned = ray.get_runtime_context().get_assigned_resources()
     cpus, gpus = assigned.get("CPU", 0.0), assigned.get("GPU", 0.0)
     threads = max(1, int(cpus))
-    result = run_one(cfg, out_dir, threads, quiet, dataset)
+    scratch = Path(tempfile.mkdtemp(prefix="aebench-run-"))
+    try:
+        result = run_one(cfg, scratch / "run", threads, quiet, dataset)
+        if (scratch / "run").is_dir():
+            result.files = {
+                f.name: f.read_bytes()
+                for f in sorted((scratch / "run").iterdir())
+                if f.is_file() and f.name in RUN_OUTPUTS
+            }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     result.environment["resources"] = f"ray: {cpus:g} CPU{'s' if cpus != 1 else ''}" + (
         f", {gpus:g} GPU" if gpus else ""
     )
+    return result
+
+
+def _deliver(result: RunResult, out: Path) -> RunResult:
+    """Write a Ray task's shipped files into the driver's run folder; a folder that cannot be
+    written fails the run in one line rather than the suite."""
+    if result.files:
+        from aebench.experiments.single_run import write_run_files  # deferred: torchvision
+
+        try:
+            write_run_files(out, result.files)
+        except UsageError as err:
+            result.status, result.error = "failed", str(err)
+        result.files = {}
     return result
 
 
@@ -194,6 +229,7 @@ def _connect(ray: Any, address: str | None, quiet: bool) -> None:
     one on this machine's cores."""
     if not address:
         ray.init(
+            address="local",  # a new cluster here, never one found by Ray's auto-detection
             num_cpus=os.cpu_count() or 1,
             include_dashboard=False,
             object_store_memory=200 * 1024**2,
@@ -250,11 +286,11 @@ def ray_executor(
                     continue
                 gpus = gpus_per_run if cfg.train.device.startswith("cuda") else 0
                 task = remote.options(num_cpus=threads_per_run, num_gpus=gpus)
-                refs[task.remote(cfg, str(out), quiet, shared[key])] = cfg
+                refs[task.remote(cfg, quiet, shared[key])] = out
             pending = list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
-                yield ray.get(ready[0])
+                yield _deliver(ray.get(ready[0]), refs[ready[0]])
         finally:
             if started_here:
                 ray.shutdown()

@@ -43,6 +43,9 @@ class RunResult:
     environment: dict[str, Any] = field(default_factory=dict)
     evaluations: dict[str, str] = field(default_factory=dict)  #: family → its options key
     weights_sha256: str | None = None  #: of the weights file the run wrote
+    #: the run folder's files by name, when the run trained away from the driver (a Ray task
+    #: on another node): the driver writes them into the run folder (``write_run_files``)
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 def flatten_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:

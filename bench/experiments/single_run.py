@@ -16,6 +16,7 @@ import torch
 from aebench import data, models
 from aebench.config.run import RunConfig
 from aebench.core.allocator import allocator_state
+from aebench.core.atomic import atomic_write
 from aebench.core.devices import resolve_device, seed_everything
 from aebench.core.errors import UsageError
 from aebench.core.images import pair_rows, save_grid
@@ -206,3 +207,21 @@ def evaluate_run(
     scores = evaluate(model, dataset, options or MetricOptions(), train_step_factory=step_on_copy)
     write_json_atomic(Path(run_dir) / METRICS_FILE, scores)
     return scores
+
+
+def write_run_files(out: str | Path, files: dict[str, bytes]) -> Path:
+    """Write a run's files, trained elsewhere and shipped back (:attr:`RunResult.files`), into
+    its run folder, leaving it as a local run does: each file replaced atomically, outputs of
+    an earlier attempt that this one lacks removed, no checkpoint. Only the names a run folder
+    holds (:data:`RUN_OUTPUTS`) are accepted, so a result cannot write elsewhere."""
+    unknown = sorted(set(files) - set(RUN_OUTPUTS))
+    if unknown:
+        raise UsageError(f"a run's result holds an unexpected file {unknown[0]!r}")
+    out_dir = prepare_out_dir(out)
+    for name in RUN_OUTPUTS:
+        if name not in files:
+            (out_dir / name).unlink(missing_ok=True)
+    for name, blob in files.items():
+        atomic_write(out_dir / name, lambda tmp, blob=blob: Path(tmp).write_bytes(blob))
+    (out_dir / CHECKPOINT).unlink(missing_ok=True)
+    return out_dir
