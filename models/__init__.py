@@ -6,7 +6,20 @@ third-party plugins included (entry-point group ``aebench.models``).
 
 from __future__ import annotations
 
-from aebench.models import ae, beta_tcvae, info_vae, iwae, rae, vae, vae_gan, vamp, wae_mmd  # noqa: F401
+from aebench.models import (  # noqa: F401  (importing a model folder registers it)
+    aae,
+    ae,
+    beta_tcvae,
+    factor_vae,
+    info_vae,
+    iwae,
+    rae,
+    vae,
+    vae_gan,
+    vamp,
+    wae_gan,
+    wae_mmd,
+)
 from aebench.models.base import GenerativeAutoencoder, Phase
 from aebench.models.registry import (
     available,

@@ -172,6 +172,10 @@ class GenerativeAutoencoder(nn.Module):
     samplers: ClassVar[tuple[str, ...]] = ("gaussian", "normal", "gmm")
     #: how the phases meet on a batch: "simultaneous" (one forward pass) or "sequential"
     update_order: ClassVar[str] = "simultaneous"
+    #: how many batches of the run's batch size one training step consumes: the harness hands
+    #: the model their concatenation (FactorVAE trains its discriminator on a second,
+    #: independent batch, Kim & Mnih 2018, Algorithm 2), and an epoch's budget counts them all
+    batches_per_step: ClassVar[int] = 1
     #: True when a loss term needs autograd itself (a gradient penalty): the harness then
     #: evaluates the loss with gradients enabled instead of under inference mode
     loss_needs_grad: ClassVar[bool] = False
@@ -265,3 +269,11 @@ class GenerativeAutoencoder(nn.Module):
         eps = torch.randn(n, self.latent_dim, generator=generator, device=where).to(mean.device)
         z = mean + (eps if chol is None else eps @ chol.T)
         return self.decode(z)
+
+    def isotropic_samples(
+        self, sigma: float, n: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Decode ``n`` draws from the prior N(0, σ²I) (the WAEs' and the AAE's sampler)."""
+        mean = torch.zeros(self.latent_dim, device=self.device)
+        chol = sigma * torch.eye(self.latent_dim, device=self.device)
+        return self.gaussian_samples(mean, chol, n, generator)

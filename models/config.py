@@ -157,9 +157,9 @@ class ModelConfig:
             fixed = {k: check_option(k, v, defaults[k]) for k, v in kwargs.items()}
         except OptionError as err:
             raise OptionError(err.key, f"{model}: {err}") from None
-        for key in ("image_shape", "hidden"):
-            if key in fixed:
-                fixed[key] = tuple(fixed[key])
+        for key, value in fixed.items():
+            if isinstance(defaults[key], tuple):  # arrays (hidden, image_shape, ...) stay tuples
+                fixed[key] = tuple(value)
         cfg = cls(**fixed)
         cfg.validate(model)
         return cfg

@@ -287,6 +287,8 @@ class Speed(MetricFamily):
             ImageData.batch(ctx.data.train_x.cpu(), slice(0, 4096)),
             ctx.device,
             train_step=step,
-            train_batch_size=opts.train_batch_size,
+            # a step that consumes several batches (FactorVAE's second one) is fed all of them,
+            # so train samples/s counts every image a step reads, as the budget does
+            train_batch_size=opts.train_batch_size * getattr(model, "batches_per_step", 1),
         )
         return values

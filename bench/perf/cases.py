@@ -43,7 +43,8 @@ from aebench.training.trainer import Trainer
 MODELS = ("ae", "vae", "beta-vae", "vae-gan")
 #: the rest of the zoo: benchmarked and in the trend baseline; gated on request (``--case``),
 #: which keeps a default gate within its measured time and false-alarm rate (docs/ci-gates.md)
-ZOO_MODELS = ("wae-mmd", "rae-l2", "rae-gp", "iwae", "beta-tcvae", "vamp", "info-vae")
+ZOO_MODELS = ("wae-mmd", "rae-l2", "rae-gp", "iwae", "beta-tcvae", "vamp", "info-vae",
+              "aae", "factor-vae", "wae-gan")  # fmt: skip
 ARCHS = ("mlp", "conv")
 BATCH = 64
 
@@ -94,7 +95,8 @@ def _trainer(name: str, arch: str, data: Any, **train: Any) -> Any:
 def _train_step(name: str, arch: str) -> Callable[[], Any]:
     data = small_split()
     trainer = _trainer(name, arch, data)
-    batch = ImageData.batch(data.train_x, torch.arange(BATCH))
+    images = BATCH * trainer.model.batches_per_step  # FactorVAE's step reads two batches
+    batch = ImageData.batch(data.train_x, torch.arange(images))
     return lambda: trainer.train_step(batch)
 
 
@@ -104,7 +106,7 @@ for _model in MODELS + ZOO_MODELS:
             Case(
                 f"train-step[{_model}-{_arch}]",
                 functools.partial(_train_step, _model, _arch),
-                units=BATCH,
+                units=BATCH * models.get(_model)[0].batches_per_step,
                 gated=_model in MODELS,
             )
         )

@@ -117,6 +117,14 @@ def check_update_order(order: str, model_name: str) -> None:
         )
 
 
+def check_batches_per_step(count: object, model_name: str) -> None:
+    """The model's ``batches_per_step``: a whole number >= 1, or one line saying it is not."""
+    if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
+        raise UsageError(
+            f"{model_name}: batches_per_step must be a whole number >= 1, got {count!r}"
+        )
+
+
 def with_budget_decay(
     phases: list[Phase], milestones: tuple[float, ...], gamma: float, budget_steps: int
 ) -> list[Phase]:

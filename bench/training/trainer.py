@@ -36,6 +36,7 @@ from aebench.training.divergence import DivergenceError, FirstNonFinite
 from aebench.training.optim import (
     build_optimizer,
     build_schedule,
+    check_batches_per_step,
     check_phase,
     check_update_order,
     with_budget_decay,
@@ -93,6 +94,7 @@ class Trainer:
         for phase in self.phases:
             check_phase(phase, self.model_name)
         check_update_order(model.update_order, self.model_name)
+        check_batches_per_step(model.batches_per_step, self.model_name)
         self.optimizers = [build_optimizer(p) for p in self.phases]
         self.schedules = [
             build_schedule(p, o) for p, o in zip(self.phases, self.optimizers, strict=True)
@@ -206,7 +208,7 @@ class Trainer:
         """
         self.model.train()
         x_all = self.data.train_images(epoch, self.config.seed)  # dynamic binarization: redrawn
-        n, bs = x_all.shape[0], self.config.batch_size
+        n, bs = x_all.shape[0], self._step_images()
         gen = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         perm = torch.randperm(n, generator=gen).to(self.device)
         sums: dict[str, torch.Tensor] = {}
@@ -349,9 +351,13 @@ class Trainer:
 
     def _budget_steps(self) -> int:
         """The budget in steps: the epochs' steps, or ``max_steps`` when that is fewer."""
-        steps_per_epoch = math.ceil(self.data.train_x.shape[0] / self.config.batch_size)
+        steps_per_epoch = math.ceil(self.data.train_x.shape[0] / self._step_images())
         total = steps_per_epoch * self.config.epoch_limit
         return total if self.config.max_steps is None else min(total, self.config.max_steps)
+
+    def _step_images(self) -> int:
+        """Images one step consumes: the batch size times the model's ``batches_per_step``."""
+        return self.config.batch_size * self.model.batches_per_step
 
     def _progress_bar(self) -> tqdm:
         quiet = self.config.quiet or not sys.stderr.isatty()

@@ -82,9 +82,7 @@ class WAEMMD(GenerativeAutoencoder):
         return {"loss": recon + self.cfg.mmd_weight * mmd, "recon": recon, "mmd": mmd}
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        mean = torch.zeros(self.latent_dim, device=self.device)
-        chol = self.cfg.prior_sigma * torch.eye(self.latent_dim, device=self.device)
-        return self.gaussian_samples(mean, chol, n, generator)
+        return self.isotropic_samples(self.cfg.prior_sigma, n, generator)
 
     def phases(self) -> list[Phase]:
         betas = (self.cfg.adam_beta1, 0.999)
