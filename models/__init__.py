@@ -17,6 +17,7 @@ from aebench.models import (  # noqa: F401  (importing a model folder registers 
     vae,
     vae_gan,
     vamp,
+    vq_vae,
     wae_gan,
     wae_mmd,
 )
@@ -28,6 +29,7 @@ from aebench.models.registry import (
     register,
     reload_plugins,
     resolved_options,
+    supports_arch,
     unregister,
 )
 
@@ -40,5 +42,6 @@ __all__ = [
     "register",
     "reload_plugins",
     "resolved_options",
+    "supports_arch",
     "unregister",
 ]

@@ -72,14 +72,16 @@ class ConvTrunk(nn.Module):
     """``depth`` stride-2 convolutions (width, 2·width, 4·width, …) and a flatten:
     (C, H, W) → ``width·2^(depth-1)`` × H/2^depth × W/2^depth features."""
 
-    def __init__(self, channels: int, width: int, slope: float = 0.2, depth: int = 2) -> None:
+    def __init__(
+        self, channels: int, width: int, slope: float = 0.2, depth: int = 2, flatten: bool = True
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(depth):
             out = width * 2**i
             layers += [nn.Conv2d(channels, out, 4, 2, 1), nn.LeakyReLU(slope)]
             channels = out
-        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.net = nn.Sequential(*layers, *([nn.Flatten()] if flatten else []))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -89,6 +91,20 @@ def _trunk_features(image_shape: ImageShape, width: int) -> int:
     _, h, w = image_shape
     depth = conv_depth(h, w)
     return width * 2 ** (depth - 1) * (h // 2**depth) * (w // 2**depth)
+
+
+def _upsampling(channels: int, out_channels: int, depth: int) -> list[nn.Module]:
+    """``depth`` stride-2 4×4 transposed convolutions halving the channels (ReLU between),
+    the last to ``out_channels`` logits: the mirror of :class:`ConvTrunk`."""
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        last = i == depth - 1
+        out = out_channels if last else channels // 2
+        layers.append(nn.ConvTranspose2d(channels, out, 4, 2, 1))
+        if not last:
+            layers.append(nn.ReLU())
+        channels = out
+    return layers
 
 
 class ConvDecoder(nn.Module):
@@ -102,18 +118,44 @@ class ConvDecoder(nn.Module):
         channels = width * 2 ** (depth - 1)
         self.start = (channels, h // 2**depth, w // 2**depth)
         self.fc = nn.Sequential(nn.Linear(latent_dim, math.prod(self.start)), nn.ReLU())
-        layers: list[nn.Module] = []
-        for i in range(depth):
-            last = i == depth - 1
-            out = c if last else channels // 2
-            layers.append(nn.ConvTranspose2d(channels, out, 4, 2, 1))
-            if not last:
-                layers.append(nn.ReLU())
-            channels = out
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*_upsampling(channels, c, depth))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(self.fc(z).view(z.shape[0], *self.start))
+
+
+def grid_shape(image_shape: Sequence[int]) -> tuple[int, int]:
+    """The code grid of the ``conv`` family for images of ``image_shape``: H/2^depth × W/2^depth
+    (7 × 7 for 28 × 28 images)."""
+    _, h, w = (int(v) for v in image_shape)
+    depth = conv_depth(h, w)
+    return h // 2**depth, w // 2**depth
+
+
+def build_grid_encoder(image_shape: Sequence[int], code_channels: int, width: int) -> nn.Module:
+    """The ``conv`` encoder without its flatten and linear layer: images → a grid of
+    ``code_channels``-dimensional codes (a 1×1 convolution of the last feature map), for models
+    whose code is spatial (VQ-VAE)."""
+    c, h, w = _check("conv", image_shape)
+    depth = conv_depth(h, w)
+    trunk = ConvTrunk(c, width, depth=depth, flatten=False)
+    return nn.Sequential(trunk, nn.Conv2d(width * 2 ** (depth - 1), code_channels, 1))
+
+
+class GridDecoder(nn.Module):
+    """A code grid → a 3×3 convolution to the ``conv`` decoder's widest feature map → its
+    transposed convolutions → image logits; mirrors :func:`build_grid_encoder`."""
+
+    def __init__(self, code_channels: int, image_shape: ImageShape, width: int) -> None:
+        super().__init__()
+        c, h, w = _check("conv", image_shape)
+        depth = conv_depth(h, w)
+        channels = width * 2 ** (depth - 1)
+        entry = [nn.Conv2d(code_channels, channels, 3, 1, 1), nn.ReLU()]
+        self.net = nn.Sequential(*entry, *_upsampling(channels, c, depth))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
 
 
 class MLPDecoder(nn.Module):

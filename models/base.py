@@ -170,6 +170,9 @@ class GenerativeAutoencoder(nn.Module):
     #: every sampler the model is evaluated with (generation metrics ``fid@NAME``, ...): the
     #: fitted Gaussian, N(0, I) and a 10-component GMM on the codes (Ghosh et al. 2020, Table 1)
     samplers: ClassVar[tuple[str, ...]] = ("gaussian", "normal", "gmm")
+    #: the backbones (``arch``) the model can be built on; None: every one. A suite's grid
+    #: leaves out the pairs a model cannot train on and says so (VQ-VAE's grid code: conv only)
+    archs: ClassVar[tuple[str, ...] | None] = None
     #: how the phases meet on a batch: "simultaneous" (one forward pass) or "sequential"
     update_order: ClassVar[str] = "simultaneous"
     #: how many batches of the run's batch size one training step consumes: the harness hands

@@ -96,6 +96,12 @@ def _checked_by_signature(name: str, cls: type, kwargs: dict[str, Any]) -> dict[
     return out
 
 
+def supports_arch(name: str, arch: str) -> bool:
+    """Whether model ``name`` can be built on backbone ``arch`` (its class's ``archs``)."""
+    archs = getattr(get(name)[0], "archs", None)
+    return archs is None or arch in archs
+
+
 def resolved_options(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Every option model ``name`` trains with, defaults included: its config class's defaults
     (or, without one, its constructor's keyword defaults), then the defaults registered with

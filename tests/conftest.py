@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -236,3 +237,26 @@ n_samples = 100
 iw_k = 4
 iw_n = 16
 """
+
+
+class Killed(Exception):
+    """Stands for a SIGKILL right after a checkpoint was written."""
+
+
+@contextlib.contextmanager
+def killed_after_stage_epoch(monkeypatch: pytest.MonkeyPatch, stage: str, epoch: int):
+    """Within the block, training dies (:class:`Killed`) right after the checkpoint of epoch
+    ``epoch`` of stage ``stage`` is written: a kill in the middle of a later stage."""
+    from aebench.training.trainer import Trainer
+
+    original = Trainer.save_checkpoint
+
+    def save_then_die(self, in_epoch=None):  # type: ignore[no-untyped-def]
+        original(self, in_epoch)
+        if self.model_name.endswith(f":{stage}") and self.epochs_done == epoch:
+            raise Killed
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Trainer, "save_checkpoint", save_then_die)
+        with pytest.raises(Killed):
+            yield

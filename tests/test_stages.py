@@ -4,7 +4,6 @@ middle of stage 2 resumes to bit-identical weights."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 
@@ -13,7 +12,7 @@ from aebench.models.base import GenerativeAutoencoder, Phase, Stage
 from aebench.training.settings import TrainConfig
 from aebench.training.stages import fit_stages, stage_settings
 from aebench.training.trainer import Trainer
-from tests.conftest import subset
+from tests.conftest import killed_after_stage_epoch, subset
 
 
 class CodePrior(GenerativeAutoencoder):
@@ -81,27 +80,13 @@ def test_stage_settings_have_their_own_budget_and_seed() -> None:
     assert stage_settings(steps, 3, stage).max_steps == 3
 
 
-class Killed(Exception):
-    """Stands for a SIGKILL right after a checkpoint was written."""
-
-
 def test_a_run_stopped_in_stage_two_resumes_bit_identically(mnist5k, tmp_path, monkeypatch):
     data = subset(mnist5k, 256, 64)
     straight = _model()
     fit_stages(straight, data, SETTINGS, "two-stage")
-
-    original = Trainer.save_checkpoint
-
-    def save_then_die(self, in_epoch=None):  # type: ignore[no-untyped-def]
-        original(self, in_epoch)
-        if self.model_name.endswith(":prior") and self.epochs_done == 2:
-            raise Killed
-
     checkpoint = tmp_path / "checkpoint.safetensors"
-    with monkeypatch.context() as patched:
-        patched.setattr(Trainer, "save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            fit_stages(_model(), data, SETTINGS, "two-stage", checkpoint)
+    with killed_after_stage_epoch(monkeypatch, "prior", 2):
+        fit_stages(_model(), data, SETTINGS, "two-stage", checkpoint)
     assert (tmp_path / "checkpoint.prior.safetensors").is_file()
     resumed = _model()
     history, _ = fit_stages(resumed, data, SETTINGS, "two-stage", checkpoint, resume=True)

@@ -173,6 +173,8 @@ def run_suite(
             f"suite {suite.name!r}: {len(todo)} of {len(configs)} runs to do "
             f"({len(configs) - len(todo)} already done) → {store.path}"
         )
+        for label, arch in suite.not_run():
+            print(f"  not run: {label} on {arch} (the model cannot be built on that backbone)")
         if jobs > 1 or executor == "ray":
             todo = plan_parallel(todo)
         progress = _Progress(suite.name, len(todo), quiet, named=executor == "local" and jobs == 1)

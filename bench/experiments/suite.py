@@ -50,6 +50,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aebench import models
 from aebench.config.run import HASH_VERSION, RunConfig
 from aebench.core.atomic import parse_toml_text, read_input_file
 from aebench.core.errors import UsageError
@@ -107,10 +108,17 @@ class Suite:
         return self.train.budget
 
     def __len__(self) -> int:
-        return len(self.models) * len(self.datasets) * len(self.archs) * len(self.seeds)
+        return len(self.expand())
+
+    def not_run(self) -> list[tuple[str, str]]:
+        """The (model label, arch) pairs of the grid that are left out: the model cannot be
+        built on that backbone (its class's ``archs``)."""
+        return [(spec.label, arch) for spec in self.models for arch in self.archs
+                if not models.supports_arch(spec.model, arch)]  # fmt: skip
 
     def expand(self) -> list[RunConfig]:
-        """The grid in a fixed order (model, dataset, arch, seed): one config per run."""
+        """The grid in a fixed order (model, dataset, arch, seed): one config per run, leaving
+        out the pairs in :meth:`not_run`."""
         return [
             RunConfig(
                 suite=self.name,
@@ -128,6 +136,7 @@ class Suite:
             for dataset in self.datasets
             for arch in self.archs
             for seed in self.seeds
+            if models.supports_arch(spec.model, arch)
         ]
 
     @classmethod

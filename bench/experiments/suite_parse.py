@@ -108,6 +108,7 @@ class Validator(TomlChecker):
         device, data_dir = self.where(data)
         overrides = self.table(data.get("overrides", {}), "overrides", None)
         specs = self.models(data["models"], overrides)
+        self.some_arch_fits(specs, archs)
         size = math.prod(len(a) for a in (specs, ds, archs, seeds))
         if size > MAX_RUNS:
             raise UsageError(f"{self.source}: the grid has {size} runs (more than {MAX_RUNS})")
@@ -135,6 +136,15 @@ class Validator(TomlChecker):
             source=self.source,
             plugins=plugins,
         )
+
+    def some_arch_fits(self, specs: list[ModelSpec], archs: list[str]) -> None:
+        """Every model can train on at least one of the suite's backbones (the grid leaves out
+        the other pairs, :meth:`Suite.not_run`); one line naming the first that cannot."""
+        for i, spec in enumerate(specs):
+            if not any(registry.supports_arch(spec.model, arch) for arch in archs):
+                only = ", ".join(registry.get(spec.model)[0].archs or ())
+                raise self.fail(f"models[{i}]", f"{spec.model} trains on {only} only, and this "
+                                f"suite's archs are {', '.join(archs)}")  # fmt: skip
 
     def plugins(self, value: Any) -> tuple[str, ...]:
         """``plugins = ["my_model.py", ...]``: Python files, relative to the suite file, imported

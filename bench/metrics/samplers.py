@@ -7,7 +7,9 @@
   a plain AE, which has no prior);
 * ``gmm``      — a 10-component full-covariance Gaussian mixture fitted to the training codes
   (Ghosh et al. 2020, "From variational to deterministic autoencoders"), which often closes
-  much of the gap between a VAE's prior and its aggregate posterior.
+  much of the gap between a VAE's prior and its aggregate posterior;
+* ``uniform-codes`` — for models with a discrete codebook (VQ-VAE): grids of independent,
+  uniformly drawn codes, the ablation of a learned prior over them.
 
 The mixture (:class:`~aebench.models.gaussian.GaussianMixture`) is a small EM in torch (float64).
 
@@ -172,3 +174,27 @@ def gmm_sampler(
     """Decode draws from a 10-component mixture fitted to the training codes."""
     mixture = GaussianMixture().fit(codes(), cpu_generator(generator))
     return _decode(model, mixture.sample(n, generator))
+
+
+def needs_codebook(model: torch.nn.Module) -> str | None:
+    if callable(getattr(model, "decode_indices", None)) and hasattr(model, "codebook_size"):
+        return None
+    return "needs a discrete codebook (codebook_size and decode_indices), and this model has none"
+
+
+@register_sampler("uniform-codes", needs_codebook)
+def uniform_codes_sampler(
+    model: torch.nn.Module,
+    codes: Callable[[], torch.Tensor],
+    n: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Decode grids of codebook entries drawn uniformly and independently at every position:
+    the ablation a learned prior over discrete codes (VQ-VAE's PixelCNN) is measured against."""
+    grid = code_shape(model)[1:]
+    where = generator.device if generator is not None else torch.device("cpu")
+    indices = torch.randint(model.codebook_size, (n, *grid), generator=generator, device=where)
+    device = next(iter(model.parameters())).device
+    with torch.no_grad():
+        parts = [model.decode_indices(indices[s : s + 500].to(device)) for s in range(0, n, 500)]
+    return torch.cat(parts)

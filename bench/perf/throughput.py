@@ -252,6 +252,10 @@ def run_speed(opts: SpeedOptions, progress: bool = True) -> list[SpeedResult]:
     for name in opts.models:
         models.get(name)
         for arch in opts.archs:
+            if not models.supports_arch(name, arch):
+                if progress:
+                    print(f"  {name} is not built on {arch}: left out", file=sys.stderr)
+                continue
             for bs in opts.batch_sizes:
                 if progress:
                     print(f"  measuring {name} {arch} batch {bs} ...", file=sys.stderr, flush=True)
