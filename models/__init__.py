@@ -14,6 +14,7 @@ from aebench.models import (  # noqa: F401  (importing a model folder registers 
     info_vae,
     iwae,
     rae,
+    two_stage_vae,
     vae,
     vae_gan,
     vamp,
@@ -21,10 +22,11 @@ from aebench.models import (  # noqa: F401  (importing a model folder registers 
     wae_gan,
     wae_mmd,
 )
-from aebench.models.base import GenerativeAutoencoder, Phase
+from aebench.models.base import FAMILIES, GenerativeAutoencoder, Phase, Schedule, Stage
 from aebench.models.registry import (
     available,
     create,
+    family_of,
     get,
     register,
     reload_plugins,
@@ -34,10 +36,14 @@ from aebench.models.registry import (
 )
 
 __all__ = [
+    "FAMILIES",
     "GenerativeAutoencoder",
     "Phase",
+    "Schedule",
+    "Stage",
     "available",
     "create",
+    "family_of",
     "get",
     "register",
     "reload_plugins",

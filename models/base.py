@@ -29,6 +29,10 @@ SCHEDULES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: the families the report groups models by, in its order (``GenerativeAutoencoder.family``)
+FAMILIES = ("deterministic AE", "VAE", "adversarial", "two-stage", "discrete")
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A learning-rate schedule, declared: its ``kind`` (a key of :data:`SCHEDULES`) and
@@ -160,6 +164,8 @@ class GenerativeAutoencoder(nn.Module):
     """
 
     latent_dim: int
+    #: which of :data:`FAMILIES` the model belongs to ("" when it does not say: a plugin's)
+    family: ClassVar[str] = ""
     #: True when the model has an approximate posterior q(z|x) and a prior p(z) (enables the
     #: KL/ELBO/IW-NLL metrics through :meth:`posterior`, :meth:`prior`, :meth:`log_likelihood`).
     has_posterior: bool = False

@@ -187,6 +187,13 @@ class ModelConfig:
                 f"got {list(self.image_shape)}",
             )
 
+    def require(self, model: str, checks: tuple[tuple[str, bool, str], ...]) -> None:
+        """Raise an :class:`OptionError` for the first ``(key, ok, wanted)`` that is not ok:
+        "MODEL: KEY must be WANTED, got VALUE"."""
+        for key, ok, want in checks:
+            if not ok:
+                raise OptionError(key, f"{model}: {key} must be {want}, got {getattr(self, key)!r}")
+
     def to_json(self) -> dict[str, Any]:
         return {
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()

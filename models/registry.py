@@ -102,6 +102,15 @@ def supports_arch(name: str, arch: str) -> bool:
     return archs is None or arch in archs
 
 
+def family_of(name: str | None) -> str:
+    """The family model ``name`` declares (``models.base.FAMILIES``); "" for a model that
+    does not say or is not registered in this process."""
+    if not name or name not in MODELS:
+        return ""
+    family = getattr(get(name)[0], "family", "")
+    return family if isinstance(family, str) else ""
+
+
 def resolved_options(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Every option model ``name`` trains with, defaults included: its config class's defaults
     (or, without one, its constructor's keyword defaults), then the defaults registered with

@@ -129,5 +129,5 @@ def test_the_contract_tests_iterate_the_registry_plugins_included(tiny_ae: Path)
         cwd=README_PATH.parent, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "test_shapes_and_finite_terms[shape0-mlp-tiny-ae]" in done.stdout
-    assert "test_shapes_and_finite_terms[shape0-mlp-vae]" in done.stdout
+    assert "test_shapes_and_finite_terms[shape0-tiny-ae-mlp]" in done.stdout
+    assert "test_shapes_and_finite_terms[shape0-vae-mlp]" in done.stdout

@@ -33,6 +33,33 @@ def test_add_your_own_model_example_runs_and_learns(capsys):
         models.unregister("tiny-ae")
 
 
+def test_the_example_trains_through_the_cli_on_its_own_update_schedule(tmp_path):
+    """The README's model, saved as tiny_ae.py and trained by ``aebench --plugin``: two
+    epochs (history.json has each phase's learning rate as an epoch starts): the encoder at a
+    constant 1e-3, the decoder's rate halved after the first epoch."""
+    import json
+
+    from aebench.cli import main
+
+    (block,) = [b for b in _python_blocks() if "@models.register" in b]
+    model_part = block.split("# Train it exactly like the built-in models:")[0]
+    assert len(model_part.strip().splitlines()) <= 40  # the README's promise
+    (tmp_path / "tiny_ae.py").write_text(model_part)
+    out = tmp_path / "run"
+    try:
+        argv = ["--plugin", str(tmp_path / "tiny_ae.py"), "train", "tiny-ae", "--epochs", "2",
+                "--out", str(out), "--quiet"]  # fmt: skip
+        assert main(argv) == 0
+    finally:
+        models.unregister("tiny-ae")
+    history = json.loads((out / "history.json").read_text())
+    assert [row["lr"] for row in history] == [
+        {"encoder": 1e-3, "decoder": 3e-3},
+        {"encoder": 1e-3, "decoder": 1.5e-3},
+    ]
+    assert history[1]["test"]["loss"] < history[0]["test"]["loss"]
+
+
 def test_ci_runs_the_readme_test_command():
     blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
     test_cmd = next(b.strip() for b in blocks if "nox -s tests" in b)

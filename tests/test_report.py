@@ -58,11 +58,11 @@ HIGHER = {"ssim", "precision", "recall", "sharpness_samples", "train_samples_per
 FIG_FILES = [name for name, _, _ in FIGURES.values()]
 
 
-def _suite(name: str) -> Suite:
+def _suite(name: str, models: list[str] | None = None) -> Suite:
     return Suite.from_dict(
         {
             "name": name,
-            "models": MODELS,
+            "models": models or MODELS,
             "datasets": ["mnist-5k"],
             "archs": ["mlp"],
             "seeds": SEEDS,
@@ -99,14 +99,16 @@ def make_store(
     run_dirs: dict[str, Path],
     suite: str = "report-test",
     shift: dict[tuple[str, str], float] | None = None,
+    models: list[str] | None = None,
 ) -> Path:
-    """A store with every run of the test suite done, as the runner would leave it."""
+    """A store with every run of the test suite done, as the runner would leave it (its
+    models in the order ``models``, default :data:`MODELS`)."""
     env = {
         "device": "cpu", "threads": 2, "git_commit": "0123456789abcdef", "host": "test-host",
         "torch_version": "2.x", "aebench_version": "0.1.0", "python_version": "3.11",
     }  # fmt: skip
     with Store.open(path) as store, store.lock():
-        for cfg in _suite(suite).expand():
+        for cfg in _suite(suite, models).expand():
             run_id = store.mark_running(cfg, env, artifacts=run_dirs[cfg.label])
             metrics = _metrics(cfg.label, cfg.seed, shift or {})
             store.finish(run_id, "done", metrics, _history(cfg.label, cfg.seed))
@@ -234,9 +236,26 @@ def test_every_figure_says_what_to_look_for(report) -> None:
 
 
 def test_one_row_per_model_with_seed_count(report) -> None:
-    _, rows = _md_main_table((report.out / "report.md").read_text())
+    header, rows = _md_main_table((report.out / "report.md").read_text())
     assert [r[0] for r in rows] == MODELS
     assert all(r[-1] == str(len(SEEDS)) for r in rows)
+    assert header[1] == "Family" and [r[1] for r in rows] == ["deterministic AE", "VAE", "VAE"]
+
+
+def test_rows_are_grouped_by_family_in_the_families_order(run_dirs, tmp_path: Path) -> None:
+    """Models listed VAE, AE, VAE in the suite come out grouped: the deterministic AE first,
+    then both VAEs in the suite's order."""
+    order = ["vae", "ae", "beta-vae"]
+    store = make_store(tmp_path / "s.sqlite", run_dirs, models=order)
+    result = build_report(store, tmp_path / "report", figures=False)
+    _, rows = _md_main_table((result.out / "report.md").read_text())
+    assert [(r[0], r[1]) for r in rows] == [
+        ("ae", "deterministic AE"),
+        ("vae", "VAE"),
+        ("beta-vae", "VAE"),
+    ]
+    csv = pd.read_csv(result.out / "table.csv")
+    assert list(csv["label"]) == ["ae", "vae", "beta-vae"]  # the numbers follow the rows
 
 
 def test_bold_marks_true_best_respecting_direction(report, store_path: Path) -> None:
@@ -246,7 +265,8 @@ def test_bold_marks_true_best_respecting_direction(report, store_path: Path) -> 
     for metric in LOWER | HIGHER:
         col = means[metric].dropna()
         best = col.idxmin() if metric in LOWER else col.idxmax()
-        index = next(i for i, m in enumerate(report.table.columns) if m == metric) + 1
+        first = 2 if report.table.families else 1  # the model, and its family when known
+        index = next(i for i, m in enumerate(report.table.columns) if m == metric) + first
         bold = [r[0] for r in rows if r[index].startswith("**")]
         assert bold == [best], (metric, bold, best)
         arrow = "↓" if metric in LOWER else "↑"

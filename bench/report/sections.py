@@ -54,14 +54,16 @@ def main_section(table: Table) -> Section:
     """The results table: a row per model (and dataset, architecture), a cell per headline
     metric, the best of each column in bold, and the number of seeds."""
     seeds = [str(int(n)) for n in table.summary["n_runs"]]
+    family = [[f or MISSING] for f in table.families] or [[] for _ in seeds]
     rows = [
-        [name, *(table.cell(i, m) for m in table.columns), seeds[i]]
+        [name, *family[i], *(table.cell(i, m) for m in table.columns), seeds[i]]
         for i, name in enumerate(table.row_names())
     ]
+    first = 2 if table.families else 1
     bold = {
         (i, j)
         for i in range(len(rows))
-        for j, m in enumerate(table.columns, start=1)
+        for j, m in enumerate(table.columns, start=first)
         if table.is_best(i, m)
     }
     return Section(
@@ -71,7 +73,12 @@ def main_section(table: Table) -> Section:
             "Mean ± std over seeds; the best value per column in bold; ↓/↑: lower/higher is "
             f"better; {MISSING}: not applicable to that model."
         ),
-        header=[first_column(table), *(info(m).header for m in table.columns), "Seeds"],
+        header=[
+            first_column(table),
+            *(["Family"] if table.families else []),
+            *(info(m).header for m in table.columns),
+            "Seeds",
+        ],
         rows=rows,
         bold=bold,
     )

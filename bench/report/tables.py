@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from aebench import models
 from aebench.report.collect import ReportData
 from aebench.report.columns import HIGHER, LOWER, headline, info
 
@@ -34,6 +35,9 @@ class Table:
     columns: list[str]
     summary: pd.DataFrame
     best: dict[str, set[int]] = field(default_factory=dict)
+    #: each row's model family (``models.base.FAMILIES``; "" where unknown); empty when no
+    #: row's model says, and then the rows keep the suite's order
+    families: list[str] = field(default_factory=list)
 
     def row_names(self) -> list[str]:
         """One readable name per row: ``vae`` or ``vae · mnist · conv``."""
@@ -115,11 +119,25 @@ def build_table(data: ReportData, columns: Sequence[str] | None = None) -> Table
     wanted = list(columns if columns is not None else headline())
     shown = [m for m in wanted if m in data.runs and data.runs[m].notna().any()]
     extra = [m for m in data.metrics if m not in shown]
-    summary = aggregate(data, shown + extra)
+    summary, families = by_family(data, aggregate(data, shown + extra))
     return Table(
         keys=list(data.keys),
         metrics=shown + extra,
         columns=shown,
         summary=summary,
         best={m: best_rows(summary, m) for m in shown},
+        families=families,
     )
+
+
+def by_family(data: ReportData, summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``summary``'s rows grouped by their model's family, in the order of ``FAMILIES`` (the
+    suite's order within a family, unknown families last), and each row's family; unchanged,
+    with no families, when no row's model declares one (a plugin-only suite)."""
+    model_of = dict(zip(data.runs["label"], data.runs["model"], strict=False))
+    families = [models.family_of(model_of.get(label)) for label in summary["label"]]
+    if not any(families):
+        return summary, []
+    rank = {f: i for i, f in enumerate(models.FAMILIES)}
+    order = sorted(range(len(families)), key=lambda i: (rank.get(families[i], len(rank)), i))
+    return summary.iloc[order].reset_index(drop=True), [families[i] for i in order]

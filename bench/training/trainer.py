@@ -367,13 +367,17 @@ class Trainer:
     def _fit_epoch(self, epoch: int, bar: tqdm) -> None:
         """Train one epoch, measure the test loss, record the history row, checkpoint."""
         t0 = time.perf_counter()
+        # each phase's learning rate as the epoch starts (its schedule may move it within)
+        lr = {p.name: o.param_groups[0]["lr"] for p, o in zip(self.phases, self.optimizers,
+                                                              strict=True)}  # fmt: skip
         train = self.train_epoch(epoch, bar)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
         self.model.progress = self._progress(epoch, self._budget_fraction())
         test = self.evaluate_loss(epoch)
-        row = {"epoch": epoch, "step": self.step, "train": train, "test": test, "seconds": seconds}
+        row = {"epoch": epoch, "step": self.step, "train": train, "test": test,
+               "seconds": seconds, "lr": lr}  # fmt: skip
         self.history.append(row)
         self.epochs_done = epoch
         self.save_checkpoint()

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from aebench.models.ae.config import AEConfig
 from aebench.models.base import OPTIMIZERS
-from aebench.models.config import OptionError
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,4 @@ class AAEConfig(AEConfig):
             ("prior_sigma", self.prior_sigma > 0, "> 0"),
             ("disc_hidden", all(1 <= h <= 65_536 for h in self.disc_hidden), "1 to 65536 each"),
         )
-        for key, ok, want in checks:
-            if not ok:
-                raise OptionError(key, f"{model}: {key} must be {want}, got {getattr(self, key)!r}")
+        self.require(model, checks)

@@ -52,6 +52,7 @@ from aebench.models.registry import register
 
 @register("aae")
 class AAE(GenerativeAutoencoder):
+    family = "adversarial"
     default_sampler = "prior"
     samplers = ("prior", "gmm")
     update_order = "sequential"

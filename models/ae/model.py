@@ -22,6 +22,7 @@ from aebench.models.registry import register
 
 @register("ae")
 class AE(GenerativeAutoencoder):
+    family = "deterministic AE"
     fits_prior = True
 
     def __init__(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aebench.models.config import OptionError
 from aebench.models.vae.config import VAEConfig
 
 
@@ -25,6 +24,4 @@ class FactorVAEConfig(VAEConfig):
             ("lr_disc", self.lr_disc > 0, "> 0"),
             ("disc_hidden", all(1 <= h <= 65_536 for h in self.disc_hidden), "1 to 65536 each"),
         )
-        for key, ok, want in checks:
-            if not ok:
-                raise OptionError(key, f"{model}: {key} must be {want}, got {getattr(self, key)!r}")
+        self.require(model, checks)

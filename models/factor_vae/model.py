@@ -66,6 +66,7 @@ def halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 @register("factor-vae")
 class FactorVAE(VAE):
+    family = "adversarial"
     update_order = "sequential"
     batches_per_step = 2
     config_class = FactorVAEConfig

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aebench.models.ae.config import AEConfig
-from aebench.models.config import ModelConfig, OptionError
+from aebench.models.config import ModelConfig
 
 #: the reconstruction costs an RAE may train with: the authors' per-pixel mean squared error,
 #: or the Bernoulli and Gaussian negative log-likelihoods the other models use
@@ -31,6 +31,4 @@ class RAEConfig(AEConfig):
             ("decoder_weight", self.decoder_weight >= 0, ">= 0"),
             ("gp_probes", 0 <= self.gp_probes <= 64, "from 0 (exact) to 64"),
         )
-        for key, ok, want in checks:
-            if not ok:
-                raise OptionError(key, f"{model}: {key} must be {want}, got {getattr(self, key)!r}")
+        self.require(model, checks)

@@ -73,6 +73,7 @@ GMM_SEED = 0
 
 @register("rae-l2")
 class RAEL2(GenerativeAutoencoder):
+    family = "deterministic AE"
     """RAE with weight decay on the decoder (``decoder_weight`` = λ)."""
 
     fits_prior = True

@@ -34,6 +34,7 @@ from aebench.models.vae.config import VAEConfig
 # runs keep only the options that differ from the defaults
 @register("beta-vae", beta=2.0)
 class VAE(GenerativeAutoencoder):
+    family = "VAE"
     has_posterior = True
     default_sampler = "prior"
     samplers = ("prior", "gmm")

@@ -65,6 +65,8 @@ from aebench.models.vae_gan.config import VAEGANConfig
 
 @register("vae-gan")
 class VAEGAN(VAE):
+    family = "adversarial"
+
     def __init__(
         self,
         encoder: nn.Module | None = None,

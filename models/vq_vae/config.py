@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aebench.models.ae.config import AEConfig
-from aebench.models.config import OptionError
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,4 @@ class VQVAEConfig(AEConfig):
             ("prior_lr", self.prior_lr > 0, "> 0"),
             ("prior_budget", 0 < self.prior_budget <= 100, "in (0, 100]"),
         )
-        for key, ok, want in checks:
-            if not ok:
-                raise OptionError(key, f"{model}: {key} must be {want}, got {getattr(self, key)!r}")
+        self.require(model, checks)

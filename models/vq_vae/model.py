@@ -53,6 +53,7 @@ from aebench.models.vq_vae.quantizer import VectorQuantizer, codebook_usage
 
 @register("vq-vae")
 class VQVAE(GenerativeAutoencoder):
+    family = "discrete"
     default_sampler = "prior"
     samplers = ("prior", "uniform-codes")
     archs = ("conv",)

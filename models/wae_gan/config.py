@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aebench.models.ae.config import AEConfig
-from aebench.models.config import ModelConfig, OptionError
+from aebench.models.config import ModelConfig
 from aebench.models.wae_mmd.config import WAE_COSTS
 
 
@@ -33,6 +33,4 @@ class WAEGANConfig(AEConfig):
             ("adam_beta1", 0 <= self.adam_beta1 < 1, "in [0, 1)"),
             ("adv_hidden", all(1 <= h <= 65_536 for h in self.adv_hidden), "1 to 65536 each"),
         )
-        for key, ok, want in checks:
-            if not ok:
-                raise OptionError(key, f"{model}: {key} must be {want}, got {getattr(self, key)!r}")
+        self.require(model, checks)

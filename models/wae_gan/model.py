@@ -45,6 +45,7 @@ from aebench.models.wae_mmd.model import reconstruction_cost
 
 @register("wae-gan")
 class WAEGAN(GenerativeAutoencoder):
+    family = "adversarial"
     default_sampler = "prior"
     samplers = ("prior", "gmm")
     update_order = "sequential"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aebench.models.ae.config import AEConfig
-from aebench.models.config import ModelConfig, OptionError
+from aebench.models.config import ModelConfig
 
 #: the reconstruction costs a WAE may train with: the authors' 0.05·‖x − x̂‖², or the Bernoulli
 #: and Gaussian negative log-likelihoods the other models use
@@ -28,6 +28,4 @@ class WAEConfig(AEConfig):
             ("prior_sigma", self.prior_sigma > 0, "> 0"),
             ("adam_beta1", 0 <= self.adam_beta1 < 1, "in [0, 1)"),
         )
-        for key, ok, want in checks:
-            if not ok:
-                raise OptionError(key, f"{model}: {key} must be {want}, got {getattr(self, key)!r}")
+        self.require(model, checks)

@@ -55,6 +55,7 @@ def reconstruction_cost(
 
 @register("wae-mmd")
 class WAEMMD(GenerativeAutoencoder):
+    family = "deterministic AE"
     default_sampler = "prior"
     samplers = ("prior", "gmm")
 
