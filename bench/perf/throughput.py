@@ -108,13 +108,14 @@ def _synthetic_data(shape: tuple[int, int, int], n: int, device: torch.device) -
 def reference_step(
     model: models.GenerativeAutoencoder, optimizers: list[torch.optim.Optimizer]
 ) -> Callable[[torch.Tensor], None]:
-    """The textbook loop: for each optimizer, forward, backward on its loss term, step."""
+    """The textbook loop: for each optimizer, forward (the phase's own, where it declares
+    one), backward on its loss term, step."""
     phases = model.phases()
 
     def step(x: torch.Tensor) -> None:
         for phase, opt in zip(phases, optimizers, strict=True):
             opt.zero_grad()
-            model.loss(x)[phase.loss_key].backward()
+            (phase.terms or model.loss)(x)[phase.loss_key].backward()
             opt.step()
 
     return step
@@ -192,11 +193,12 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
     at the same moment."""
     device = resolve_device(opts.train.device)
     dtype = torch.bfloat16 if opts.train.precision == "bf16" else torch.float32
-    n = batch_size * (opts.steps + 1)
+    step_images = batch_size * models.get(name)[0].batches_per_step  # FactorVAE reads two
+    n = step_images * (opts.steps + 1)
     data = _synthetic_data(opts.image_shape, n, device)
     model, trainer, reference = _harness_and_reference(name, arch, batch_size, opts, data, device)
     perm = torch.randperm(n, device=device)
-    index = [perm[i * batch_size : (i + 1) * batch_size] for i in range(opts.steps)]
+    index = [perm[i * step_images : (i + 1) * step_images] for i in range(opts.steps)]
 
     def harness(idx: torch.Tensor) -> None:
         # the harness's data path: uint8 slice of a permutation, converted in the fetch
@@ -205,7 +207,7 @@ def measure(name: str, arch: str, batch_size: int, opts: SpeedOptions) -> SpeedR
     h_times, r_times, matmuls = _alternate(harness, reference, index, opts, device, dtype)
     with PeakMemory(device) as mem:  # one harness step, untimed: the profiler slows the CPU
         harness(index[0])
-    samples = opts.steps * batch_size
+    samples = opts.steps * step_images
     train_sps = samples / statistics.median(h_times)
     ref_sps = samples / statistics.median(r_times)
     flops = _flops_per_sample(trainer.train_step, ImageData.batch(data.train_x, index[0]))
