@@ -46,9 +46,9 @@ class SkipMLP(nn.Module):
 class SecondStage(GenerativeAutoencoder):
     """The second VAE, trained by the harness as a stage on codes z of the first."""
 
-    def __init__(self, latent_dim: int, depth: int, width: int, lr: float) -> None:
-        super().__init__(latent_dim=latent_dim, depth=depth, width=width, lr=lr)
-        self.latent_dim, self.lr = latent_dim, lr
+    def __init__(self, latent_dim: int, depth: int, width: int, lr: float, gamma_lr: float) -> None:
+        super().__init__(latent_dim=latent_dim, depth=depth, width=width, lr=lr, gamma_lr=gamma_lr)
+        self.latent_dim, self.lr, self.gamma_lr = latent_dim, lr, gamma_lr
         self.encoder = SkipMLP(latent_dim, 2 * latent_dim, depth, width)
         self.decoder = SkipMLP(latent_dim, latent_dim, depth, width)
         self.log_gamma_z = nn.Parameter(torch.zeros(()))
@@ -77,4 +77,6 @@ class SecondStage(GenerativeAutoencoder):
         return self.decoder(u) + self.log_gamma_z.exp() * eps
 
     def phases(self) -> list[Phase]:
-        return [Phase("second-stage", list(self.parameters()), "loss", lr=self.lr)]
+        nets = [*self.encoder.parameters(), *self.decoder.parameters()]
+        return [Phase("second-stage", nets, "loss", lr=self.lr),
+                Phase("gamma-z", [self.log_gamma_z], "loss", lr=self.gamma_lr)]  # fmt: skip
