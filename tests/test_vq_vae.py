@@ -20,7 +20,7 @@ from aebench.training.settings import TrainConfig
 from aebench.training.stages import fit_stages
 from tests.conftest import killed_after_stage_epoch, one_line_error, subset, tiny_suite
 
-SMALL = dict(latent_dim=4, codebook_size=32, prior_depth=4, prior_channels=16)
+SMALL = dict(latent_dim=4, codebook_size=32, prior_depth=4, prior_channels=16, prior_budget=1.0)
 
 
 def test_straight_through_passes_the_decoders_gradient_to_the_encoder_unchanged() -> None:
