@@ -179,7 +179,7 @@ def bench_full(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Rebuild the published reports in reports/ from the store (runs of this machine)."""
     env = _env(session)
-    for suite in session.posargs or ["quick", "zoo-fast", "mnist", "burda2015-mnist"]:
+    for suite in session.posargs or ["quick", "zoo-fast", "zoo", "mnist", "burda2015-mnist"]:
         _report(session, env, suite, f"reports/{suite}")
 
 
