@@ -135,8 +135,9 @@ def test_vq_vae_through_the_cli_store_reevaluation_and_report(tmp_path, domain_n
     assert all(math.isfinite(v) for v in names.values())
     assert main(["eval", "--store", str(db), "--only", "reconstruction"]) == 0
     out = tmp_path / "report"
-    assert main(["report", "--store", str(db), "--out", str(out), "--no-figures"]) == 0
-    assert "| vq-vae " in (out / "report.md").read_text()
+    assert main(["report", "--store", str(db), "--out", str(out)]) == 0  # figures included:
+    assert "| vq-vae " in (out / "report.md").read_text()  # interpolation on a code grid
+    assert (out / "fig3_interpolations.png").stat().st_size > 0
     capsys.readouterr()
     line = one_line_error(capsys, ["train", "vq-vae", "--arch", "mlp", "--epochs", "1",
                                    "--out", str(tmp_path / "x")])  # fmt: skip

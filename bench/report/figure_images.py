@@ -190,7 +190,7 @@ def fig_interpolations(ctx: Any, dataset: str) -> Figure:
     for ax, p in zip(axes, panels, strict=True):
         x = ends.to(p.model.device)
         z = p.model.encode(x)
-        tt = t.to(z.device)[:, None]
+        tt = t.to(z.device).view(-1, *[1] * (z.dim() - 1))  # flat codes or a code grid
         path = p.model.decode((1 - tt) * z[0] + tt * z[1])
         images = torch.cat([x[:1], path, x[1:]])
         _show(ax, _strip(images, len(images)))
