@@ -541,3 +541,29 @@ def test_parquet_export_without_a_parquet_engine_says_what_to_install(
     err = capsys.readouterr().err.strip()
     assert "pip install pyarrow" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "m.parquet").exists()
+
+
+def test_a_store_that_grows_to_its_header_size_while_read_is_not_called_truncated(
+    tmp_path: Path,
+) -> None:
+    """Another process's WAL checkpoint writes the header's new page count before the pages
+    that extend the file: a store short for a moment is read again, not refused. One that
+    stays short is (the truncated-store case above)."""
+    import threading
+
+    from aebench.store import files
+
+    path = tmp_path / "aebench.sqlite"
+    fill(path, load_suite("smoke").expand(), 1)
+    whole = path.read_bytes()
+    page = int.from_bytes(whole[16:18], "big")
+    path.write_bytes(whole[:-page])  # one page short of what its header says
+    grow = threading.Timer(files.TRUNCATION_PAUSE_S * 1.5, path.write_bytes, [whole])
+    grow.start()
+    try:
+        files._check_header(path)  # rereads until the file is whole
+    finally:
+        grow.join()
+    path.write_bytes(whole[:-page])
+    with pytest.raises(UsageError, match="truncated"):
+        files._check_header(path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from aebench.core.errors import UsageError
@@ -23,12 +24,32 @@ from aebench.store.schema import (
     default_store_path,
 )
 
-
 # --------------------------------------------------------------------------------------------
 # Checking a file before touching it
 # --------------------------------------------------------------------------------------------
+#: how often, and how far apart, a store that looks truncated is read again before it is
+#: refused: another process's WAL checkpoint may have written the header's new page count
+#: before the pages that extend the file
+TRUNCATION_READS, TRUNCATION_PAUSE_S = 5, 0.05
+
+
 def _check_header(path: Path) -> None:
-    """Refuse anything that is not an SQLite file made by aebench, by reading bytes only."""
+    """Refuse anything that is not an SQLite file made by aebench, by reading bytes only. A
+    file shorter than its header says is read again a few times first: a concurrent writer's
+    checkpoint grows it after updating the header, and only a file that stays short is
+    truncated."""
+    for attempt in range(TRUNCATION_READS):
+        short = _check_header_once(path)
+        if short is None:
+            return
+        if attempt < TRUNCATION_READS - 1:
+            time.sleep(TRUNCATION_PAUSE_S)
+    raise UsageError(short)
+
+
+def _check_header_once(path: Path) -> str | None:
+    """One reading of the header: raises for a file that is not an aebench store; returns why a
+    store looks truncated, or None when it does not."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 - retired, not closed: see below
     except IsADirectoryError:
@@ -59,10 +80,11 @@ def _check_header(path: Path) -> None:
     change = header[24:28]
     valid_for = header[92:96]
     if change == valid_for and n_pages and size < n_pages * page_size:
-        raise UsageError(
+        return (
             f"store {path} is truncated ({size} bytes, its header says {n_pages * page_size}); "
             "refusing to touch it"
         )
+    return None
 
 
 def _inspect(conn: sqlite3.Connection, path: Path) -> int:
