@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -93,7 +94,8 @@ def test_fid_dataset_against_folder(mnist5k, metrics_cache, domain_net, tmp_path
     assert "fid" in out
     # start-up is reported apart from the network's rate (issue 24)
     assert set(same["seconds"]) == {"start_up", "reading", "features", "scores"}
-    assert all(0 <= v < 600 for v in same["seconds"].values())
+    assert all(math.isfinite(v) and v >= 0 for v in same["seconds"].values())  # no time limit:
+    # how long each part takes belongs to the speed benchmarks, not to a pass/fail test
     rate = 80 / same["seconds"]["features"]
     assert out.count("time: start-up") == 2 and f"80 images, {rate:.1f} images/s" in out
 
