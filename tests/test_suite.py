@@ -71,6 +71,20 @@ def test_shipped_suites_load_and_expand_to_stated_grids() -> None:
         assert len({r.run_name for r in runs}) == len(runs)
 
 
+def test_zoo_mnist_runs_every_zoo_model_at_the_zoos_step_count() -> None:
+    """zoo-mnist's budget is the zoo's number of optimizer steps on full MNIST (its file says
+    so): 60,000 training images against mnist-5k's 4,000, at the same batch size."""
+    zoo, full = load_suite("zoo"), load_suite("zoo-mnist")
+    assert [m.model for m in full.models] == [m.model for m in zoo.models]
+    assert full.datasets == ("mnist",) and zoo.datasets == ("mnist-5k",)
+    assert full.train.batch_size == zoo.train.batch_size == 128
+
+    def steps(suite: object, n_train: int) -> int:
+        return suite.train.epochs * -(-n_train // suite.train.batch_size)
+
+    assert steps(full, 60_000) == 938 and steps(zoo, 4_000) == 960
+
+
 def test_expansion_order_names_and_counts(tmp_path: Path) -> None:
     suite = load_suite(write(tmp_path, GOOD))
     runs = suite.expand()
