@@ -34,9 +34,10 @@ RAY = str(Path(sys.executable).with_name("ray"))
 #: clusters started by ``ray start``; the driver would need the head's token otherwise)
 RAY_ENV = {"RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "disabled"}
 ENV = {**os.environ, **RAY_ENV}
+NODE_FLAGS = ["--block", "--disable-usage-stats"]
 
 
-def _needs_namespaces() -> None:
+def needs_namespaces() -> None:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.fail("this test needs root and unshare (util-linux) for a worker's mount namespace")
 
@@ -47,7 +48,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _image_folder(root: Path) -> Path:
+def image_folder(root: Path) -> Path:
     """Two classes of 28×28 grey images: bright bars in class 0, bright blocks in class 1."""
     rng = np.random.default_rng(0)
     for label in ("0", "1"):
@@ -73,43 +74,65 @@ def _alive_nodes(address: str) -> int:
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
 
 
+def start_head(address: str) -> subprocess.Popen[bytes]:
+    """A head node offering no CPUs (so every run goes to a worker node), in its own session."""
+    port = address.rpartition(":")[2]
+    head = [RAY, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false"]
+    return subprocess.Popen([*head, *NODE_FLAGS], env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def start_hidden_worker(
+    address: str, hidden: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A 1-CPU worker node in its own mount namespace, where a tmpfs hides ``hidden``."""
+    worker = f"mount -t tmpfs tmpfs {hidden} && exec {RAY} start --address={address} --num-cpus=1"
+    hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
+    return subprocess.Popen([*hide, f"{worker} {' '.join(NODE_FLAGS)}"], env={**ENV, **(env or {})},
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def wait_for_nodes(address: str, count: int, deadline: float) -> None:
+    while _alive_nodes(address) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} Ray nodes came up"
+        time.sleep(2)
+
+
+def stop_nodes(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop each node's whole process group (``ray start --block`` and what it started)."""
+    for proc in reversed(procs):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def cluster_address() -> str:
+    return f"{ray.util.get_node_ip_address()}:{_free_port()}"  # where Ray binds, not 127.0.0.1
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A head with no CPUs and one 1-CPU worker node that cannot see ``tmp_path``."""
-    _needs_namespaces()
-    data = _image_folder(tmp_path / "data")
-    port = _free_port()
-    address = f"{ray.util.get_node_ip_address()}:{port}"  # where Ray binds, not 127.0.0.1
-    common = ["--block", "--disable-usage-stats"]
-    head = [RAY, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false"]
-    worker = f"mount -t tmpfs tmpfs {tmp_path} && exec {RAY} start --address={address} --num-cpus=1"
-    procs = [subprocess.Popen([*head, *common], env=ENV, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    needs_namespaces()
+    data = image_folder(tmp_path / "data")
+    address = cluster_address()
+    procs = [start_head(address)]
     try:
         deadline = time.monotonic() + 120
-        while _alive_nodes(address) < 1:
-            assert time.monotonic() < deadline, "the head node did not come up"
-            time.sleep(2)
-        hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
-        procs.append(subprocess.Popen([*hide, f"{worker} {' '.join(common)}"], env=ENV,
-                                      start_new_session=True, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))  # fmt: skip
-        while _alive_nodes(address) < 2:
-            assert time.monotonic() < deadline, "the worker node did not join"
-            time.sleep(2)
+        wait_for_nodes(address, 1, deadline)
+        procs.append(start_hidden_worker(address, tmp_path))
+        wait_for_nodes(address, 2, deadline)
         yield address, data
     finally:
-        for proc in reversed(procs):
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=10)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        stop_nodes(procs)
 
 
 SUITE = """
@@ -127,7 +150,7 @@ n_samples = 40
 """
 
 
-def _run_folder(store: Path) -> Path:
+def run_folder(store: Path) -> Path:
     with Store.open(store, readonly=True) as db:
         (run,) = db.runs(suite="hidden-data")
         return (
@@ -161,7 +184,7 @@ def test_a_worker_node_that_sees_none_of_the_drivers_files_runs_a_suite(
         assert ra["status"] == "done" and ra["resources"] == "ray: 1 CPU"
         assert ra["weights_sha256"] == rb["weights_sha256"]  # same seed, same single thread
         assert a.metrics(ra["id"])["recon_mse"] == b.metrics(rb["id"])["recon_mse"]
-    folder, local_folder = _run_folder(on_ray), _run_folder(local)
+    folder, local_folder = run_folder(on_ray), run_folder(local)
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted(p.name for p in local_folder.iterdir())
     assert (folder / "model.safetensors").read_bytes() == (

@@ -37,6 +37,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="ray, CUDA suites: GPUs each run reserves; a fraction packs small nets (default 1)",
     )
+    p.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="ray: each run ships its checkpoint to the driver this often, so a run whose node "
+        "dies resumes elsewhere from it (default 5; 0 = every epoch)",
+    )
     p.add_argument("--data-dir", default=None, help="override the suite's data folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -47,9 +55,13 @@ def run(args: argparse.Namespace) -> int:
     from aebench.experiments.runner import run_suite
     from aebench.experiments.suite import load_suite
 
-    ray_options = {"threads_per_run": args.threads_per_run, "gpus_per_run": args.gpus_per_run}
-    ray_options = {k: v for k, v in ray_options.items() if v is not None}
-    ray_only = ["--" + k.replace("_", "-") for k in ray_options]
+    given = {
+        "--threads-per-run": ("threads_per_run", args.threads_per_run),
+        "--gpus-per-run": ("gpus_per_run", args.gpus_per_run),
+        "--checkpoint-every": ("checkpoint_every_s", _seconds(args.checkpoint_every)),
+    }
+    ray_options = {key: value for key, value in given.values() if value is not None}
+    ray_only = [flag for flag, (_, value) in given.items() if value is not None]
     if ray_only and args.executor != "ray":
         raise UsageError(
             f"{ray_only[0]} is for --executor ray (the local executor gives each of --jobs runs "
@@ -66,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         quiet=args.quiet,
         suite_arg=args.suite,
-        **ray_options,
+        ray_options=ray_options,
     )
     if code != INTERRUPTED:
         print_claims(args.store, suite)
@@ -87,3 +99,7 @@ def print_claims(store_path: str | os.PathLike[str] | None, suite: Suite) -> Non
         print(f"claims ({len(data.runs)} finished runs; Welch's t-test over seeds, alpha 0.05):")
         for v in verdicts:
             print(f"  {v.line()}")
+
+
+def _seconds(minutes: float | None) -> float | None:
+    return None if minutes is None else minutes * 60.0

@@ -1,7 +1,8 @@
 """Run a suite: expand the grid, skip what the store has done, run the rest, record everything.
 
 Each run is :func:`~aebench.experiments.run_task.run_one`, handed to an executor
-(:mod:`~aebench.experiments.executors`: in this process, in worker processes, or as Ray tasks);
+(:mod:`~aebench.experiments.executors`: in this process or in worker processes;
+:mod:`~aebench.experiments.ray_executor`: as Ray tasks);
 only this driver writes the store.
 """
 
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from aebench import data, models
 from aebench.core.errors import UsageError
 from aebench.core.text_table import text_table
-from aebench.experiments import executors
+from aebench.experiments import executors, ray_executor
 from aebench.experiments.run_task import Executor
 from aebench.experiments.suite import RunConfig, Suite
 from aebench.metrics import features
@@ -138,19 +139,19 @@ def run_suite(
     ray_address: str | None = None,
     quiet: bool = False,
     suite_arg: str | None = None,
-    threads_per_run: int = executors.DEFAULT_THREADS_PER_RUN,
-    gpus_per_run: float = 1.0,
+    ray_options: dict[str, Any] | None = None,
 ) -> int:
     """Run every not-yet-done grid point of ``suite``; returns the process exit code (0 when
     every run is done, 1 when any failed or diverged, 130 when interrupted). ``suite_arg`` is
-    how the user named the suite (a shipped name or a TOML path), for the hints. The Ray
-    executor reserves ``threads_per_run`` CPUs (and ``gpus_per_run`` GPUs on CUDA) per run."""
+    how the user named the suite (a shipped name or a TOML path), for the hints. ``ray_options``
+    go to :func:`~aebench.experiments.ray_executor.ray_executor` (CPUs and GPUs per run, how
+    often checkpoints ship)."""
     if executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
     if executor == "ray":
-        executors.require_ray()  # before the store: no pending rows for a suite that cannot run
+        ray_executor.require_ray()  # before the store: no pending rows for a suite that cannot run
     configs = suite.expand()
     refuse_if_held(store_path)  # before opening: a refused writer leaves the store untouched
     refuse_unfit_evaluations(suite, configs)  # not hours later, after training
@@ -166,7 +167,7 @@ def run_suite(
         execute = (
             executors.local_executor(jobs, quiet=True)
             if executor == "local"
-            else executors.ray_executor(ray_address, True, threads_per_run, gpus_per_run)
+            else ray_executor.ray_executor(ray_address, True, **(ray_options or {}))
         )  # Ray's cluster is joined and checked here, before a pending row is written
         store.add_pending(todo)
         print(

@@ -71,6 +71,17 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return tensors, meta
 
 
+def epochs_done(path: Path) -> int:
+    """How many epochs the checkpoint at ``path`` had finished, from its metadata alone; 0 for
+    a file that cannot be read (this is for messages, never for resuming)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = json.loads((f.metadata() or {}).get(META_KEY, "{}"))
+        return int(meta.get("epochs_done", 0))
+    except (SafetensorError, OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
 # -- a trainer's state ------------------------------------------------------------------------
 def identity(trainer: Trainer) -> dict[str, Any]:
     """What a checkpoint must share with the trainer that resumes it."""

@@ -1,0 +1,142 @@
+"""A worker node dies mid-run (issue 28, item 4): the test kills that node's raylet by PID, and
+the run finishes on the other node, resumed from the last checkpoint its task shipped to the
+driver, with one row in the store and the weights of an uninterrupted run.
+
+Two 1-CPU worker nodes, each in its own mount namespace that hides the test's folder (no
+shared filesystem), and each with its own scratch folder (``TMPDIR``), so the test sees which
+node trains the run. Every process is the test's own: started here, stopped here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aebench.store.database import Store
+from aebench.training.checkpoint import epochs_done
+from tests.conftest import REPO, run_cli
+from tests.test_ray_cluster import (
+    RAY_ENV,
+    cluster_address,
+    needs_namespaces,
+    start_head,
+    start_hidden_worker,
+    stop_nodes,
+    wait_for_nodes,
+)
+
+pytestmark = pytest.mark.slow
+
+SUITE = """
+name = "node-fault"
+models = ["ae"]
+datasets = ["mnist-5k"]
+archs = ["conv"]
+seeds = [0]
+latent_dim = 4
+batch_size = 128
+device = "cpu"
+[budget]
+epochs = 16
+[metrics]
+n_samples = 100
+iw_k = 4
+iw_n = 16
+"""
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[str, list[tuple[subprocess.Popen, Path]]]]:
+    """A head with no CPUs and two 1-CPU worker nodes that cannot see ``tmp_path``; each
+    worker node with its own scratch folder."""
+    needs_namespaces()
+    address = cluster_address()
+    procs = [start_head(address)]
+    scratches = [Path(tempfile.mkdtemp(prefix=f"aebench-node{i}-")) for i in range(2)]
+    try:
+        deadline = time.monotonic() + 120
+        wait_for_nodes(address, 1, deadline)
+        workers = []
+        for scratch in scratches:
+            procs.append(start_hidden_worker(address, tmp_path, {"TMPDIR": str(scratch)}))
+            workers.append((procs[-1], scratch))
+        wait_for_nodes(address, 3, deadline)
+        yield address, workers
+    finally:
+        stop_nodes(procs)
+        for scratch in scratches:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _raylet_pid(node: subprocess.Popen) -> int:
+    """The raylet among the node's processes (its session is the one ``ray start`` began)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (
+                os.getsid(int(entry.name)) == node.pid
+                and (entry / "comm").read_text() == "raylet\n"
+            ):
+                return int(entry.name)
+        except (OSError, ProcessLookupError):
+            continue
+    raise AssertionError(f"no raylet in the session of node process {node.pid}")
+
+
+def _training_node(workers: list, deadline: float, after_epochs: int) -> subprocess.Popen:
+    """The worker node whose scratch folder holds the run's checkpoint once it has finished
+    ``after_epochs`` epochs."""
+    while time.monotonic() < deadline:
+        for node, scratch in workers:
+            for checkpoint in scratch.glob("aebench-run-*/run/checkpoint.safetensors"):
+                if epochs_done(checkpoint) >= after_epochs:
+                    return node
+        time.sleep(0.2)
+    raise AssertionError("no worker node wrote the run's checkpoint in time")
+
+
+def test_a_run_whose_node_dies_resumes_elsewhere_from_its_last_shipped_checkpoint(
+    two_workers: tuple[str, list], tmp_path: Path
+) -> None:
+    address, workers = two_workers
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE)
+    on_ray, local = tmp_path / "ray" / "s.sqlite", tmp_path / "local" / "s.sqlite"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "aebench", "run",
+         str(suite), "--quiet", "--store", str(on_ray), "--executor", "ray", "--ray-address",
+         address, "--checkpoint-every", "0"],
+        env={**os.environ, **RAY_ENV, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        node = _training_node(workers, time.monotonic() + 180, after_epochs=3)
+        time.sleep(1.5)  # the task ships each new checkpoint within half a second
+        os.kill(_raylet_pid(node), signal.SIGKILL)
+        _, err = driver.communicate(timeout=420)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, err[-3000:]
+    restarts = [line for line in err.splitlines() if "restarting it on the cluster" in line]
+    assert len(restarts) == 1, err[-3000:]
+    resumed_after = int(restarts[0].split("checkpoint after epoch ")[1].split()[0])
+    assert 3 <= resumed_after < 16, restarts[0]  # from a shipped checkpoint, not from scratch
+    local_run = run_cli("run", str(suite), "--quiet", "--store", str(local),
+                        env={"OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert local_run.returncode == 0, local_run.stderr[-2000:]
+    with Store.open(on_ray, readonly=True) as a, Store.open(local, readonly=True) as b:
+        rows, (reference,) = a.runs(suite="node-fault"), b.runs(suite="node-fault")
+        assert len(rows) == 1 and rows[0]["status"] == "done", rows
+        assert rows[0]["config_hash"] == reference["config_hash"]
+        assert rows[0]["weights_sha256"] == reference["weights_sha256"]
+        assert f"restarted from the checkpoint after epoch {resumed_after}" in rows[0]["resources"]
