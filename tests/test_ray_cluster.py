@@ -126,7 +126,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     address = cluster_address()
     procs = [start_head(address)]
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # nodes start slowly on a loaded 2-core machine
         wait_for_nodes(address, 1, deadline)
         procs.append(start_hidden_worker(address, tmp_path))
         wait_for_nodes(address, 2, deadline)
