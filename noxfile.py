@@ -227,6 +227,15 @@ def cluster_smoke(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def cluster_overhead(session: nox.Session) -> None:
+    """What a local 2-node Ray cluster adds per run against the local executor, as a share of
+    a quick-suite run (docs/cluster.md, "Overhead"); one script, one run, ~3 minutes."""
+    env = {**_env(session), "RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "disabled"}
+    session.run(_bin("python"), "-m", "aebench.perf.cluster_overhead",
+                "--json", "runs/cluster-overhead.json", *session.posargs, env=env)  # fmt: skip
+
+
+@nox.session(venv_backend="none")
 def regress(session: nox.Session) -> None:
     """Speed gate: the working tree against a base commit (``-- --base REV``, default HEAD),
     both timed in interleaved rounds in this job; fails only when a case is significantly
