@@ -24,6 +24,7 @@ def one_run(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # starts a Ray of its own (~10-30 s)
 @pytest.mark.parametrize(("threads", "node_omp"), [(2, "1"), (1, "2")])
 def test_each_task_runs_torch_on_the_cpus_ray_assigned_it(
     one_run: Path, tmp_path: Path, cache_env: dict[str, str], threads: int, node_omp: str
@@ -49,6 +50,7 @@ def test_each_task_runs_torch_on_the_cpus_ray_assigned_it(
     assert f"- **Threads:** {threads}" in header
 
 
+@pytest.mark.slow  # starts a Ray of its own (~10-30 s)
 def test_more_threads_per_run_than_any_node_is_one_line_and_writes_nothing(
     one_run: Path, tmp_path: Path
 ) -> None:

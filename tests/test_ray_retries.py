@@ -14,6 +14,7 @@ from aebench.store.database import Store
 from tests.conftest import run_cli, tiny_suite
 
 pytest.importorskip("ray", reason="Ray is the optional extra aebench[ray]")
+pytestmark = pytest.mark.slow  # each test starts a Ray of its own (~10 s) and runs on it
 
 PLUGIN = """
 import os

@@ -89,7 +89,7 @@ def test_fresh_run_stores_every_metric_and_a_second_run_does_nothing(tiny, tmp_p
     assert _rows(db) == before
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
+@pytest.mark.parametrize("executor", ["local", pytest.param("ray", marks=pytest.mark.slow)])
 def test_sigkill_in_the_second_run_then_restart_finishes_without_duplicates(
     tiny, tmp_path, cache_env, executor
 ):
@@ -193,6 +193,7 @@ def test_the_plan_costs_a_step_by_its_flops_so_iwae_k50_starts_before_k1(tmp_pat
     assert 10 * k1 < k50 < 50 * k1
 
 
+@pytest.mark.slow  # three executors, one a Ray of its own (~45 s)
 def test_ray_and_two_local_jobs_match_the_sequential_executor(tiny, tmp_path, cache_env):
     pytest.importorskip("ray", reason="Ray is the optional extra aebench[ray]")
     local, remote = tmp_path / "local.sqlite", tmp_path / "ray.sqlite"

@@ -94,6 +94,7 @@ def test_gate_fails_a_planted_regression_and_names_its_case(tmp_path, name):
     assert result["slower"] == ["train-step[vae-mlp]"]
 
 
+@pytest.mark.slow  # builds Inception-v3 and times it in rounds (~1 min)
 def test_gate_fails_inception_without_channels_last(tmp_path):
     repo = _planted_repo(tmp_path, "no-channels-last")
     args = ["--pairs", "9", "--max-pairs", "27", "--round-seconds", "0.2"]
