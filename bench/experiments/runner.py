@@ -8,7 +8,6 @@ only this driver writes the store.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import shlex
@@ -17,7 +16,6 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from aebench import data, models
@@ -33,31 +31,18 @@ from aebench.metrics.generation import SAMPLING_FAMILIES
 from aebench.metrics.options import MetricOptions
 from aebench.store.database import Store, environment
 from aebench.store.lock import refuse_if_held
-from aebench.training.trainer import Trainer
 
 EXECUTORS = ("local", "ray")
 
 
-def step_cost(cfg: RunConfig, dataset: data.ImageData) -> float:
-    """FLOPs per training image of one update: forward and backward of every phase due at
-    the first step, on one batch of the run's size (the images one step consumes), counted by
-    torch's ``FlopCounterMode``. It sees what a parameter count misses: an IWAE decodes k
-    codes per image, a VAE-GAN runs its discriminator on three batches, a VampPrior encodes
-    its pseudo-inputs once per batch. A multi-stage model is costed by its first stage."""
+def step_cost(cfg: RunConfig, image_shape: tuple[int, int, int]) -> int:
+    """A relative cost of one training step: parameters × update phases (each phase is one
+    backward pass over the shared graph). Good enough to tell a VAE-GAN from a VAE."""
     try:
-        model = models.create(cfg.model, **cfg.model_kwargs(dataset.image_shape))
-        settings = dataclasses.replace(cfg.train, device="cpu", quiet=True)
-        trainer = Trainer(model, dataset, settings, cfg.label)
-        step_images = cfg.train.batch_size * model.batches_per_step
-        x = data.ImageData.batch(dataset.train_x, slice(0, step_images))
-        try:
-            with FlopCounterMode(display=False) as counter:
-                trainer.train_step(x)
-        finally:
-            trainer.end_speed_options()
+        model = models.create(cfg.model, **cfg.model_kwargs(image_shape))
     except Exception:  # a config that cannot build fails in its own run, with its message
-        return 0.0
-    return counter.get_total_flops() / x.shape[0]
+        return 0
+    return sum(p.numel() for p in model.parameters()) * len(model.phases())
 
 
 def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
@@ -65,31 +50,31 @@ def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:
 
     Each dataset's domain feature net is trained (or found cached) once here: workers would
     otherwise all train the same net at the same moment, each on a fraction of the cores. The
-    order is longest first (by :func:`step_cost` × the images in its budget), so the slowest
-    runs do not start last and leave the other workers idle at the end. A dataset that fails to
-    load is left alone: its runs fail with their own message.
+    order is longest first (by :func:`step_cost` × budget), so the slowest runs do not start last
+    and leave the other workers idle at the end. A dataset that fails to load is left alone:
+    its runs fail with their own message.
     """
-    loaded: dict[tuple[str, str | None], data.ImageData] = {}
+    shapes: dict[tuple[str, str | None], tuple[tuple[int, int, int], int]] = {}
     for name, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}, key=str):
         try:
             dataset = data.load(name, data_dir)
         except UsageError:
             continue
-        loaded[(name, data_dir)] = dataset
+        shapes[(name, data_dir)] = (dataset.image_shape, dataset.train_x.shape[0])
         if any(c.metrics.backbone == "domain" for c in configs if c.dataset == name):
             features.build("domain", dataset)
 
     costs: dict[tuple[Any, ...], float] = {}  # seeds of one grid point cost the same
 
     def cost(cfg: RunConfig) -> float:
-        dataset = loaded.get((cfg.dataset, cfg.data_dir))
-        if dataset is None:
+        if (cfg.dataset, cfg.data_dir) not in shapes:
             return 0
         key = (cfg.model, cfg.model_options, cfg.arch, cfg.latent_dim, cfg.dataset, cfg.data_dir)
         if key not in costs:
+            shape, n_train = shapes[(cfg.dataset, cfg.data_dir)]
             kind, value = cfg.train.budget.kind, cfg.train.budget.value
-            per_unit = dataset.train_x.shape[0] if kind == "epochs" else cfg.train.batch_size
-            costs[key] = step_cost(cfg, dataset) * float(value * per_unit)  # × images trained on
+            budget = value * (n_train if kind == "epochs" else 1)
+            costs[key] = step_cost(cfg, shape) * float(budget)
         return costs[key]
 
     return sorted(configs, key=cost, reverse=True)
