@@ -108,16 +108,20 @@ class GaussianMixture:
         nk = resp.sum(0) + 1e-10
         self.weights = nk / nk.sum()
         self.means = (resp.T @ x) / nk[:, None]
-        diff = x[None] - self.means[:, None]  # (k, n, d)
-        cov = torch.einsum("kn,kni,knj->kij", resp.T, diff, diff) / nk[:, None, None]
+        # one component at a time: an (n, d) matrix product each, never a (k, n, d) tensor
+        parts = zip(self.means, resp.T, nk, strict=True)
+        cov = torch.stack([_weighted_cov(x - mean, r) / total for mean, r, total in parts])
         self.chol = cholesky_with_jitter(cov)
 
     def _log_joint(self, x: torch.Tensor) -> torch.Tensor:
-        diff = (x[None] - self.means[:, None]).transpose(1, 2)  # (k, d, n)
-        sol = torch.linalg.solve_triangular(self.chol, diff, upper=False)
-        maha = sol.pow(2).sum(1)  # (k, n)
-        logdet = 2 * self.chol.diagonal(dim1=1, dim2=2).log().sum(1)
         d = x.shape[1]
+        eye = torch.eye(d, dtype=x.dtype, device=x.device).expand_as(self.chol)
+        whiten = torch.linalg.solve_triangular(self.chol, eye, upper=False)  # L⁻¹ per component
+        # Mahalanobis distance as ‖L⁻¹(x − μ)‖²: a matrix product per component
+        maha = torch.stack([
+            ((x - mean) @ w.T).pow(2).sum(1) for mean, w in zip(self.means, whiten, strict=True)
+        ])  # (k, n)  # fmt: skip
+        logdet = 2 * self.chol.diagonal(dim1=1, dim2=2).log().sum(1)
         log_pdf = -0.5 * (maha + logdet[:, None] + d * math.log(2 * math.pi))
         return (log_pdf + self.weights.log()[:, None]).T  # (n, k)
 
@@ -127,6 +131,11 @@ class GaussianMixture:
         )
         eps = standard_normal(n, self.means.shape[1], generator)
         return self.means[which] + torch.einsum("nij,nj->ni", self.chol[which], eps)
+
+
+def _weighted_cov(diff: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Σₙ wₙ · diffₙ diffₙᵀ for ``diff`` (n, d) and ``weights`` (n,)."""
+    return (diff * weights[:, None]).T @ diff
 
 
 def standard_normal(n: int, d: int, generator: torch.Generator | None) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,3 +144,22 @@ def test_format_table_lists_metrics_in_vocabulary_order(vae_scores):
     table = format_table(vae_scores)
     keys = [line.split()[0] for line in table.splitlines()]
     assert keys == [k for k in METRICS if k in vae_scores]
+
+
+def test_gmm_em_steps_match_numpy_weighted_covariance_and_torch_log_densities():
+    """The EM's M-step covariances are NumPy's weighted ``np.cov`` and its E-step log joint is
+    torch.distributions' multivariate normal log density plus the log weight."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(400, 5, generator=gen, dtype=torch.float64) @ torch.randn(
+        5, 5, generator=gen, dtype=torch.float64
+    )
+    resp = torch.softmax(torch.randn(400, 3, generator=gen, dtype=torch.float64), 1)
+    gmm = GaussianMixture(components=3)
+    gmm._m_step(x, resp)
+    for k in range(3):
+        expected = np.cov(x.numpy().T, aweights=resp[:, k].numpy(), bias=True)
+        cov = gmm.chol[k] @ gmm.chol[k].T - 1e-6 * torch.eye(5, dtype=torch.float64)
+        np.testing.assert_allclose(cov.numpy(), expected, rtol=1e-9, atol=1e-12)
+    mvn = torch.distributions.MultivariateNormal(gmm.means, scale_tril=gmm.chol)
+    expected = mvn.log_prob(x[:, None]) + gmm.weights.log()
+    torch.testing.assert_close(gmm._log_joint(x), expected, rtol=1e-10, atol=1e-10)
