@@ -241,6 +241,13 @@ class GenerativeAutoencoder(nn.Module):
         """log p(x|z) per image, in nats; only for models with ``has_posterior``."""
         raise NotImplementedError(f"{type(self).__name__} has no decoder likelihood")
 
+    @property
+    def decodes_per_image(self) -> int:
+        """How many codes per training image one step decodes: 1 here, K for a model trained
+        on an importance-weighted bound. The run planner weighs a step's cost by it, so a
+        suite's slowest runs start first without running the model in the driver."""
+        return 1
+
     def fit_prior(self, codes: torch.Tensor) -> None:
         """Fit the sampling distribution to training codes (called by the harness if
         ``fits_prior``)."""

@@ -48,6 +48,21 @@ def test_the_loss_is_minus_the_log_mean_of_the_importance_weights() -> None:
     assert float(loss) < float(-log_w.mean())  # tighter than the 5-sample ELBO
 
 
+@pytest.mark.parametrize("k", [1, 5, 50])
+def test_the_declared_decodes_per_image_are_the_codes_the_loss_decodes(k: int) -> None:
+    model = models.create("iwae", arch="mlp", latent_dim=3, k=k)
+    decoded_rows = []
+    decode = model.decode_logits
+
+    def counting(z: torch.Tensor) -> torch.Tensor:
+        decoded_rows.append(z.shape[0])
+        return decode(z)
+
+    model.decode_logits = counting
+    model.loss(torch.rand(8, 1, 28, 28))
+    assert sum(decoded_rows) == 8 * model.decodes_per_image == 8 * k
+
+
 def test_one_sample_bound_is_the_elbo_in_expectation() -> None:
     """At K = 1 the bound is the single-sample ELBO; averaged over many draws it matches the
     VAE's ELBO with the closed-form KL (recon estimated on the same networks) within 4 SE."""

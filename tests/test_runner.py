@@ -174,6 +174,23 @@ def test_parallel_plan_starts_the_costliest_runs_first_and_warms_the_feature_cac
     assert built == [("domain", "mnist-5k")]  # once per dataset, not once per run
 
 
+def test_parallel_plan_starts_iwae_at_k_50_first_and_ties_k_1_with_the_vae(tmp_path, monkeypatch):
+    """An IWAE step decodes K codes per image (Burda et al.'s K = 50 run is the suite's longest),
+    though its parameters are the VAE's: the plan weighs the step by the codes it decodes."""
+    from aebench.experiments.runner import plan_parallel
+    from aebench.experiments.suite import parse_suite
+
+    monkeypatch.setenv("AEBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("aebench.metrics.features.build", lambda name, data, **kw: None)
+    grid = (
+        '["vae", { model = "iwae", label = "k1", k = 1 }, '
+        '{ model = "iwae", label = "k50", k = 50 }]'
+    )
+    suite = parse_suite(TINY.replace('["ae", "vae"]', grid), "t.toml")
+    order = [c.label for c in plan_parallel(suite.expand())]
+    assert order == ["k50", "k50", "vae", "vae", "k1", "k1"]
+
+
 @pytest.mark.slow  # three executors, one a Ray of its own (~45 s)
 def test_ray_and_two_local_jobs_match_the_sequential_executor(tiny, tmp_path, cache_env):
     pytest.importorskip("ray", reason="Ray is the optional extra aebench[ray]")

@@ -35,14 +35,18 @@ from aebench.store.lock import refuse_if_held
 EXECUTORS = ("local", "ray")
 
 
-def step_cost(cfg: RunConfig, image_shape: tuple[int, int, int]) -> int:
+def step_cost(cfg: RunConfig, image_shape: tuple[int, int, int]) -> float:
     """A relative cost of one training step: parameters × update phases (each phase is one
-    backward pass over the shared graph). Good enough to tell a VAE-GAN from a VAE."""
+    backward pass over the shared graph) × (1 + the codes decoded per image) / 2 (the encoder
+    runs once, the decoder once per code: an IWAE at K = 50 costs ~25 VAE steps when encoder
+    and decoder are of a size). Good enough to order runs; it builds the model but never runs
+    it, so no model can take the driver down."""
     try:
         model = models.create(cfg.model, **cfg.model_kwargs(image_shape))
     except Exception:  # a config that cannot build fails in its own run, with its message
         return 0
-    return sum(p.numel() for p in model.parameters()) * len(model.phases())
+    params = sum(p.numel() for p in model.parameters())
+    return params * len(model.phases()) * (1 + model.decodes_per_image) / 2
 
 
 def plan_parallel(configs: list[RunConfig]) -> list[RunConfig]:

@@ -42,6 +42,10 @@ class IWAE(VAE):
     config_class = IWAEConfig
     _name = "iwae"
 
+    @property
+    def decodes_per_image(self) -> int:
+        return self.cfg.k
+
     def log_weights(self, x: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
         """log w_k for ``k`` posterior samples per image, shape (k, batch), with its parts
         log p(x|z_k), log p(z_k) and log q(z_k|x) (each (k, batch))."""
