@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +22,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aebench.perf.cluster_overhead import RAY_ENV, alive_nodes, free_port
+from aebench.perf.cluster_overhead import stop_local_cluster as stop_nodes
 from aebench.store.database import Store
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason="Ray is the optional extra aebench[ray]")
 RAY = str(Path(sys.executable).with_name("ray"))
-#: a private test cluster: no usage stats, and no token authentication (Ray turns it on for
-#: clusters started by ``ray start``; the driver would need the head's token otherwise)
-RAY_ENV = {"RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "disabled"}
 ENV = {**os.environ, **RAY_ENV}
 NODE_FLAGS = ["--block", "--disable-usage-stats"]
 
@@ -40,12 +37,6 @@ NODE_FLAGS = ["--block", "--disable-usage-stats"]
 def needs_namespaces() -> None:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.fail("this test needs root and unshare (util-linux) for a worker's mount namespace")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return int(s.getsockname()[1])
 
 
 def image_folder(root: Path) -> Path:
@@ -61,17 +52,6 @@ def image_folder(root: Path) -> Path:
                 img[8 + i % 6 : 18 + i % 6, 8:20] = 250
             Image.fromarray(img).save(root / label / f"{i:02d}.png")
     return root
-
-
-def _alive_nodes(address: str) -> int:
-    code = (
-        f"import ray; ray.init(address={address!r}, include_dashboard=False, "
-        "log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120
-    )
-    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
 
 
 def start_head(address: str) -> subprocess.Popen[bytes]:
@@ -94,28 +74,13 @@ def start_hidden_worker(
 
 
 def wait_for_nodes(address: str, count: int, deadline: float) -> None:
-    while _alive_nodes(address) < count:
+    while alive_nodes(address) < count:
         assert time.monotonic() < deadline, f"fewer than {count} Ray nodes came up"
         time.sleep(2)
 
 
-def stop_nodes(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Stop each node's whole process group (``ray start --block`` and what it started)."""
-    for proc in reversed(procs):
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=10)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-
-
 def cluster_address() -> str:
-    return f"{ray.util.get_node_ip_address()}:{_free_port()}"  # where Ray binds, not 127.0.0.1
+    return f"{ray.util.get_node_ip_address()}:{free_port()}"  # where Ray binds, not 127.0.0.1
 
 
 @pytest.fixture

@@ -40,11 +40,14 @@ from aebench.experiments.run_task import run_one
 from aebench.experiments.suite import load_suite
 from aebench.metrics import features
 
+#: a private cluster: no usage stats, and no token authentication (Ray turns it on for
+#: clusters started by ``ray start``; the driver would need the head's token otherwise)
 RAY_ENV = {"RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "disabled"}
 NODE_START_S = 300.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a Ray head)."""
     with socket.socket() as s:
         s.bind(("", 0))
         return int(s.getsockname()[1])
@@ -54,7 +57,8 @@ def _ray_cli() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
-def _alive_nodes(address: str) -> int:
+def alive_nodes(address: str) -> int:
+    """How many nodes of the cluster at ``address`` are alive (0 when it does not answer)."""
     code = (
         f"import ray; ray.init(address={address!r}, include_dashboard=False, "
         "log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
@@ -69,7 +73,7 @@ def start_local_cluster(nodes: int, cpus: int) -> tuple[str, list[subprocess.Pop
     after another (two raylets starting at once on one host race for the session's sockets)."""
     import ray.util
 
-    address = f"{ray.util.get_node_ip_address()}:{_free_port()}"
+    address = f"{ray.util.get_node_ip_address()}:{free_port()}"
     head = ["--head", f"--port={address.rpartition(':')[2]}", "--include-dashboard=false"]
     procs: list[subprocess.Popen[bytes]] = []
     deadline = time.monotonic() + NODE_START_S
@@ -81,7 +85,7 @@ def start_local_cluster(nodes: int, cpus: int) -> tuple[str, list[subprocess.Pop
                  "--disable-usage-stats"], env={**os.environ, **RAY_ENV}, start_new_session=True,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))  # fmt: skip
-            while _alive_nodes(address) < i + 1:
+            while alive_nodes(address) < i + 1:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"Ray node {i + 1} of {nodes} did not come up")
                 time.sleep(1)
