@@ -365,11 +365,11 @@ def _next_value(ray: Any, stream: Any, streams: dict[Any, _RayRun], submit: Any)
     """Take the next value of a run's task: keep a checkpoint, restart the run after a cluster
     fault, or return its finished (delivered) :class:`RunResult`; None while it goes on."""
     run = streams[stream]
+    err: BaseException = RuntimeError("the task ended without a result")  # treated as lost
     try:
         value = ray.get(next(stream))
-    except StopIteration:  # the task ended without a result: treat as lost
+    except StopIteration:
         value = None
-        err: BaseException = RuntimeError("the task ended without a result")
     except Exception as caught:
         value, err = None, caught
         if not _is_cluster_fault(ray, caught):
