@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from aebench import data
 from aebench.core.errors import UsageError
 from aebench.data import ImageData
 from aebench.experiments.run_task import Executor, RunResult, Started, run_one
+from aebench.experiments.scratch import make_run_scratch, sweep_dead_scratch
 from aebench.experiments.suite import RunConfig
 
 #: CPUs a Ray task reserves, and so the torch threads it runs with, unless --threads-per-run
@@ -157,7 +157,8 @@ def ray_task(
     assigned = ray.get_runtime_context().get_assigned_resources()
     cpus, gpus = assigned.get("CPU", 0.0), assigned.get("GPU", 0.0)
     threads = max(1, int(cpus))
-    scratch = Path(tempfile.mkdtemp(prefix="aebench-run-"))
+    sweep_dead_scratch()  # left by tasks killed with their worker or node
+    scratch = make_run_scratch()
     run_dir = scratch / "run"
     try:
         if resume_from is not None:
