@@ -22,8 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aebench.perf.cluster_overhead import RAY_ENV, alive_nodes, free_port
-from aebench.perf.cluster_overhead import stop_local_cluster as stop_nodes
+from aebench.perf.cluster_overhead import RAY_ENV, alive_nodes, free_port, stop_local_cluster
 from aebench.store.database import Store
 from tests.conftest import run_cli
 
@@ -97,7 +96,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         wait_for_nodes(address, 2, deadline)
         yield address, data
     finally:
-        stop_nodes(procs)
+        stop_local_cluster(procs)
 
 
 SUITE = """

@@ -23,16 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from aebench.perf.cluster_overhead import RAY_ENV, stop_local_cluster
 from aebench.store.database import Store
 from aebench.training.checkpoint import epochs_done
 from tests.conftest import REPO, run_cli
 from tests.test_ray_cluster import (
-    RAY_ENV,
     cluster_address,
     needs_namespaces,
     start_head,
     start_hidden_worker,
-    stop_nodes,
     wait_for_nodes,
 )
 
@@ -76,7 +75,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, list[tuple[subprocess.Pop
             wait_for_nodes(address, count, deadline)
         yield address, workers
     finally:
-        stop_nodes(procs)
+        stop_local_cluster(procs)
         for scratch in scratches:
             shutil.rmtree(scratch, ignore_errors=True)
 

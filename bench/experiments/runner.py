@@ -44,7 +44,7 @@ def step_cost(cfg: RunConfig, image_shape: tuple[int, int, int]) -> float:
     try:
         model = models.create(cfg.model, **cfg.model_kwargs(image_shape))
     except Exception:  # a config that cannot build fails in its own run, with its message
-        return 0
+        return 0.0
     params = sum(p.numel() for p in model.parameters())
     return params * len(model.phases()) * (1 + model.decodes_per_image) / 2
 
