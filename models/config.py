@@ -139,6 +139,14 @@ class ModelConfig:
     hidden: tuple[int, ...] = (512, 256)  #: hidden layer sizes (mlp arch)
     lr: float = 1e-3
 
+    @property
+    def likelihood(self) -> str:
+        """The family of the decoder likelihood p(x|z) that a model's ELBO and NLL are measured
+        under ("bernoulli", "gaussian"), or "" for none. Those numbers are in that family's
+        units: a Gaussian's nats are of a density over continuous pixels, a Bernoulli's of a
+        probability, so reports compare them only between models of one likelihood."""
+        return ""
+
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         return {f.name: f.default for f in dataclasses.fields(cls)}

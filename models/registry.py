@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from aebench.core.errors import UsageError
 from aebench.core.registry import Registry
 from aebench.models.config import GRID_OPTIONS, OptionError, check_option, config_class_of
 
@@ -109,6 +110,24 @@ def family_of(name: str | None) -> str:
         return ""
     family = getattr(get(name)[0], "family", "")
     return family if isinstance(family, str) else ""
+
+
+def likelihood_of(name: str | None, options: Mapping[str, Any]) -> str:
+    """The decoder likelihood family a run of model ``name`` with ``options`` (its stored
+    resolved options) declares (:attr:`ModelConfig.likelihood`), or "" where it cannot say:
+    a model not registered in this process, one without a config class, or options that no
+    longer validate. Options the config no longer has are left out."""
+    if not name or name not in MODELS:
+        return ""
+    config_cls = config_class_of(get(name)[0])
+    if config_cls is None:
+        return ""
+    known = config_cls.defaults()
+    kept = {k: v for k, v in options.items() if k in known and k not in GRID_OPTIONS}
+    try:
+        return str(config_cls.from_kwargs(name, {**get(name)[1], **kept}).likelihood)
+    except (UsageError, TypeError, ValueError):  # a hand-edited store: say nothing
+        return ""
 
 
 def resolved_options(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:

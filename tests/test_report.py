@@ -58,11 +58,14 @@ HIGHER = {"ssim", "precision", "recall", "sharpness_samples", "train_samples_per
 FIG_FILES = [name for name, _, _ in FIGURES.values()]
 
 
-def _suite(name: str, models: list[str] | None = None) -> Suite:
+def _suite(
+    name: str, models: list[str] | None = None, overrides: dict[str, dict] | None = None
+) -> Suite:
     return Suite.from_dict(
         {
             "name": name,
             "models": models or MODELS,
+            "overrides": overrides or {},
             "datasets": ["mnist-5k"],
             "archs": ["mlp"],
             "seeds": SEEDS,
@@ -100,15 +103,16 @@ def make_store(
     suite: str = "report-test",
     shift: dict[tuple[str, str], float] | None = None,
     models: list[str] | None = None,
+    overrides: dict[str, dict] | None = None,
 ) -> Path:
     """A store with every run of the test suite done, as the runner would leave it (its
-    models in the order ``models``, default :data:`MODELS`)."""
+    models in the order ``models``, default :data:`MODELS`, with the model ``overrides``)."""
     env = {
         "device": "cpu", "threads": 2, "git_commit": "0123456789abcdef", "host": "test-host",
         "torch_version": "2.x", "aebench_version": "0.1.0", "python_version": "3.11",
     }  # fmt: skip
     with Store.open(path) as store, store.lock():
-        for cfg in _suite(suite, models).expand():
+        for cfg in _suite(suite, models, overrides).expand():
             run_id = store.mark_running(cfg, env, artifacts=run_dirs[cfg.label])
             metrics = _metrics(cfg.label, cfg.seed, shift or {})
             store.finish(run_id, "done", metrics, _history(cfg.label, cfg.seed))

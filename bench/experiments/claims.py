@@ -231,9 +231,9 @@ def check(runs: Any, claims: Sequence[Claim], group_keys: Sequence[str] = ()) ->
 
 #: columns of a report's runs table that describe a run rather than measure it (``label`` is
 #: the table's row, ``base_label`` the suite's label before runs measured with different
-#: metric options were split apart)
+#: metric options were split apart, ``likelihood`` the family of the model's decoder likelihood)
 RUN_COLUMNS = ("run_id", "run_name", "label", "base_label", "model", "dataset", "arch", "seed",
-               "data_dir", "sampler", "artifacts")  # fmt: skip
+               "data_dir", "sampler", "artifacts", "likelihood")  # fmt: skip
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 

@@ -51,9 +51,10 @@ class Latent(MetricFamily):
     options = ("seed", "iw_k", "iw_n", "batch_size")
     keys = (
         MetricKey("kl", "KL", "KL(q(z|x) ‖ p(z)) per test image", False, "nats", headline=True),
-        MetricKey("elbo", "ELBO", "evidence lower bound per test image", True, "nats"),
+        MetricKey("elbo", "ELBO", "evidence lower bound per test image", True, "nats",
+                  per_likelihood=True),
         MetricKey("nll_iw", "NLL (IW)", "importance-weighted negative log-likelihood bound",
-                  False, "nats", headline=True),
+                  False, "nats", headline=True, per_likelihood=True),
         MetricKey("active_units", "Active units", "latent units with Cov_x(E_q[z_u|x]) > 0.01 "
                   "(Burda 2015)", True),
     )  # fmt: skip

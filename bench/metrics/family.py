@@ -44,6 +44,9 @@ class MetricKey:
     higher_is_better: bool | None
     unit: str = ""
     headline: bool = False  #: a column of the report's main table
+    #: in the units of the model's decoder likelihood (an ELBO, an NLL): a report compares it
+    #: only between models of one likelihood family (``ModelConfig.likelihood``)
+    per_likelihood: bool = False
 
 
 class MetricFamily:

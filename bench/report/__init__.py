@@ -45,6 +45,7 @@ from aebench.report.outdir import staged
 from aebench.report.ranking import rank, ranking_section
 from aebench.report.sections import (
     Section,
+    apart_note,
     claims_section,
     comparison_section,
     main_section,
@@ -192,7 +193,7 @@ def _write(
             "report.md": render_md.markdown(header, tables, drawn),
             "report.html": render_styled.html_page(header, tables, drawn),
             "table.tex": render_styled.latex(
-                main, f"aebench suite {data.suite}: mean ± std over seeds."
+                main, f"aebench suite {data.suite}: mean ± std over seeds.{apart_note(table)}"
             ),
             "table.csv": render_csv.table_csv(table),
             "comparison.csv": None if comparison is None else render_csv.csv_text(comparison.frame),

@@ -29,10 +29,11 @@ import pandas as pd
 from aebench.core.errors import UsageError
 from aebench.core.statistics import Stat, welch_p_from_stats
 from aebench.metrics.family import FAMILIES, headline_keys
-from aebench.report.columns import HIGHER, LOWER, info
+from aebench.report.columns import HIGHER, LOWER, compared, info
 from aebench.report.ranking import neighbour_ties, order, shown
 from aebench.report.render_csv import CSV_TRIGGERS
 from aebench.report.sections import Section
+from aebench.report.tables import likelihoods
 
 SAME, TIES, DIFFERS = "same order", "same up to ties", "differs"
 
@@ -97,7 +98,8 @@ class Reference:
 
 
 def summary_stats(summary: pd.DataFrame, metrics: list[str], where: str) -> dict:
-    """``{label: {metric: Stat}}`` from a table summary (``table.csv``'s columns).
+    """``{label: {metric: Stat}}`` from a table summary (``table.csv``'s columns), leaving out
+    a metric in likelihood units where the row's likelihood is not the one most rows have.
 
     Linear in the rows (a reference table may be long): the duplicate check counts labels
     once, and each column is read once as an array rather than cell by cell."""
@@ -119,8 +121,9 @@ def summary_stats(summary: pd.DataFrame, metrics: list[str], where: str) -> dict
             summary[f"{m}{s}"].to_numpy(dtype=float).tolist() if f"{m}{s}" in summary else nan
             for s in ("_mean", "_std", "_n")
         )
-        for label, mean, std, n in zip(labels, means, stds, counts, strict=True):
-            if math.isfinite(mean):  # without a std or count a mean can be ordered, not tested
+        kept = compared(likelihoods(summary, m), m)  # not a Gaussian's nats among Bernoullis'
+        for label, mean, std, n, keep in zip(labels, means, stds, counts, kept, strict=True):
+            if keep and math.isfinite(mean):  # without std or count: ordered, not tested
                 out[label][m] = Stat(mean, std, int(n) if math.isfinite(n) else 0)
     return out
 

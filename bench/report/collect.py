@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from aebench import models
 from aebench.config.run import stored_fields
 from aebench.core.errors import UsageError
 from aebench.experiments.claims import RUN_COLUMNS
@@ -194,6 +195,7 @@ def _runs_frame(rows: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame
                 "data_dir": cfg.get("data_dir"),
                 "sampler": cfg.get("sampler"),
                 "artifacts": r.get("artifacts"),
+                "likelihood": _likelihood(r["config"]),
             }
         )
     _split_labels(records, [r["config"] for r in rows])
@@ -206,6 +208,15 @@ def _runs_frame(rows: list[dict[str, Any]], frame: pd.DataFrame) -> pd.DataFrame
         wide.columns.name = None
         runs = runs.merge(wide, left_on="run_id", right_index=True, how="left")
     return runs
+
+
+def _likelihood(config: Any) -> str:
+    """The decoder likelihood family of a stored run's model (``models.likelihood_of``), from
+    the options it trained with ("" where the store or the registry cannot say)."""
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
+        return ""
+    options = config.get("resolved_options") or config.get("model_options")
+    return models.likelihood_of(config["model"], options if isinstance(options, dict) else {})
 
 
 def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,8 @@ improvement a regression.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aebench.metrics.family import MetricKey, all_keys, headline_keys
@@ -25,6 +27,8 @@ class MetricInfo:
     label: str
     better: str | None = None
     unit: str = ""
+    #: in the units of the model's decoder likelihood: compared only within one family
+    per_likelihood: bool = False
 
     @property
     def arrow(self) -> str:
@@ -46,7 +50,7 @@ _HISTORY = (
 
 def _from_key(key: MetricKey) -> MetricInfo:
     better = {True: HIGHER, False: LOWER, None: None}[key.higher_is_better]
-    return MetricInfo(key.name, key.label, better, key.unit)
+    return MetricInfo(key.name, key.label, better, key.unit, key.per_likelihood)
 
 
 def known() -> dict[str, MetricInfo]:
@@ -67,3 +71,22 @@ def info(name: str) -> MetricInfo:
 def better(name: str) -> str | None:
     """``"lower"``, ``"higher"`` or None (no preferred direction / unknown metric)."""
     return info(name).better
+
+
+def main_likelihood(likelihoods: Sequence[str]) -> str:
+    """The likelihood family most rows declare ("" when none does); a tie goes to the one
+    that comes first. Metrics in likelihood units are compared among its rows."""
+    counts = Counter(lik for lik in likelihoods if lik)
+    return counts.most_common(1)[0][0] if counts else ""
+
+
+def compared(likelihoods: Sequence[str], metric: str) -> list[bool]:
+    """Per row (one likelihood family each, "" where the model does not say): whether a
+    report compares its ``metric`` with the others' (bolds, ranks, tests agreement). Every
+    row, except for a metric in likelihood units (``MetricInfo.per_likelihood``): there a
+    row of another family than :func:`main_likelihood`'s is in other units (a Gaussian's
+    nats are of a density over continuous pixels, a Bernoulli's of a probability)."""
+    main = main_likelihood(likelihoods)
+    if not info(metric).per_likelihood or not main:
+        return [True] * len(likelihoods)
+    return [lik in ("", main) for lik in likelihoods]

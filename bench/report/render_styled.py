@@ -32,7 +32,8 @@ _TEMPLATES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 #: how a LaTeX table shows what Styler's escaping leaves as Unicode
-_TEX_SYMBOLS = {"±": r"$\pm$", "↓": r"$\downarrow$", "↑": r"$\uparrow$", "–": "--", "·": "/"}
+_TEX_SYMBOLS = {"±": r"$\pm$", "↓": r"$\downarrow$", "↑": r"$\uparrow$", "–": "--", "·": "/",
+                "†": r"\dag{}"}  # fmt: skip
 
 
 def section_frame(section: Section) -> pd.DataFrame:

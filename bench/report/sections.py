@@ -16,8 +16,15 @@ from aebench.experiments.protocols import ProtocolUse
 from aebench.experiments.published import Match
 from aebench.report.baseline import Comparison
 from aebench.report.collect import ReportData
-from aebench.report.columns import info
-from aebench.report.tables import MISSING, Table, aggregate, best_rows, format_mean_std
+from aebench.report.columns import info, main_likelihood
+from aebench.report.tables import (
+    MISSING,
+    Table,
+    aggregate,
+    best_rows,
+    format_mean_std,
+    likelihoods,
+)
 
 #: per sampler, the columns of the generation table
 SAMPLER_COLUMNS = ("fid", "precision", "recall")
@@ -56,7 +63,7 @@ def main_section(table: Table) -> Section:
     seeds = [str(int(n)) for n in table.summary["n_runs"]]
     family = [[f or MISSING] for f in table.families] or [[] for _ in seeds]
     rows = [
-        [name, *family[i], *(table.cell(i, m) for m in table.columns), seeds[i]]
+        [name, *family[i], *(_main_cell(table, i, m) for m in table.columns), seeds[i]]
         for i, name in enumerate(table.row_names())
     ]
     first = 2 if table.families else 1
@@ -71,7 +78,7 @@ def main_section(table: Table) -> Section:
         title="Results",
         intro=(
             "Mean ± std over seeds; the best value per column in bold; ↓/↑: lower/higher is "
-            f"better; {MISSING}: not applicable to that model."
+            f"better; {MISSING}: not applicable to that model.{apart_note(table)}"
         ),
         header=[
             first_column(table),
@@ -81,6 +88,33 @@ def main_section(table: Table) -> Section:
         ],
         rows=rows,
         bold=bold,
+    )
+
+
+#: marks a cell in the units of another decoder likelihood than most rows'
+APART = "†"
+
+
+def _main_cell(table: Table, row: int, metric: str) -> str:
+    """The cell, marked :data:`APART` when it is not compared with the column's others."""
+    text = table.cell(row, metric)
+    return text if text == MISSING or table.is_compared(row, metric) else f"{text} {APART}"
+
+
+def apart_note(table: Table) -> str:
+    """The intro's sentence on the cells marked :data:`APART` ("" when there are none)."""
+    apart, main = set(), set()
+    for m in table.columns:
+        liks = likelihoods(table.summary, m)
+        marked = {lik for i, lik in enumerate(liks) if lik and not table.is_compared(i, m)}
+        apart |= marked
+        main |= {main_likelihood(liks)} if marked else set()
+    if not apart:
+        return ""
+    return (
+        f" {APART}: under a {' or '.join(sorted(apart))} decoder likelihood, in other units "
+        f"than the {' or '.join(sorted(main))} likelihood of the other rows (a density over "
+        "continuous pixels is not a probability), so neither bolded nor ranked."
     )
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from aebench import models
 from aebench.report.collect import ReportData
-from aebench.report.columns import HIGHER, LOWER, headline, info
+from aebench.report.columns import HIGHER, LOWER, compared, headline, info
 
 MISSING = "–"
 
@@ -59,6 +59,11 @@ class Table:
     def is_best(self, row: int, metric: str) -> bool:
         return row in self.best.get(metric, set())
 
+    def is_compared(self, row: int, metric: str) -> bool:
+        """Whether the row's ``metric`` is compared with the other rows' (``columns.compared``:
+        not when it is in the units of another decoder likelihood)."""
+        return compared(likelihoods(self.summary, metric), metric)[row]
+
 
 def _decimals(value: float) -> int:
     """Decimals that give about three significant digits (none for big numbers)."""
@@ -92,6 +97,8 @@ def aggregate(data: ReportData, metrics: Sequence[str] | None = None) -> pd.Data
     runs = data.runs
     grouped = runs.groupby(data.keys, sort=False, dropna=False)
     out = grouped.size().rename("n_runs").reset_index()
+    if "likelihood" in runs:  # one model's runs share their options, so their likelihood
+        out = out.merge(grouped["likelihood"].first().reset_index(), on=data.keys, how="left")
     for m in metrics:
         values = runs[m] if m in runs else pd.Series(math.nan, index=runs.index)
         stats = values.groupby([runs[k] for k in data.keys], sort=False, dropna=False).agg(
@@ -102,16 +109,33 @@ def aggregate(data: ReportData, metrics: Sequence[str] | None = None) -> pd.Data
     return out
 
 
+def likelihoods(summary: pd.DataFrame, metric: str) -> list[str]:
+    """Each summary row's decoder likelihood family where the row has a value of ``metric``
+    ("" elsewhere, where unknown, or with no such column: a ``table.csv`` written before
+    reports recorded it), so the family most rows have is counted among the rows that have
+    the metric, not among models without it (an AE declares a Bernoulli decoder too)."""
+    if "likelihood" not in summary:
+        return [""] * len(summary)
+    column = f"{metric}_mean"
+    means = summary[column].astype(float) if column in summary else [math.nan] * len(summary)
+    return [
+        lik if isinstance(lik, str) and math.isfinite(mean) else ""
+        for lik, mean in zip(summary["likelihood"], means, strict=True)
+    ]
+
+
 def best_rows(summary: pd.DataFrame, metric: str) -> set[int]:
-    """Row positions whose mean is best for ``metric`` (empty when it has no direction or
-    fewer than two rows have a value — a lone number is not "best" of anything)."""
+    """Row positions whose mean is best for ``metric`` among the rows compared on it
+    (:func:`~aebench.report.columns.compared`); empty when it has no direction or fewer than
+    two such rows have a value — a lone number is not "best" of anything."""
     direction = info(metric).better
-    means = summary[f"{metric}_mean"].astype(float)
-    valid = means[means.map(math.isfinite)]
+    means = summary[f"{metric}_mean"].astype(float).reset_index(drop=True)
+    kept = pd.Series(compared(likelihoods(summary, metric), metric), dtype=bool)
+    valid = means[means.map(math.isfinite).astype(bool) & kept]
     if direction not in (LOWER, HIGHER) or len(valid) < 2:
         return set()
     target = valid.min() if direction == LOWER else valid.max()
-    return {i for i, v in enumerate(means) if math.isfinite(v) and v == target}
+    return {i for i, v in valid.items() if v == target}
 
 
 def build_table(data: ReportData, columns: Sequence[str] | None = None) -> Table:

@@ -13,6 +13,10 @@ class AEConfig(ModelConfig):
     recon: str = "bce"  #: "bce" (Bernoulli) or "mse" (Gaussian with fixed sigma)
     sigma: float = 0.1  #: decoder standard deviation for recon="mse"
 
+    @property
+    def likelihood(self) -> str:
+        return {"bce": "bernoulli", "mse": "gaussian"}.get(self.recon, "")
+
     def validate(self, model: str) -> None:
         super().validate(model)
         if self.recon not in ("bce", "mse"):

@@ -22,6 +22,10 @@ class TwoStageVAEConfig(VAEConfig):
     #: stage 2's budget as a share of the run's: the authors train it 800 epochs to stage 1's 400
     second_budget: float = 2.0
 
+    @property
+    def likelihood(self) -> str:
+        return "gaussian" if self.recon == "learned-gaussian" else super().likelihood
+
     def validate(self, model: str) -> None:
         ModelConfig.validate(self, model)  # the VAE's own check knows only bce and mse
         checks = (
