@@ -3,6 +3,7 @@ stored config; a family brings its own options (settings) with defaults and vali
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, ClassVar
 
@@ -164,7 +165,7 @@ def test_a_family_whose_computation_changed_is_re_evaluated_from_old_records():
     options = MetricOptions(seed=0, train_batch_size=64).resolved()
     generation, reconstruction = FAMILIES.get("generation"), FAMILIES.get("reconstruction")
     old = json.loads(generation.options_key(options))
-    assert old.pop("version") == 2
+    assert old.pop("version") == 2 and old.pop("domain_net") == 3
     recorded = {
         "generation": json.dumps(old, sort_keys=True, default=str),
         "reconstruction": reconstruction.options_key(options),
@@ -172,3 +173,25 @@ def test_a_family_whose_computation_changed_is_re_evaluated_from_old_records():
     model = type("M", (), {"has_posterior": True})()
     todo = families_to_evaluate(recorded, model, options, ("generation", "reconstruction"))
     assert todo == ["generation"]
+
+
+def test_results_of_an_older_domain_net_are_re_measured_and_inceptions_are_not():
+    """The domain net's recipe changed (version 3: trained on one thread): generation results
+    stored with the older net's key are stale, those of the Inception backbone are not."""
+    import json
+
+    from aebench.metrics import features
+
+    generation = FAMILIES.get("generation")
+    model = type("M", (), {"has_posterior": True})()
+    domain = MetricOptions(seed=0).resolved()
+    current = json.loads(generation.options_key(domain))
+    assert current["domain_net"] == features.DOMAIN_VERSION
+    current.pop("domain_net")  # a key stored before the field was
+    older = json.dumps(current, sort_keys=True)
+    for recorded, todo in ((older, ["generation"]), (generation.options_key(domain), [])):
+        assert (
+            families_to_evaluate({"generation": recorded}, model, domain, ("generation",)) == todo
+        )
+    inception = dataclasses.replace(domain, backbone="inception")
+    assert "domain_net" not in json.loads(generation.options_key(inception))

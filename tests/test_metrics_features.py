@@ -23,6 +23,23 @@ def test_domain_net_is_accurate_and_cached(mnist5k, domain_net, metrics_cache):
     assert features.extract(again, mnist5k.test_x[:16]).shape == (16, 128)
 
 
+def test_domain_net_weights_do_not_depend_on_the_callers_threads(mnist5k):
+    """A --jobs 2 worker (1 thread) and a lone run (2 threads) train the same net, so a
+    suite's FIDs do not hang on which process happened to fill the cache."""
+    small = data.ImageData(
+        "small", mnist5k.train_x[:1024], mnist5k.train_y[:1024], mnist5k.test_x[:8],
+        mnist5k.test_y[:8],
+    )  # fmt: skip
+    weights = []
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        net = features.train_domain_net(small, epochs=1)
+        assert torch.get_num_threads() == threads  # the caller's count is given back
+        weights.append(net.state_dict())
+    for name, w in weights[0].items():
+        assert torch.equal(w, weights[1][name]), name
+
+
 def test_domain_net_needs_labels(mnist5k, tmp_path):
     unlabeled = data.ImageData(
         "nolabels",

@@ -8,6 +8,7 @@ options it reads and its computation. The numerical work lives in the modules na
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import torch
@@ -136,11 +137,19 @@ class Generation(MetricFamily):
         """As every family's, but ``inception_weights`` counts only with the ``inception``
         backbone: other backbones never read the file, so naming one must not re-measure their
         runs nor split their report rows. The field stays in the key as null (what every key
-        without weights holds), so keys already stored still match."""
+        without weights holds), so keys already stored still match. With the ``domain``
+        backbone the key names the domain net's recipe (``features.DOMAIN_VERSION``): results
+        measured with an older net (one trained on the caller's thread count) are re-measured
+        by ``aebench eval --store``."""
         weights = getattr(options, "inception_weights", None)
         if weights is not None and getattr(options, "backbone", None) != "inception":
             options = dataclasses.replace(options, inception_weights=None)
-        return super().options_key(options)
+        key = super().options_key(options)
+        if getattr(options, "backbone", None) != "domain":
+            return key
+        return json.dumps(
+            {**json.loads(key), "domain_net": features.DOMAIN_VERSION}, sort_keys=True
+        )
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
 
