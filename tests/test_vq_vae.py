@@ -15,7 +15,7 @@ from aebench import models
 from aebench.cli import main
 from aebench.metrics import samplers
 from aebench.models.pixelcnn import GatedPixelCNN
-from aebench.models.vq_vae.quantizer import VectorQuantizer, codebook_usage
+from aebench.models.vq_vae.quantizer import VectorQuantizer, code_counts, codebook_usage
 from aebench.training.settings import TrainConfig
 from aebench.training.stages import fit_stages
 from tests.conftest import killed_after_stage_epoch, one_line_error, subset, tiny_suite
@@ -58,7 +58,9 @@ def test_ema_moves_a_used_code_toward_its_vectors_and_leaves_the_others() -> Non
 
 def test_perplexity_and_dead_codes_by_hand() -> None:
     indices = torch.tensor([[[0, 0], [1, 2]], [[0, 0], [1, 2]]])  # shares 1/2, 1/4, 1/4, 0
-    perplexity, dead = codebook_usage(indices, 5)
+    counts = code_counts(indices, 5)
+    assert counts.tolist() == [4, 2, 2, 0, 0]
+    perplexity, dead = codebook_usage(counts)
     entropy = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
     assert float(perplexity) == pytest.approx(math.exp(entropy))  # 2·√2
     assert float(dead) == 2

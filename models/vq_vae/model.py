@@ -103,7 +103,7 @@ class VQVAE(GenerativeAutoencoder):
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         q = self.quantizer(self.encoder(x))
         recon = recon_nll(self.decode_logits(q["z_q"]), x, self.cfg.recon, self.cfg.sigma).mean()
-        perplexity, dead = codebook_usage(q["indices"], self.cfg.codebook_size)
+        perplexity, dead = codebook_usage(q["counts"])
         total = recon + q["codebook"] + self.cfg.commitment * q["commitment"]
         usage = {"perplexity": perplexity, "dead_codes": dead}
         return {"loss": total, "recon": recon, "commitment": q["commitment"],

@@ -37,15 +37,19 @@ from torch import nn
 EMA_EPSILON = 1e-5
 
 
-def codebook_usage(indices: torch.Tensor, codes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The perplexity exp(−Σ p_k log p_k) of the share p_k of ``indices`` that chose each of
-    ``codes`` entries (``codes`` when usage is uniform, 1 when one entry takes all), and the
-    number of entries none chose. Tensors: no host sync."""
+def code_counts(indices: torch.Tensor, codes: int) -> torch.Tensor:
+    """How many of ``indices`` chose each of ``codes`` entries (a float tensor: no host sync)."""
     flat = indices.reshape(-1)
-    counts = torch.zeros(codes, device=flat.device).index_add_(
+    return torch.zeros(codes, device=flat.device).index_add_(
         0, flat, torch.ones_like(flat, dtype=torch.float)
     )
-    p = counts / flat.numel()
+
+
+def codebook_usage(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """From :func:`code_counts`: the perplexity exp(−Σ p_k log p_k) of the share p_k of the
+    vectors that chose each entry (the number of entries when usage is uniform, 1 when one
+    entry takes all), and the number of entries none chose. Tensors: no host sync."""
+    p = counts / counts.sum()
     entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
     return entropy.exp(), (counts == 0).sum().float()
 
@@ -93,17 +97,19 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z_e: torch.Tensor) -> dict[str, torch.Tensor]:
         """Quantise an (N, dim, H, W) grid: the straight-through codes ``z_q``, the ``indices``
-        (N, H, W), and the ``commitment`` and ``codebook`` losses (the latter zero with EMA)."""
+        (N, H, W), their ``counts`` per entry, and the ``commitment`` and ``codebook`` losses
+        (the latter zero with EMA)."""
         n, d, h, w = z_e.shape
         flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)
         training = self.training and torch.is_grad_enabled()
         if training and not self._is_initialised():
             self.initialise_from(flat.detach())
         indices = self.nearest(flat.detach())
+        counts = code_counts(indices, self.codes)
         if training:
-            self.track_usage(flat.detach(), indices)
+            self.track_usage(flat.detach(), counts)
         if self.ema and training:
-            self.ema_update(flat.detach(), indices)
+            self.ema_update(flat.detach(), indices, counts)
         chosen = self.codebook[indices]
         commitment = (flat - chosen.detach()).pow(2).sum() / n
         codebook = (flat.detach() - chosen).pow(2).sum() / n if not self.ema else flat.new_zeros(())
@@ -111,6 +117,7 @@ class VectorQuantizer(nn.Module):
         return {
             "z_q": z_q.view(n, h, w, d).permute(0, 3, 1, 2),
             "indices": indices.view(n, h, w),
+            "counts": counts,
             "commitment": commitment,
             "codebook": codebook,
         }
@@ -137,13 +144,11 @@ class VectorQuantizer(nn.Module):
         self._known_initialised = True
 
     @torch.no_grad()
-    def track_usage(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
-        """Update each entry's usage share; restart the entries whose share fell below
-        ``restart_below`` / K at one of the batch's vectors, drawn at random (Dhariwal et al.
-        2020's random restarts): those entries were dead. Off when ``restart_below`` is 0."""
-        counts = torch.zeros(self.codes, device=flat.device).index_add_(
-            0, indices, torch.ones_like(indices, dtype=flat.dtype)
-        )
+    def track_usage(self, flat: torch.Tensor, counts: torch.Tensor) -> None:
+        """Update each entry's usage share from the batch's ``counts``; restart the entries
+        whose share fell below ``restart_below`` / K at one of the batch's vectors, drawn at
+        random (Dhariwal et al. 2020's random restarts): those entries were dead. Off when
+        ``restart_below`` is 0."""
         self.usage.mul_(self.decay).add_(counts / flat.shape[0], alpha=1 - self.decay)
         if self.restart_below <= 0:
             return
@@ -160,11 +165,8 @@ class VectorQuantizer(nn.Module):
         self._known_initialised = None  # read the loaded buffer at the next training step
 
     @torch.no_grad()
-    def ema_update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
+    def ema_update(self, flat: torch.Tensor, indices: torch.Tensor, counts: torch.Tensor) -> None:
         """One moving-average step of the counts and sums; rewrite the entries chosen now."""
-        counts = torch.zeros(self.codes, device=flat.device).index_add_(
-            0, indices, torch.ones_like(indices, dtype=flat.dtype)
-        )
         sums = torch.zeros_like(self.ema_sum).index_add_(0, indices, flat)
         self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
