@@ -11,6 +11,7 @@ import pytest
 
 from aebench.core.errors import UsageError
 from aebench.experiments.reevaluate import families_to_evaluate
+from aebench.metrics import features
 from aebench.metrics.family import FAMILIES, MetricFamily, MetricKey, register_family
 from aebench.metrics.options import MetricOptions, option_names
 from aebench.models.config import OptionError
@@ -178,10 +179,6 @@ def test_a_family_whose_computation_changed_is_re_evaluated_from_old_records():
 def test_results_of_an_older_domain_net_are_re_measured_and_inceptions_are_not():
     """The domain net's recipe changed (version 3: trained on one thread): generation results
     stored with the older net's key are stale, those of the Inception backbone are not."""
-    import json
-
-    from aebench.metrics import features
-
     generation = FAMILIES.get("generation")
     model = type("M", (), {"has_posterior": True})()
     domain = MetricOptions(seed=0).resolved()

@@ -38,6 +38,7 @@ class Table:
     #: each row's model family (``models.base.FAMILIES``; "" where unknown); empty when no
     #: row's model says, and then the rows keep the suite's order
     families: list[str] = field(default_factory=list)
+    _compared: dict[str, list[bool]] = field(default_factory=dict, repr=False, compare=False)
 
     def row_names(self) -> list[str]:
         """One readable name per row: ``vae`` or ``vae · mnist · conv``."""
@@ -61,8 +62,10 @@ class Table:
 
     def is_compared(self, row: int, metric: str) -> bool:
         """Whether the row's ``metric`` is compared with the other rows' (``columns.compared``:
-        not when it is in the units of another decoder likelihood)."""
-        return compared(likelihoods(self.summary, metric), metric)[row]
+        not when it is in the units of another decoder likelihood); one mask per column."""
+        if metric not in self._compared:
+            self._compared[metric] = compared(likelihoods(self.summary, metric), metric)
+        return self._compared[metric][row]
 
 
 def _decimals(value: float) -> int:
