@@ -156,7 +156,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def zoo(session: nox.Session) -> None:
-    """Every built-in model: the zoo-fast suite (11 models on mnist-5k) and its report."""
+    """The zoo's first eleven models: the zoo-fast suite (mnist-5k) and its report."""
     env = _env(session)
     args = ["run", "zoo-fast", "--store", STORE, "--jobs", "2", *session.posargs]
     session.run(_bin("aebench"), *args, env=env)

@@ -20,7 +20,9 @@ HELP = "Run a suite (a shipped name or a TOML path) into the results store; resu
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("suite", help="suite name (smoke, quick, mnist, fashion, cifar10) or a .toml")
+    p.add_argument(
+        "suite", help="a shipped suite (bench/suites: smoke, quick, zoo-fast, zoo, ...) or a .toml"
+    )
     p.add_argument("--store", default=None, help="results store (default: runs/aebench.sqlite)")
     p.add_argument("--executor", default="local", help="local (default) or ray")
     p.add_argument("--ray-address", default=None, help="address of a running Ray cluster")
