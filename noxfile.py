@@ -142,7 +142,7 @@ def _report(session: nox.Session, env: dict[str, str], suite: str, out: str) -> 
 
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
-    """The main job: the quick suite (every model on the embedded MNIST-5k) and its report.
+    """The main job: the quick suite (the four classic models on the embedded MNIST-5k), its report.
 
     Two runs at a time, each on half the cores: small conv nets use two threads poorly (one
     thread gives 0.62x of two on the reference CPU), so two 1-thread runs finish the suite

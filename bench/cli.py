@@ -17,6 +17,9 @@ from aebench.commands import COMMANDS
 from aebench.core.errors import UsageError
 from aebench.core.plugins import use_plugins
 
+#: what ``aebench --help`` says aebench is
+DESCRIPTION = "Train, measure and compare generative autoencoders on the same data, nets and budget"
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors in one line (its default prints usage + message)."""
@@ -26,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="aebench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="aebench", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"aebench {__version__}")
     parser.add_argument(
         "--plugin",

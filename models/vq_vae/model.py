@@ -17,8 +17,8 @@ the learned prior is measured against.
 
 Defaults, and where they come from:
 - K = 512, β = 0.25 and, with ``ema``, decay γ = 0.99: the paper's;
-- the codebook's initial entries: uniform with variance 1/D, as the authors' Sonnet
-  implementation initialises them;
+- the codebook is built as the authors' Sonnet implementation builds it (uniform, variance
+  1/D), and then overwritten by the first batch's encoder outputs (below);
 - D is the run's ``latent_dim`` (16 in aebench's suites; the paper's image models use larger
   grids and D up to 256).
 
