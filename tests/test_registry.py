@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 
@@ -63,13 +65,18 @@ class PluginVAE(VAE):
 '''
 
 
-def _install_fake_distribution(root, name="aebench_plugin_demo"):
+def _install_fake_distribution(
+    root,
+    name="aebench_plugin_demo",
+    module=PLUGIN_MODULE,
+    entry="[aebench.models]\nplugin-vae = {name}:PluginVAE\n",
+):
     """A real installed distribution: a module plus a .dist-info with entry_points.txt."""
-    (root / f"{name}.py").write_text(textwrap.dedent(PLUGIN_MODULE))
+    (root / f"{name}.py").write_text(textwrap.dedent(module))
     info = root / f"{name}-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[aebench.models]\nplugin-vae = {name}:PluginVAE\n")
+    (info / "entry_points.txt").write_text(entry.format(name=name))
     return root
 
 
@@ -95,3 +102,50 @@ def test_entry_point_plugin_appears_in_cli_listing(tmp_path):
     assert result.returncode == 0, result.stderr
     names = result.stdout.split()
     assert "plugin-vae" in names and "vae-gan" in names
+
+
+#: a metric family as docs/extending.md writes one, importing from ``aebench.metrics``
+FAMILY_MODULE = """
+from aebench.metrics import EvalContext, MetricFamily, MetricKey
+
+
+class ReconL1(MetricFamily):
+    name = "recon-l1"
+    keys = (MetricKey("recon_l1", "Recon L1", "mean absolute error", higher_is_better=False),)
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        return {"recon_l1": float((ctx.reconstructions() - ctx.real_images()).abs().mean())}
+
+
+class TakesMSE(ReconL1):
+    name = "takes-mse"
+    keys = (MetricKey("recon_mse", "MSE again", "a built-in key", higher_is_better=False),)
+"""
+
+
+def _family_distribution(tmp_path, entry: str):
+    from tests.conftest import REPO
+
+    _install_fake_distribution(tmp_path, "aebench_family_demo", FAMILY_MODULE, entry)
+    return {"PYTHONPATH": f"{tmp_path}:{REPO}"}
+
+
+def test_an_entry_point_metric_family_loads_after_the_builtins(tmp_path):
+    """It imports aebench.metrics, so it can load only once the built-ins have registered;
+    a registration check that loaded plugins early made every command an ImportError."""
+    env = _family_distribution(tmp_path, "[aebench.metrics]\nrecon-l1 = {name}:ReconL1\n")
+    assert run_cli("--help", env=env).returncode == 0
+    order = subprocess.run(
+        [sys.executable, "-c", "from aebench.metrics.family import family_names as f; print(*f())"],
+        capture_output=True, text=True, env={**os.environ, **env}, check=True,
+    ).stdout.split()  # fmt: skip
+    assert order[-1] == "recon-l1" and order[0] == "reconstruction", order
+
+
+def test_an_entry_point_metric_family_taking_a_builtin_key_is_one_line(tmp_path):
+    env = _family_distribution(tmp_path, "[aebench.metrics]\ntakes-mse = {name}:TakesMSE\n")
+    done = run_cli("models", env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    line = done.stderr.strip()
+    assert len(line.splitlines()) == 1, line
+    assert "takes-mse" in line and "'recon_mse' is declared twice" in line

@@ -60,9 +60,17 @@ class Registry(Generic[T]):
         if self.entry_point_group is None:
             return
         for ep in importlib.metadata.entry_points(group=self.entry_point_group):
-            obj = ep.load()
-            if ep.name not in self._items and not _is_module(obj):
-                self._items[ep.name] = self.from_entry_point(obj) if self.from_entry_point else obj
+            try:
+                obj = ep.load()
+                if ep.name not in self._items and not _is_module(obj):
+                    convert = self.from_entry_point or (lambda found: found)
+                    self._items[ep.name] = convert(obj)
+            except Exception as err:  # another distribution's code: one line that names it
+                detail = (str(err).strip().splitlines() or [""])[0]
+                raise UsageError(
+                    f"{self.kind} plugin {ep.name!r} ({ep.value}, entry-point group "
+                    f"{self.entry_point_group}): {type(err).__name__}: {detail}"
+                ) from None
 
     def names(self) -> list[str]:
         self.load_plugins()
@@ -86,6 +94,12 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         """``(name, object)`` pairs in registration order (plugins after built-ins)."""
         self.load_plugins()
+        return self.registered()
+
+    def registered(self) -> list[tuple[str, T]]:
+        """The entries registered so far, without loading plugins: for checks made while
+        entries register themselves, when a plugin that imports the registering package
+        could not load yet (and would come before the built-ins)."""
         return list(self._items.items())
 
 

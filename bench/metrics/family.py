@@ -94,7 +94,7 @@ class MetricFamily:
 FAMILIES: Registry[MetricFamily] = Registry(
     "metric family",
     "aebench.metrics",
-    from_entry_point=lambda obj: obj() if isinstance(obj, type) else obj,
+    from_entry_point=lambda obj: _checked(obj() if isinstance(obj, type) else obj),
 )
 
 
@@ -110,19 +110,26 @@ def reserve_shared_options(names: Iterable[str]) -> None:
 
 def register_family(cls: type[MetricFamily]) -> type[MetricFamily]:
     """Class decorator: register one instance of ``cls`` under ``cls.name``."""
-    family = cls()
-    taken = {k for _, f in FAMILIES.items() for k in f.key_names if f.name != cls.name}
-    clash = sorted(taken & {k.name for k in family.keys})
+    FAMILIES.register(cls.name, _checked(cls()))
+    return cls
+
+
+def _checked(family: MetricFamily) -> MetricFamily:
+    """``family``, once no registered family declares its keys or settings (shared options
+    neither). Checked against the families registered so far, without loading plugins:
+    built-ins register while aebench.metrics is importing, when none can load yet."""
+    registered = [f for _, f in FAMILIES.registered() if f.name != family.name]
+    taken = {k for f in registered for k in f.key_names}
+    clash = sorted(taken & set(family.key_names))
     if clash:
-        raise ValueError(f"metric family {cls.name!r}: key {clash[0]!r} is declared twice")
-    owners = {k: owner for k, (owner, _) in family_settings().items() if owner != cls.name}
+        raise ValueError(f"metric family {family.name!r}: key {clash[0]!r} is declared twice")
+    owners = {k: f.name for f in registered for k in f.settings}
     owners.update(dict.fromkeys(SHARED_OPTIONS, "MetricOptions"))
-    taken_options = sorted(set(cls.settings) & set(owners))
+    taken_options = sorted(set(family.settings) & set(owners))
     if taken_options:
         name = taken_options[0]
-        raise ValueError(f"metric family {cls.name!r}: setting {name!r} is {owners[name]}'s")
-    FAMILIES.register(cls.name, family)
-    return cls
+        raise ValueError(f"metric family {family.name!r}: setting {name!r} is {owners[name]}'s")
+    return family
 
 
 def family_settings() -> dict[str, tuple[str, Any]]:
