@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from aebench import models
 from aebench.core.errors import UsageError
 from aebench.data import ImageData
 from aebench.metrics import samplers
@@ -86,7 +87,17 @@ def test_evaluation_keeps_the_samplers_that_apply_and_refuses_one_that_does_not(
 
 
 def test_a_flat_model_reports_its_latent_dim_as_its_code_shape() -> None:
-    from aebench import models
-
     assert models.create("vae", latent_dim=7).code_shape == (7,)
     assert samplers.code_shape(models.create("ae", latent_dim=3)) == (3,)
+
+
+def test_a_sampler_that_returns_no_images_is_one_line_naming_it() -> None:
+    """A plugin's sampler is the user's code: what it returns is checked, not traced later."""
+    draws = {"none": lambda *_: None, "short": lambda model, codes, n, g: torch.zeros(n - 1, 1)}
+    model = models.create("ae", latent_dim=3)
+    for name, draw in draws.items():
+        sampler = samplers.Sampler(draw, name=f"my-{name}")
+        with pytest.raises(UsageError, match=f"sampler 'my-{name}' returned .* not a tensor of 4"):
+            sampler(model, lambda: torch.zeros(8, 3), 4)
+    good = samplers.Sampler(lambda model, codes, n, g: torch.zeros(n, 1, 28, 28), name="my-ok")
+    assert good(model, lambda: None, 4).shape == (4, 1, 28, 28)

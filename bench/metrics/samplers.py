@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 
+from aebench.core.errors import UsageError
 from aebench.core.registry import Registry
 from aebench.models.base import GenerativeAutoencoder
 from aebench.models.gaussian import (
@@ -68,14 +69,19 @@ def any_model(model: torch.nn.Module) -> str | None:
 class Sampler:
     """A registered code sampler: how it draws (``draw``) and what it needs (``check``)."""
 
-    def __init__(self, draw: Draw, check: Check = any_model) -> None:
+    def __init__(self, draw: Draw, check: Check = any_model, name: str | None = None) -> None:
         self.draw = draw
         self.check = check
+        self.name = name or getattr(draw, "__name__", "sampler")
         self.__doc__ = draw.__doc__
 
     def __call__(self, model: torch.nn.Module, codes: Callable[[], torch.Tensor], n: int,
                  generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
-        return self.draw(model, codes, n, generator)
+        images = self.draw(model, codes, n, generator)
+        if not isinstance(images, torch.Tensor) or images.shape[:1] != (n,):
+            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise UsageError(f"sampler {self.name!r} returned {got}, not a tensor of {n} images")
+        return images
 
     def applies_to(self, model: torch.nn.Module) -> bool:
         return self.check(model) is None
@@ -95,7 +101,7 @@ def register_sampler(name: str, check: Check = any_model) -> Callable[[Draw], Dr
     applying to the models for which ``check(model)`` is None."""
 
     def add(fn: Draw) -> Draw:
-        SAMPLERS.register(name, Sampler(fn, check))
+        SAMPLERS.register(name, Sampler(fn, check, name))
         return fn
 
     return add
