@@ -14,7 +14,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from aebench.cli import main
-from tests.conftest import file_hashes, run_cli, tiny_suite
+from tests.conftest import file_hashes, one_line_error, run_cli, tiny_suite
 
 SUITE = tiny_suite("hard", ["ae"], [0, 1], steps=4)
 AE0, AE1, VAE0 = "ae-mnist-5k-mlp-s0", "ae-mnist-5k-mlp-s1", "vae-mnist-5k-mlp-s0"
@@ -324,3 +324,13 @@ def test_a_suite_file_that_fails_validation_shows_its_own_error(store, tmp_path)
     out = run_cli("eval", "--store", str(store), "--suite", "nosuch")  # a name: the store's
     assert out.returncode == 2 and "no finished runs in suite 'nosuch'" in out.stderr
     assert _snapshot(store) == before
+
+
+def test_a_second_family_after_one_only_is_named_in_the_error(tmp_path, capsys):
+    """`--only latent sharpness` reads `sharpness` as RUN_DIR: the line says so and how to
+    give two families, and nothing is written."""
+    store = tmp_path / "s.sqlite"
+    line = one_line_error(capsys, ["eval", "--store", str(store), "--only", "latent", "sharpness"])
+    assert "'sharpness'" in line and "--only latent --only sharpness" in line
+    assert not store.exists()
+    assert "either RUN_DIR or --store" in one_line_error(capsys, ["eval"])

@@ -150,7 +150,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from aebench.core.errors import UsageError
 
-    if (args.run_dir is None) == (args.store is None):
+    if args.run_dir is not None and args.store is not None:
+        raise UsageError(
+            f"give either RUN_DIR or --store STORE, not both (RUN_DIR was {args.run_dir!r}; "
+            "--only takes one family per flag: --only latent --only sharpness)"
+        )
+    if args.run_dir is None and args.store is None:
         raise UsageError("give either RUN_DIR or --store STORE")
     if args.store is None and (args.suite or args.only):
         raise UsageError("--suite and --only go with --store")

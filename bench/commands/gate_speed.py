@@ -24,7 +24,10 @@ def add_speed_arguments(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--base", default="HEAD", help="the commit to compare against (default HEAD)")
     p.add_argument(
-        "--case", action="append", default=None, help="only this case (repeatable; default all)"
+        "--case",
+        action="append",
+        default=None,
+        help="only this case (repeatable; default: the gated cases, docs/ci-gates.md)",
     )
     p.add_argument("--pairs", type=int, default=15, help="interleaved round pairs (default 15)")
     p.add_argument(

@@ -240,7 +240,7 @@ def _refuse_unreachable(address: str, timeout_s: float = 5.0) -> None:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise UsageError(
             f"cannot reach a Ray cluster at {address!r} ({reason or 'timed out'}); start one "
-            "with `ray start --head` (docs/usage.md) or check the address"
+            "with `ray start --head` (docs/cluster.md) or check the address"
         ) from None
 
 
