@@ -334,3 +334,5 @@ def test_a_second_family_after_one_only_is_named_in_the_error(tmp_path, capsys):
     assert "'sharpness'" in line and "--only latent --only sharpness" in line
     assert not store.exists()
     assert "either RUN_DIR or --store" in one_line_error(capsys, ["eval"])
+    both = one_line_error(capsys, ["eval", str(tmp_path / "run"), "--store", str(store)])
+    assert "not both" in both and "--only" not in both and not store.exists()

@@ -151,9 +151,11 @@ def run(args: argparse.Namespace) -> int:
     from aebench.core.errors import UsageError
 
     if args.run_dir is not None and args.store is not None:
+        hint = ""
+        if args.only:  # `--only a b` reads b as RUN_DIR
+            hint = f"; one family per --only: --only {args.only[-1]} --only {args.run_dir}"
         raise UsageError(
-            f"give either RUN_DIR or --store STORE, not both (RUN_DIR was {args.run_dir!r}; "
-            "--only takes one family per flag: --only latent --only sharpness)"
+            f"give either RUN_DIR or --store STORE, not both (RUN_DIR was {args.run_dir!r}{hint})"
         )
     if args.run_dir is None and args.store is None:
         raise UsageError("give either RUN_DIR or --store STORE")
