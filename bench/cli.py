@@ -28,7 +28,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of ``command`` only (every sub-command stays listed by
+    name): a command never pays for another's imports, and ``aebench --help`` for none.
+    Some options' choices come from registries that load torch."""
     parser = _Parser(prog="aebench", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"aebench {__version__}")
     parser.add_argument(
@@ -42,24 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in COMMANDS:
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
+        if command == module.NAME:
+            module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
 
-def _plugin_files(argv: Sequence[str] | None) -> list[str]:
-    """The ``--plugin FILE`` values among the arguments (before the full parser is built)."""
-    pre = argparse.ArgumentParser(add_help=False)
+def _pre_parse(argv: Sequence[str] | None) -> tuple[list[str], str | None]:
+    """The ``--plugin FILE`` values and the sub-command's name (or None), read before the
+    full parser is built."""
+    pre = _Parser(add_help=False)
     pre.add_argument("--plugin", action="append", default=[])
-    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))
-    return known.plugin
+    pre.add_argument("command", nargs="?")
+    try:
+        known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    except UsageError:  # e.g. a trailing --plugin with no FILE: the full parser says so
+        return [], None
+    return known.plugin, known.command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         # plugins first: the parser's choices (models, metric families) must include theirs
-        use_plugins(_plugin_files(argv))
-        args = build_parser().parse_args(argv)
+        plugins, command = _pre_parse(argv)
+        use_plugins(plugins)
+        args = build_parser(command).parse_args(argv)
         return int(args._run(args) or 0)
     except UsageError as err:
         print(f"aebench: error: {err}", file=sys.stderr)

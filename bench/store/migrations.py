@@ -30,10 +30,7 @@ import json
 import sqlite3
 from typing import Any
 
-from aebench import models
-from aebench.config.run import RunConfig
 from aebench.core.errors import UsageError
-from aebench.metrics.family import FAMILIES
 
 
 def _v1_hash(cfg: Any, metrics: Any) -> str:
@@ -59,6 +56,9 @@ def _stored_config(text: Any) -> dict[str, Any]:
 
 
 def v1_to_v2(conn: sqlite3.Connection) -> None:
+    from aebench.config.run import RunConfig  # models and torch load only for an upgrade
+    from aebench.metrics.family import FAMILIES
+
     conn.execute(
         "CREATE TABLE evaluations (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE "
         "CASCADE, family TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (run_id, family))"
@@ -108,6 +108,8 @@ RETIRED_DEFAULTS: dict[str, dict[str, Any]] = {"beta-vae": {"beta": 4.0}}
 
 
 def v2_to_v3(conn: sqlite3.Connection) -> None:
+    from aebench.config.run import RunConfig
+
     rows = conn.execute("SELECT id, suite, run_name, config FROM runs").fetchall()
     for run_id, suite, name, text in rows:
         try:
@@ -151,6 +153,9 @@ def v4_to_v5(conn: sqlite3.Connection) -> None:
     since a changed default is retired through :data:`RETIRED_DEFAULTS` by an earlier step)
     and its hash recomputed. A run of a model not registered here (a plugin not loaded) cannot
     be resolved: the upgrade is refused in one line and the store stays as it was."""
+    from aebench import models
+    from aebench.config.run import RunConfig
+
     rows = conn.execute("SELECT id, suite, run_name, config FROM runs").fetchall()
     for run_id, suite, name, text in rows:
         try:

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aebench.config.run import stored_fields
 from aebench.core.errors import UsageError
 from aebench.store.artifacts import resolve_artifacts
 from aebench.store.schema import STATUSES
@@ -106,6 +105,8 @@ class StoreQueries:
             raise UsageError(
                 "this needs pandas: pip install pandas (or pip install 'aebench[report]')"
             ) from None
+        from aebench.config.run import stored_fields  # the model registry (torch), only here
+
         where, args = _where(suite, status, prefix="r.")
         if phase is not None:
             where += (" AND " if where else " WHERE ") + "m.phase = ?"
