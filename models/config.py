@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aebench.core.errors import UsageError
+from aebench.core.values import MAX_INT, describe, is_int, is_real
 
 C = TypeVar("C", bound="ModelConfig")
 
@@ -34,42 +34,6 @@ class OptionError(UsageError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key
-
-
-#: the widest integer an option may hold: what torch and NumPy store (int64)
-MAX_INT = 2**63 - 1
-
-
-def describe(value: Any) -> str:
-    """A short ``repr`` for error messages; a long integer by its number of digits (Python
-    refuses to write out one of more than a few thousand)."""
-    if is_int(value) and abs(value) >= 10**37:
-        sign = "a negative" if value < 0 else "an"
-        return f"{sign} integer of {_digits(abs(value)):,} digits"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _digits(n: int) -> int:
-    """The number of decimal digits of ``n`` >= 1, without converting it to text."""
-    k = int(math.log10(n))
-    while 10**k > n:
-        k -= 1
-    while 10 ** (k + 1) <= n:
-        k += 1
-    return k + 1
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_real(value: Any) -> bool:
-    """A finite number, an int included if a float can hold it (``math.isfinite`` of a larger
-    one raises OverflowError instead of answering)."""
-    if is_int(value):
-        return abs(value) <= sys.float_info.max
-    return isinstance(value, float) and math.isfinite(value)
 
 
 def option_from_text(key: str, raw: str, kind: str = "option") -> Any:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from aebench.cli import main
 from aebench.experiments.suite import load_suite
+from aebench.perf import trend
 from aebench.report import quality_gate as gates
 from tests.test_gate_hardening import fill_store
 
@@ -57,8 +58,8 @@ def compared_count(out: str, pattern: str) -> int:
 
 # -- speed baseline JSON ----------------------------------------------------------------------
 #: the fixed run: calibration 10 ms, test_a 20 ms, test_b 50 ms
-TIMES = {gates.CALIBRATION: 0.01, "test_a": 0.02, "test_b": 0.05}
-CURRENT = {k: v / TIMES[gates.CALIBRATION] for k, v in TIMES.items() if k != gates.CALIBRATION}
+TIMES = {trend.CALIBRATION: 0.01, "test_a": 0.02, "test_b": 0.05}
+CURRENT = {k: v / TIMES[trend.CALIBRATION] for k, v in TIMES.items() if k != trend.CALIBRATION}
 
 leaves = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -77,7 +78,7 @@ json_values = st.recursive(
 )
 good_times = st.floats(min_value=0.1, max_value=20.0)
 names = st.one_of(
-    st.sampled_from(["test_a", "test_b", "test_c", gates.CALIBRATION]), st.text(max_size=5)
+    st.sampled_from(["test_a", "test_b", "test_c", trend.CALIBRATION]), st.text(max_size=5)
 )
 TRAPS = ["NaN", "Infinity", "-Infinity", "1e999", "[[[[", "}", ",", '"calibrated"', "true"]
 
@@ -126,7 +127,7 @@ def expected_speed(text: str) -> int | None:
     shared = [k for k in table if k in CURRENT]
     if not shared:
         return None
-    limit = 1 + gates.SPEED_THRESHOLD
+    limit = 1 + trend.SPEED_THRESHOLD
     return 1 if any(CURRENT[k] / float(table[k]) > limit for k in shared) else 0
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from aebench.cli import main
 from aebench.experiments.suite import Suite, load_suite
-from aebench.report import quality_gate as gates
+from aebench.perf import trend
 from aebench.store.database import Store
 from tests.conftest import file_hashes, one_line_error, run_cli
 
@@ -46,7 +46,7 @@ def _results(folder: Path, workload: float = 0.02) -> Path:
     """pytest-benchmark JSON: the calibration kernel at 10 ms, ``test_workload`` at ``workload``
     seconds (calibrated: ``workload / 0.01``)."""
     path = folder / f"results-{workload}.json"
-    rows = [{"name": gates.CALIBRATION, "stats": {"min": 0.01, "median": 0.01}},
+    rows = [{"name": trend.CALIBRATION, "stats": {"min": 0.01, "median": 0.01}},
             {"name": "test_workload", "stats": {"min": workload, "median": workload}}]  # fmt: skip
     path.write_text(json.dumps({"benchmarks": rows}))
     return path
@@ -134,7 +134,7 @@ def test_the_speed_gate_refuses_when_nothing_was_compared(tmp_path, capsys):
 
 def test_speed_results_with_only_the_calibration_save_no_empty_baseline(tmp_path, capsys):
     results = tmp_path / "r.json"
-    rows = [{"name": gates.CALIBRATION, "stats": {"min": 0.01}}]
+    rows = [{"name": trend.CALIBRATION, "stats": {"min": 0.01}}]
     results.write_text(json.dumps({"benchmarks": rows}))
     baseline = tmp_path / "baseline.json"
     line = one_line_error(capsys, ["gate", "trend", str(results), "--baseline", str(baseline)])
@@ -144,7 +144,7 @@ def test_speed_results_with_only_the_calibration_save_no_empty_baseline(tmp_path
 @pytest.mark.parametrize("value", [True, "0.02", float("nan"), -1.0, 0], ids=str)
 def test_bad_results_times_are_refused(tmp_path, capsys, value):
     results = tmp_path / "r.json"
-    rows = [{"name": gates.CALIBRATION, "stats": {"min": 0.01}},
+    rows = [{"name": trend.CALIBRATION, "stats": {"min": 0.01}},
             {"name": "test_workload", "stats": {"min": value}}]  # fmt: skip
     results.write_text(json.dumps({"benchmarks": rows}, allow_nan=True))
     baseline = _speed_baseline(tmp_path, {"test_workload": 2.0})

@@ -1,6 +1,7 @@
-"""The CI regression gates (bench/report/quality_gate.py, ``aebench gate``, ``nox -s regress`` and
-``regress_quality``): a planted 2x slowdown fails on a faster and on a slower machine, no
-slowdown passes, a first run saves its baseline, and the quality gate's Welch verdicts."""
+"""The CI regression gates (bench/perf/trend.py, bench/report/quality_gate.py, ``aebench
+gate``, ``nox -s regress`` and ``regress_quality``): a planted 2x slowdown fails on a faster and
+on a slower machine, no slowdown passes, a first run saves its baseline, and the quality gate's
+Welch verdicts."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import pandas as pd
 import pytest
 
 from aebench.cli import main
+from aebench.perf import trend
 from aebench.report import quality_gate as gates
 from aebench.report.collect import ReportData
 from tests.conftest import REPO, one_line_error
 
 # -- speed: the normalisation -----------------------------------------------------------------
-BASE = {gates.CALIBRATION: 0.004, "test_step[vae-conv]": 0.020, "test_fid": 0.100}
+BASE = {trend.CALIBRATION: 0.004, "test_step[vae-conv]": 0.020, "test_fid": 0.100}
 
 
 def _machine(speed: float, slow: dict[str, float] | None = None) -> dict[str, float]:
@@ -29,12 +31,12 @@ def _machine(speed: float, slow: dict[str, float] | None = None) -> dict[str, fl
 
 @pytest.mark.parametrize("machine", [0.5, 1.0, 2.0], ids=["2x-faster", "same", "2x-slower"])
 def test_a_planted_2x_slowdown_fails_on_any_machine_and_none_passes(machine):
-    baseline = gates.normalise(BASE)
-    same = gates.compare_speed(gates.normalise(_machine(machine)), baseline)
+    baseline = trend.normalise(BASE)
+    same = trend.compare_speed(trend.normalise(_machine(machine)), baseline)
     assert same.failed.empty and set(same.frame["status"]) == {"ok"}
     assert np.allclose(same.frame["ratio"], 1.0)
     slowed = _machine(machine, {"test_step[vae-conv]": 2.0})
-    check = gates.compare_speed(gates.normalise(slowed), baseline)
+    check = trend.compare_speed(trend.normalise(slowed), baseline)
     assert list(check.failed["benchmark"]) == ["test_step[vae-conv]"]
     assert check.failed["ratio"].iloc[0] == pytest.approx(2.0)
 
@@ -45,23 +47,23 @@ def test_absolute_times_alone_would_mislead():
     slower, faster_but_slowed = _machine(2.0), _machine(0.5, {"test_fid": 2.0})
     assert all(slower[k] / BASE[k] == pytest.approx(2.0) for k in BASE)
     assert faster_but_slowed["test_fid"] == pytest.approx(BASE["test_fid"])
-    check = gates.compare_speed(gates.normalise(faster_but_slowed), gates.normalise(BASE))
+    check = trend.compare_speed(trend.normalise(faster_but_slowed), trend.normalise(BASE))
     assert list(check.failed["benchmark"]) == ["test_fid"]
 
 
 def test_a_baseline_from_several_runs_is_their_median():
     """One slow moment (a run where one benchmark took 3x) does not set the baseline."""
     runs = [_machine(1.0), _machine(1.0, {"test_fid": 3.0}), _machine(2.0)]
-    merged = gates.calibrated_runs(runs)
-    assert merged == pytest.approx(gates.normalise(BASE))
-    saved = gates.speed_baseline(runs)
+    merged = trend.calibrated_runs(runs)
+    assert merged == pytest.approx(trend.normalise(BASE))
+    saved = trend.speed_baseline(runs)
     assert saved["runs"] == 3 and saved["calibrated"]["test_fid"] == pytest.approx(25.0)
 
 
 def test_new_and_missing_benchmarks_are_reported_not_failed():
-    current = gates.normalise({**BASE, "test_new": 0.01})
+    current = trend.normalise({**BASE, "test_new": 0.01})
     del current["test_fid"]
-    check = gates.compare_speed(current, gates.normalise(BASE))
+    check = trend.compare_speed(current, trend.normalise(BASE))
     status = dict(zip(check.frame["benchmark"], check.frame["status"], strict=True))
     assert status["test_new"] == "new" and status["test_fid"] == "missing"
     assert check.failed.empty
@@ -134,7 +136,7 @@ def test_speed_gate_bad_input_is_one_line(tmp_path, capsys):
     uncalibrated.write_text(json.dumps({"benchmarks": rows}))
     line = one_line_error(capsys, ["gate", "trend", str(uncalibrated), "--baseline",
                                    str(baseline)])  # fmt: skip
-    assert gates.CALIBRATION in line
+    assert trend.CALIBRATION in line
     assert not baseline.exists()
 
 
@@ -144,9 +146,9 @@ def test_the_committed_speed_baseline_covers_every_benchmark():
          "tests/benchmarks"], capture_output=True, text=True, cwd=REPO, timeout=300,
     )  # fmt: skip
     names = {ln.split("::", 1)[1] for ln in collected.stdout.splitlines() if "::" in ln}
-    assert gates.CALIBRATION in names and len(names) > 5
-    baseline = gates.read_speed_baseline(REPO / "tests" / "benchmarks" / "baseline.json")
-    assert set(baseline) == names - {gates.CALIBRATION}
+    assert trend.CALIBRATION in names and len(names) > 5
+    baseline = trend.read_speed_baseline(REPO / "tests" / "benchmarks" / "baseline.json")
+    assert set(baseline) == names - {trend.CALIBRATION}
     assert all(math.isfinite(v) and v > 0 for v in baseline.values())
 
 

@@ -69,8 +69,8 @@ def check_overrides(overrides: dict[str, Any]) -> None:
     ``n_samples``, whose lower bound depends on ``k_nearest`` and memory bound on the backbone, is
     only checked to be a positive integer."""
     from aebench.core.errors import UsageError
+    from aebench.core.values import describe, is_int
     from aebench.metrics.options import MetricOptions
-    from aebench.models.config import describe, is_int
 
     for key, value in overrides.items():
         if key == "n_samples":

@@ -1,10 +1,10 @@
 """``aebench gate speed|trend|quality``: the CI regression gates.
 
 ``speed`` times the working tree against a base commit in this job (bench/perf,
-:mod:`aebench.commands.gate_speed`): the pass/fail speed signal. ``trend`` and ``quality`` compare
-against a committed baseline (bench/report/quality_gate.py) and exit 1 on a regression; with no
-baseline yet they write one and exit 0 (saying where), and ``--update-baseline`` rewrites it
-deliberately.
+:mod:`aebench.commands.gate_speed`): the pass/fail speed signal. ``trend`` and ``quality``
+compare against a committed baseline (bench/perf/trend.py, bench/report/quality_gate.py) and
+exit 1 on a regression; with no baseline yet they write one and exit 0 (saying where), and
+``--update-baseline`` rewrites it deliberately.
 ``trend`` is the cross-machine record of calibrated times: ``nox -s regress`` prints it for
 information and does not fail on it, because noise on a shared machine is not one a
 calibration kernel divides out.
@@ -28,8 +28,8 @@ QUALITY_BASELINE = "tests/benchmarks/quality_baseline.csv"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # defaults are filled in by run(): importing aebench.report.quality_gate (pandas) or the
-    # report (scipy) here would make every `aebench` call wait for them
+    # defaults are filled in by run(): importing the gates (pandas, the report's scipy) here
+    # would make every `aebench gate` call wait for them
     sub = p.add_subparsers(dest="gate", required=True, metavar="{speed,trend,quality}")
     add_speed_arguments(sub)
     speed = sub.add_parser("trend", help="pytest-benchmark JSON against the calibrated baseline")
@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="fail beyond this relative growth of a calibrated time (default: the measured "
-        "SPEED_THRESHOLD of bench/report/quality_gate.py)",
+        "SPEED_THRESHOLD of bench/perf/trend.py)",
     )
     quality = sub.add_parser("quality", help="a suite's finished runs against a per-seed CSV")
     quality.add_argument("--store", required=True, help="the results store the suite ran into")
@@ -72,24 +72,24 @@ def run(args: argparse.Namespace) -> int:
 def _speed(args: argparse.Namespace) -> int:
     from aebench.core.atomic import write_json_atomic
     from aebench.core.errors import UsageError
-    from aebench.report import quality_gate as gates
+    from aebench.perf import trend
 
     if args.threshold is None:
-        args.threshold = gates.SPEED_THRESHOLD
+        args.threshold = trend.SPEED_THRESHOLD
     if not 0 < args.threshold < 100:
         raise UsageError(f"--threshold must be between 0 and 100, got {args.threshold}")
-    runs = [gates.read_benchmarks(r) for r in args.results]
-    current = gates.calibrated_runs(runs)
+    runs = [trend.read_benchmarks(r) for r in args.results]
+    current = trend.calibrated_runs(runs)
     path = Path(args.baseline)
     if not current:
-        raise UsageError(f"the results hold no benchmark besides {gates.CALIBRATION}")
+        raise UsageError(f"the results hold no benchmark besides {trend.CALIBRATION}")
     if args.update_baseline or not path.exists():
         why = "rewritten" if path.exists() else "none found, saved"
-        write_json_atomic(path, gates.speed_baseline(runs))
+        write_json_atomic(path, trend.speed_baseline(runs))
         print(f"speed baseline {why}: {path} ({len(current)} benchmarks); commit it to gate "
               "later runs")  # fmt: skip
         return 0
-    check = gates.compare_speed(current, gates.read_speed_baseline(path), args.threshold)
+    check = trend.compare_speed(current, trend.read_speed_baseline(path), args.threshold)
     compared = int(check.frame["status"].isin(["ok", "regressed"]).sum())
     if not compared:  # every benchmark "new" or "missing": a gate that tested nothing
         raise UsageError(f"speed gate against {path}: no benchmark of the results is in the "

@@ -27,8 +27,8 @@ from typing import Any
 
 from aebench.core.atomic import parse_toml_text, read_input_text
 from aebench.core.errors import UsageError
+from aebench.core.values import is_real
 from aebench.experiments.claims import metric_problem
-from aebench.models.config import is_real
 
 #: every value must have these (after its group's fields are merged in)
 TEXT_FIELDS = (

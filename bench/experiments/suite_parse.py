@@ -19,15 +19,15 @@ from aebench import models as registry
 from aebench.config.run import _freeze, freeze_options
 from aebench.core.errors import UsageError
 from aebench.core.plugins import use_plugins
+from aebench.core.values import describe as _describe
+from aebench.core.values import is_int as _is_int
+from aebench.core.values import is_real as _is_real
 from aebench.experiments.claims import parse_claims
 from aebench.experiments.protocols import PROTOCOLS, Protocol, ProtocolUse
 from aebench.experiments.toml_checks import TomlChecker
 from aebench.metrics.options import MetricOptions, check_n_samples, option_names
 from aebench.models.backbones import ARCHS
 from aebench.models.config import GRID_OPTIONS, OptionError, check_option, config_class_of
-from aebench.models.config import describe as _describe
-from aebench.models.config import is_int as _is_int
-from aebench.models.config import is_real as _is_real
 from aebench.training.settings import BUDGET_KINDS, Budget, TrainConfig
 
 #: Model options a suite may not override: the runner sets them from the grid point.

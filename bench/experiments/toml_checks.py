@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from aebench.core.errors import UsageError
-from aebench.models.config import describe, is_int, is_real
+from aebench.core.values import describe, is_int, is_real
 
 #: a suite's, a label's or a run's name
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")

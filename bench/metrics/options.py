@@ -25,12 +25,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from aebench.core.values import describe, is_int
 from aebench.metrics import backbones, samplers
 from aebench.metrics.constants import K_NEAREST, KID_SUBSET_SIZE, KID_SUBSETS, min_n_samples
 from aebench.metrics.family import family_names, family_settings, reserve_shared_options
 from aebench.metrics.features import feature_width
 from aebench.metrics.generation import SAMPLING_FAMILIES, memory_problem
-from aebench.models.config import OptionError, check_option, describe, is_int
+from aebench.models.config import OptionError, check_option
 
 DEFAULT_N_SAMPLES = 10_000
 #: the TF-Inception costs ~0.3 s per image on a CPU: fewer images there by default

@@ -8,6 +8,8 @@
 * :mod:`aebench.perf.worker` — a process that serves timed rounds of cases over a pipe.
 * :mod:`aebench.perf.abtest` — the gate: the base commit and the working tree, each in its own
   worker, timed in interleaved rounds and compared with a distribution-free interval.
+* :mod:`aebench.perf.trend` — the cross-machine record: pytest-benchmark times as ratios to a
+  calibration matmul, against a committed baseline (``aebench gate trend``).
 
 Why this design (``docs/ci-gates.md`` has the measurements): a committed cross-machine baseline
 fails on unchanged code, because noise on a shared VM is neither uniform nor one-sided enough

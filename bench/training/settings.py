@@ -14,7 +14,7 @@ from typing import Any
 
 from aebench.core.devices import resolve_device
 from aebench.core.errors import UsageError
-from aebench.models.config import MAX_INT, describe, is_int, is_real
+from aebench.core.values import MAX_INT, describe, is_int, is_real
 
 BUDGET_KINDS: tuple[str, ...] = ("epochs", "steps", "seconds")
 PRECISIONS = ("fp32", "bf16")
