@@ -60,7 +60,8 @@ def test_cli_trains_and_evaluates_beside_a_foreign_models_package(
     assert listed.returncode == 0 and "vae-gan" in listed.stdout.split()
     out = tmp_path / "run"
     train = [*cli, "train", "vae", "--epochs", "1", "--out", str(out), "--quiet"]
-    done = _run([*train, "-m", "n_samples=100"], tmp_path, AEBENCH_CACHE_DIR=str(metrics_cache))
+    small = ["-m", "n_samples=100", "-m", "iw_k=4", "-m", "iw_n=16"]  # quick metrics, all of them
+    done = _run([*train, *small], tmp_path, AEBENCH_CACHE_DIR=str(metrics_cache))
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
 

@@ -19,6 +19,10 @@ latent_dim = 4
 device = "cpu"
 [budget]
 epochs = 1
+[metrics]  # small, and the same on both paths: the sizes do not matter to the equality
+n_samples = 200
+iw_k = 16
+iw_n = 64
 """
 
 #: what is timed on this machine rather than computed from the weights
@@ -34,7 +38,8 @@ def _comparable(scores: dict) -> dict:
 def test_train_and_a_one_run_suite_write_the_same_weights_and_metrics(tmp_path, domain_net):
     direct = tmp_path / "direct"
     args = ["train", "vae", "--arch", "mlp", "--latent-dim", "4", "--epochs", "1", "--seed", "3",
-            "--batch-size", "64", "--device", "cpu", "--quiet", "--out", str(direct)]  # fmt: skip
+            "--batch-size", "64", "--device", "cpu", "--quiet", "--out", str(direct),
+            "-m", "n_samples=200", "-m", "iw_k=16", "-m", "iw_n=64"]  # fmt: skip
     assert main(args) == 0
     suite, db = tmp_path / "one.toml", tmp_path / "s.sqlite"
     suite.write_text(SUITE)
