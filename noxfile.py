@@ -192,7 +192,7 @@ def report(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def slow(session: nox.Session) -> None:
-    """The slow tests only (full-dataset feature nets, Ray clusters, Inception timing)."""
+    """The slow tests only (full-dataset feature nets, Ray clusters, Inception timing, kills)."""
     env = _env(session)
     session.run(_bin("python"), "-m", "pytest", "-q", "-m", "slow", *session.posargs, env=env)
 

@@ -25,6 +25,7 @@ ARGS = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # three training processes, one on a tmpfs filled to the brim (~15 s)
 def test_checkpoint_write_on_a_full_disk_fails_in_one_line_and_keeps_the_last_one(tmp_path):
     ref = tmp_path / "ref"
     assert run_cli(*ARGS, "--out", str(ref)).returncode == 0, "reference run failed"

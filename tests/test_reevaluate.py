@@ -61,6 +61,7 @@ def test_a_new_family_reaches_finished_runs_without_retraining(finished, capsys)
         FAMILIES.unregister("recon-l1")
 
 
+@pytest.mark.slow  # eval processes killed and rerun (~11 s)
 def test_a_kill_during_eval_store_then_a_rerun_completes(finished):
     """Drop one family's rows, re-evaluate them in a process killed once the first run's rows
     are committed, run again: every run ends with them exactly once, the same values."""

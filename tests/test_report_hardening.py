@@ -130,6 +130,7 @@ def _complete(folder: Path, final: dict[str, bytes]) -> None:
             assert data.endswith(content[-200:]), name
 
 
+@pytest.mark.slow  # four report processes killed at different moments (~16 s)
 def test_a_killed_report_leaves_the_old_or_the_new_report_and_the_next_run_cleans_up(
     tmp_path: Path,
 ) -> None:

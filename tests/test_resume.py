@@ -54,6 +54,7 @@ def _metrics_json(run_dir, cache):
     return scores
 
 
+@pytest.mark.slow  # three training processes and two evaluations (~15 s); SIGTERM stays fast
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, domain_net, metrics_cache):
     ref, victim = tmp_path / "ref", tmp_path / "victim"
     assert run_cli(*ARGS, "--out", str(ref)).returncode == 0

@@ -311,6 +311,7 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+@pytest.mark.slow  # a driver and its worker processes, interrupted (~8 s each)
 @pytest.mark.parametrize("how", ["ctrl-c to the process group", "sigterm to the driver"])
 def test_a_parallel_run_stops_promptly_when_interrupted(how, tiny, tmp_path, cache_env):
     """--jobs 2: running workers checkpoint and stop and queued runs never start, instead of
@@ -338,6 +339,7 @@ def test_a_parallel_run_stops_promptly_when_interrupted(how, tiny, tmp_path, cac
         pytest.fail("a worker process outlived the interrupted driver")
 
 
+@pytest.mark.slow  # a worker process killed mid-suite (~10 s)
 def test_a_dead_worker_fails_its_runs_and_the_suite_goes_on(tiny, tmp_path, cache_env):
     """--jobs 2: SIGKILL one worker (as the OOM killer would). The runs in flight are recorded
     as failed with a one-line reason and a fresh pool runs the queued ones."""
