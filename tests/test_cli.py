@@ -43,6 +43,29 @@ def test_listing_and_bad_input_do_not_load_the_metric_stack(tmp_path):
     assert out.stderr.strip().endswith("suite file not found")
 
 
+def test_help_and_a_bad_gate_input_do_not_import_torch(tmp_path):
+    """The parser holds only the invoked command's options, and the store's and the speed
+    trend's modules do not load the model registry: help and a refused trend input answer
+    without torch's ~1.3 s. ``eval --help`` is the exception (it lists the metric families)."""
+    probe = (
+        "import sys\n"
+        "from aebench.cli import main\n"
+        "from aebench.commands import COMMANDS\n"
+        "def code(args):\n"
+        "    try:\n"
+        "        return main(args)\n"
+        "    except SystemExit as done:\n"
+        "        return done.code\n"
+        "helps = [[c.NAME, '--help'] for c in COMMANDS if c.NAME != 'eval']\n"
+        "codes = [code(a) for a in [['--help'], *helps]]\n"
+        "codes.append(code(['gate', 'trend', sys.argv[1], '--baseline', sys.argv[1]]))\n"
+        "print(len(codes), sorted(set(codes)), 'torch' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "missing.json")],
+                         cwd=REPO, capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stderr.splitlines()[-1] == "13 [0, 2] False", out.stderr[-2000:]
+
+
 def test_train_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
     result = run_cli(
