@@ -138,6 +138,13 @@ def test_a_worker_node_that_sees_none_of_the_drivers_files_runs_a_suite(
     assert hidden.stdout.strip() == "0" and len(list(data.rglob("*.png"))) == 80
     on_ray, local = tmp_path / "ray" / "s.sqlite", tmp_path / "local" / "s.sqlite"
     common = ["run", str(suite), "--data-dir", str(data), "--quiet"]
+    too_big = run_cli(*common, "--store", str(on_ray), "--executor", "ray", "--ray-address",
+                      address, "--threads-per-run", "2", env=RAY_ENV)  # fmt: skip
+    assert too_big.returncode == 2 and "Traceback" not in too_big.stderr, too_big.stderr[-2000:]
+    assert "more than any node of the Ray cluster has (the largest has 1 CPUs)" in too_big.stderr
+    if on_ray.exists():  # the store may be created; it holds no run
+        with Store.open(on_ray, readonly=True) as db:
+            assert db.runs() == []
     result = run_cli(*common, "--store", str(on_ray), "--executor", "ray", "--ray-address",
                      address, env=RAY_ENV)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

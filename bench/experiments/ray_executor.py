@@ -319,6 +319,12 @@ def ray_executor(
     # joined now, before the runner writes a pending row: a cluster that cannot be reached or
     # has no node large enough for one run is refused with nothing written
     started_here = not ray.is_initialized()
+    if started_here and not address and threads_per_run > (os.cpu_count() or 1):
+        # a local cluster is this machine: refused before Ray starts (and prints its own lines)
+        raise UsageError(
+            f"--threads-per-run {threads_per_run} is more than this machine has "
+            f"({os.cpu_count() or 1} CPUs), and a local Ray cluster has no other node"
+        )
     if started_here:
         _connect(ray, address, quiet)
     largest = _largest_node_cpus(ray)
