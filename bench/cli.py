@@ -54,13 +54,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def _pre_parse(argv: Sequence[str] | None) -> tuple[list[str], str | None]:
     """The ``--plugin FILE`` values and the sub-command's name (or None), read before the
     full parser is built."""
+    args = sys.argv[1:] if argv is None else list(argv)
     pre = _Parser(add_help=False)
     pre.add_argument("--plugin", action="append", default=[])
     pre.add_argument("command", nargs="?")
     try:
-        known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))
-    except UsageError:  # e.g. a trailing --plugin with no FILE: the full parser says so
-        return [], None
+        known, _ = pre.parse_known_args(args)
+    except UsageError:  # a --plugin with no FILE: none is loaded, and the full parser says so
+        return [], next((a for a in args if a in {m.NAME for m in COMMANDS}), None)
     return known.plugin, known.command
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, one_line_error, run_cli
 
 
 def test_models_and_datasets_are_listed_one_per_line():
@@ -167,3 +167,15 @@ def test_bad_input_in_a_real_process_exits_2_without_a_traceback(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("aebench: error:"), result.stderr
     assert "Traceback" not in result.stderr
     assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_a_trailing_plugin_without_a_file_blames_only_itself(tmp_path, capsys):
+    """The command is still found when the early read of ``--plugin`` fails, so the command's
+    own options are known and only the dangling ``--plugin`` is named."""
+    from aebench.cli import main
+
+    line = one_line_error(capsys, ["train", "vae", "--out", str(tmp_path / "o"), "--plugin"])
+    assert line == "aebench: error: aebench: unrecognized arguments: --plugin"
+    with pytest.raises(SystemExit) as done:
+        main(["train", "-h", "--plugin"])
+    assert done.value.code == 0 and "--latent-dim" in capsys.readouterr().out
