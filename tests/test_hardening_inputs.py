@@ -1,8 +1,9 @@
 """Hostile input, round 2: huge images small on disk, huge sample counts, claims and published
 values that could never be tested, and input files that are not files.
 
-Every refusal goes through the real CLI and must be one line on stderr, exit 2, no traceback,
-with nothing already on disk changed (sha256 before and after).
+Every refusal goes through the real CLI (``aebench.cli.main`` in process; a fresh interpreter
+where a hang must be cut off by a timeout or a real install is needed) and must be one line on
+stderr, exit 2, no traceback, with nothing already on disk changed (sha256 before and after).
 """
 
 from __future__ import annotations
@@ -160,18 +161,18 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_eval_with_ten_million_samples_is_refused_up_front(trained_run) -> None:
+def test_eval_with_ten_million_samples_is_refused_up_front(trained_run, capsys) -> None:
     before = file_hashes(trained_run)
-    line = assert_one_line(run_cli("eval", str(trained_run), "-m", "n_samples=10000000"))
+    line = one_line_error(capsys, ["eval", str(trained_run), "-m", "n_samples=10000000"])
     assert "n_samples" in line
     assert file_hashes(trained_run) == before and not (trained_run / "metrics.json").exists()
 
 
-def test_eval_refuses_samples_that_fit_as_features_but_not_as_images(trained_run) -> None:
+def test_eval_refuses_samples_that_fit_as_features_but_not_as_images(trained_run, capsys) -> None:
     """240,000 passes the option check (features and k-NN alone fit), but not with the
     generated 1x28x28 images: refused when the data is known, before anything is generated."""
     before = file_hashes(trained_run)
-    line = assert_one_line(run_cli("eval", str(trained_run), "--n-samples", "240000"))
+    line = one_line_error(capsys, ["eval", str(trained_run), "--n-samples", "240000"])
     assert "1x28x28" in line and "GiB" in line and "limit" in line, line
     assert file_hashes(trained_run) == before
 
@@ -204,18 +205,19 @@ def test_a_stored_config_beyond_the_sample_limit_still_reads() -> None:
         check_n_samples(cfg.metrics)
 
 
-def test_a_suite_with_ten_million_samples_is_refused_before_training(tmp_path) -> None:
+def test_a_suite_with_ten_million_samples_is_refused_before_training(tmp_path, capsys) -> None:
     suite, store = tmp_path / "big.toml", tmp_path / "s.sqlite"
     suite.write_text(tiny_suite("big", ["ae"], [0]).replace("n_samples = 100", "n_samples = "
                                                              "10000000"))  # fmt: skip
     before = file_hashes(tmp_path)
-    line = assert_one_line(run_cli("run", str(suite), "--store", str(store)))
+    line = one_line_error(capsys, ["run", str(suite), "--store", str(store)])
     assert "metrics.n_samples" in line
     assert file_hashes(tmp_path) == before and not store.exists()
 
 
 def test_a_suite_whose_samples_fit_as_features_but_not_as_images_is_refused_before_the_store(
     tmp_path,
+    capsys,
 ) -> None:
     """240,000 passes the check of the options alone, but the evaluation after training would
     refuse it with mnist-5k's 1x28x28 images: refused before the store exists, not after."""
@@ -223,7 +225,7 @@ def test_a_suite_whose_samples_fit_as_features_but_not_as_images_is_refused_befo
     suite.write_text(tiny_suite("big", ["ae"], [0]).replace("n_samples = 100", "n_samples = "
                                                              "240000"))  # fmt: skip
     before = file_hashes(tmp_path)
-    line = assert_one_line(run_cli("run", str(suite), "--store", str(store)))
+    line = one_line_error(capsys, ["run", str(suite), "--store", str(store)])
     assert "metrics.n_samples" in line and "1x28x28" in line and "GiB" in line, line
     assert file_hashes(tmp_path) == before and not store.exists()
 
@@ -243,11 +245,11 @@ SUITE = tiny_suite("claimed", ["ae", "vae"], [0, 1], steps=3)
 CLAIM = '[[claims]]\na = "ae"\nb = "vae"\nmetric = "recon_mse"\nexpect = "lower"\nsource = "s"\n'
 
 
-def test_a_claim_with_a_misspelt_label_is_refused_before_training(tmp_path) -> None:
+def test_a_claim_with_a_misspelt_label_is_refused_before_training(tmp_path, capsys) -> None:
     suite, store = tmp_path / "bad.toml", tmp_path / "s.sqlite"
     suite.write_text(SUITE + CLAIM.replace('a = "ae"', 'a = "aee"'))
     before = file_hashes(tmp_path)
-    line = assert_one_line(run_cli("run", str(suite), "--store", str(store)))
+    line = one_line_error(capsys, ["run", str(suite), "--store", str(store)])
     assert "claims[0].a" in line and "'aee'" in line and "bad.toml" in line, line
     assert file_hashes(tmp_path) == before and not store.exists()
 
@@ -365,13 +367,13 @@ def test_an_oversized_suite_file_is_refused_without_reading_it(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("nest", ["[" * 50_000, "{a = " * 50_000])
-def test_deeply_nested_toml_is_one_line(nest, tmp_path) -> None:
+def test_deeply_nested_toml_is_one_line(nest, tmp_path, capsys) -> None:
     published, suite = tmp_path / "values.toml", tmp_path / "deep.toml"
     published.write_text(GROUP + "x = " + nest + "\n")
     suite.write_text(SUITE + "x = " + nest + "\n")
     before = file_hashes(tmp_path)
-    line = assert_one_line(run_cli(*_report(tmp_path, published)))
+    line = one_line_error(capsys, _report(tmp_path, published))
     assert "values.toml" in line and "nested too deeply" in line
-    line = assert_one_line(run_cli("run", str(suite), "--store", str(tmp_path / "s.sqlite")))
+    line = one_line_error(capsys, ["run", str(suite), "--store", str(tmp_path / "s.sqlite")])
     assert "deep.toml" in line and "nested too deeply" in line
     assert file_hashes(tmp_path) == before
