@@ -309,18 +309,16 @@ def test_inception_weights_do_not_re_measure_runs_of_another_backbone(store, tmp
 
 
 # -- a suite file that fails validation --------------------------------------------------------
-def test_a_suite_file_that_fails_validation_shows_its_own_error(store, tmp_path):
+def test_a_suite_file_that_fails_validation_shows_its_own_error(store, tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text(SUITE.replace('models = ["ae"]', 'models = ["ae", "nosuchmodel"]'))
     before = _snapshot(store)
-    out = run_cli("eval", "--store", str(store), "--suite", str(bad))
-    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert str(bad) in out.stderr and "nosuchmodel" in out.stderr
-    assert "no finished runs" not in out.stderr
-    out = run_cli("eval", "--store", str(store), "--suite", "absent.toml")
-    assert out.returncode == 2 and "absent.toml: suite file not found" in out.stderr
-    out = run_cli("eval", "--store", str(store), "--suite", "nosuch")  # a name: the store's
-    assert out.returncode == 2 and "no finished runs in suite 'nosuch'" in out.stderr
+    line = one_line_error(capsys, ["eval", "--store", str(store), "--suite", str(bad)])
+    assert str(bad) in line and "nosuchmodel" in line and "no finished runs" not in line
+    line = one_line_error(capsys, ["eval", "--store", str(store), "--suite", "absent.toml"])
+    assert "absent.toml: suite file not found" in line
+    line = one_line_error(capsys, ["eval", "--store", str(store), "--suite", "nosuch"])
+    assert "no finished runs in suite 'nosuch'" in line  # a name: the store's
     assert _snapshot(store) == before
 
 
