@@ -244,13 +244,19 @@ def _refuse_unreachable(address: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def _local_cpus() -> int:
+    """The CPUs of the local Ray cluster aebench starts without ``--ray-address``: this
+    machine's."""
+    return os.cpu_count() or 1
+
+
 def _connect(ray: Any, address: str | None, quiet: bool) -> None:
     """Join the cluster at ``address`` (one line when it cannot be reached), or start a local
     one on this machine's cores."""
     if not address:
         ray.init(
             address="local",  # a new cluster here, never one found by Ray's auto-detection
-            num_cpus=os.cpu_count() or 1,
+            num_cpus=_local_cpus(),
             include_dashboard=False,
             object_store_memory=200 * 1024**2,
             log_to_driver=not quiet,
@@ -319,11 +325,11 @@ def ray_executor(
     # joined now, before the runner writes a pending row: a cluster that cannot be reached or
     # has no node large enough for one run is refused with nothing written
     started_here = not ray.is_initialized()
-    if started_here and not address and threads_per_run > (os.cpu_count() or 1):
+    if started_here and not address and threads_per_run > _local_cpus():
         # a local cluster is this machine: refused before Ray starts (and prints its own lines)
         raise UsageError(
             f"--threads-per-run {threads_per_run} is more than this machine has "
-            f"({os.cpu_count() or 1} CPUs), and a local Ray cluster has no other node"
+            f"({_local_cpus()} CPUs), and a local Ray cluster has no other node"
         )
     if started_here:
         _connect(ray, address, quiet)
