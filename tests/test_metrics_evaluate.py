@@ -8,10 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
 
 from aebench.core.errors import UsageError
 from aebench.metrics import METRICS, MetricOptions, evaluate, format_table
 from aebench.metrics.samplers import GaussianMixture, available, get
+from aebench.models.gaussian import _hard_assignment_parameters
 from aebench.training.probe import step_on_copy
 
 LATENT = {"kl", "elbo", "nll_iw", "active_units"}
@@ -146,20 +149,48 @@ def test_format_table_lists_metrics_in_vocabulary_order(vae_scores):
     assert keys == [k for k in METRICS if k in vae_scores]
 
 
-def test_gmm_em_steps_match_numpy_weighted_covariance_and_torch_log_densities():
-    """The EM's M-step covariances are NumPy's weighted ``np.cov`` and its E-step log joint is
-    torch.distributions' multivariate normal log density plus the log weight."""
+def test_gmm_start_is_each_groups_weight_mean_and_numpy_covariance():
+    """The EM starts from the k-means++ groups: their shares, means and NumPy's (biased)
+    covariances plus the jitter; a group no code joined gets almost no weight."""
     gen = torch.Generator().manual_seed(3)
-    x = torch.randn(400, 5, generator=gen, dtype=torch.float64) @ torch.randn(
-        5, 5, generator=gen, dtype=torch.float64
-    )
-    resp = torch.softmax(torch.randn(400, 3, generator=gen, dtype=torch.float64), 1)
-    gmm = GaussianMixture(components=3)
-    gmm._m_step(x, resp)
+    x = torch.randn(400, 5, generator=gen, dtype=torch.float64)
+    labels = torch.randint(3, (400,), generator=gen)  # group 3 of 4 stays empty
+    weights, means, cov = _hard_assignment_parameters(x, labels, 4)
     for k in range(3):
-        expected = np.cov(x.numpy().T, aweights=resp[:, k].numpy(), bias=True)
-        cov = gmm.chol[k] @ gmm.chol[k].T - 1e-6 * torch.eye(5, dtype=torch.float64)
-        np.testing.assert_allclose(cov.numpy(), expected, rtol=1e-9, atol=1e-12)
-    mvn = torch.distributions.MultivariateNormal(gmm.means, scale_tril=gmm.chol)
-    expected = mvn.log_prob(x[:, None]) + gmm.weights.log()
-    torch.testing.assert_close(gmm._log_joint(x), expected, rtol=1e-10, atol=1e-10)
+        members = x[labels == k].numpy()
+        assert float(weights[k]) == pytest.approx(len(members) / 400, rel=1e-9)
+        np.testing.assert_allclose(means[k].numpy(), members.mean(0), rtol=1e-12)
+        expected = np.cov(members.T, bias=True) + 1e-6 * np.eye(5)
+        np.testing.assert_allclose(cov[k].numpy(), expected, rtol=1e-9, atol=1e-12)
+    assert float(weights[3]) < 1e-12 and float(weights.sum()) == pytest.approx(1.0, abs=1e-12)
+
+
+def _em_step_in_scipy(x: np.ndarray, gmm: GaussianMixture) -> tuple[np.ndarray, ...]:
+    """One EM iteration written independently: SciPy log densities, NumPy weighted covariances."""
+    cov = (gmm.chol @ gmm.chol.transpose(1, 2)).numpy()
+    log_joint = np.stack([
+        math.log(w) + multivariate_normal(m, c).logpdf(x)
+        for w, m, c in zip(gmm.weights.tolist(), gmm.means.numpy(), cov, strict=True)
+    ], 1)  # fmt: skip
+    resp = np.exp(log_joint - logsumexp(log_joint, 1, keepdims=True))
+    nk = resp.sum(0)
+    means = resp.T @ x / nk[:, None]
+    covs = [np.cov(x.T, aweights=r, bias=True) + 1e-6 * np.eye(x.shape[1]) for r in resp.T]
+    return nk / len(x), means, np.stack(covs)
+
+
+def test_gmm_each_iteration_is_an_em_step_computed_in_scipy():
+    """Fitting one iteration more is one EM step (E: posterior responsibilities; M: weighted
+    means and covariances) applied to the shorter fit, as SciPy and NumPy compute it."""
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(600, 3, generator=gen, dtype=torch.float64) + 2.0 * torch.randint(
+        0, 3, (600, 1), generator=gen
+    )
+    for iterations in (0, 7):
+        shorter = GaussianMixture(4, iterations).fit(x, torch.Generator().manual_seed(1))
+        longer = GaussianMixture(4, iterations + 1).fit(x, torch.Generator().manual_seed(1))
+        weights, means, covs = _em_step_in_scipy(x.numpy(), shorter)
+        np.testing.assert_allclose(longer.weights.numpy(), weights, rtol=1e-8)
+        np.testing.assert_allclose(longer.means.numpy(), means, rtol=1e-8, atol=1e-10)
+        longer_cov = (longer.chol @ longer.chol.transpose(1, 2)).numpy()
+        np.testing.assert_allclose(longer_cov, covs, rtol=1e-8, atol=1e-10)

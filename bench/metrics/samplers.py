@@ -11,7 +11,8 @@
 * ``uniform-codes`` — for models with a discrete codebook (VQ-VAE): grids of independent,
   uniformly drawn codes, the ablation of a learned prior over them.
 
-The mixture (:class:`~aebench.models.gaussian.GaussianMixture`) is a small EM in torch (float64).
+The mixture (:class:`~aebench.models.gaussian.GaussianMixture`) is scikit-learn's EM in float64,
+a fixed 100 iterations from k-means++ seeding on the run's torch generator.
 
 Like a metric family, each sampler says which models it **applies to**, by capability: the
 fitted ``gaussian`` and ``gmm`` need flat codes (``code_shape`` of one dimension), ``prior``
