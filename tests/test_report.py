@@ -110,6 +110,7 @@ def make_store(
     env = {
         "device": "cpu", "threads": 2, "git_commit": "0123456789abcdef", "host": "test-host",
         "torch_version": "2.x", "aebench_version": "0.1.0", "python_version": "3.11",
+        "packages": "numpy 9.1, scikit-learn 9.2",
     }  # fmt: skip
     with Store.open(path) as store, store.lock():
         for cfg in _suite(suite, models, overrides).expand():
@@ -303,6 +304,7 @@ def test_header_says_where_the_numbers_come_from(report) -> None:
     md = (report.out / "report.md").read_text()
     for needle in ("report-test", "mnist-5k", "1 epochs", "3 (0, 1, 2)", "cpu", "0123456789ab"):
         assert needle in md, needle
+    assert "Packages: numpy 9.1, scikit-learn 9.2" in md.replace("*", "")
 
 
 # -- figures ---------------------------------------------------------------------------------

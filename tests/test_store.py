@@ -20,6 +20,7 @@ import aebench.store.database as store_mod
 from aebench.core.errors import UsageError
 from aebench.experiments.suite import RunConfig, load_suite
 from aebench.store.database import Store, environment
+from aebench.store.schema import NUMERIC_PACKAGES
 from tests.conftest import REPO, run_cli
 
 
@@ -89,6 +90,7 @@ def test_round_trip(db: Path, configs: list[RunConfig]) -> None:
         assert RunConfig.from_dict(done["config"]) == configs[0]
         assert done["run_name"] == configs[0].run_name and done["suite"] == "smoke"
         assert done["torch_version"] == env["torch_version"] and done["threads"] == env["threads"]
+        assert done["packages"] == env["packages"]
         assert done["git_commit"] == env["git_commit"] and done["host"] == env["host"]
         assert done["started_at"] and done["ended_at"] and done["artifacts"]
         assert rows[other]["status"] == "failed" and rows[other]["error"] == "boom"
@@ -150,6 +152,17 @@ def test_environment_fields() -> None:
                         "device", "threads", "host", "pid"}  # fmt: skip
     assert env["device"] == "cpu" and env["threads"] >= 1 and env["pid"] == os.getpid()
     assert env["git_commit"] is None or len(env["git_commit"]) == 40
+
+
+def test_environment_records_the_numeric_packages_installed_versions() -> None:
+    import numpy
+    import scipy
+    import sklearn
+
+    packages = dict(p.rsplit(" ", 1) for p in environment("cpu")["packages"].split(", "))
+    assert packages["numpy"] == numpy.__version__ and packages["scipy"] == scipy.__version__
+    assert packages["scikit-learn"] == sklearn.__version__
+    assert set(packages) <= set(NUMERIC_PACKAGES)
 
 
 # -- one transaction per run ----------------------------------------------------------------
@@ -400,6 +413,22 @@ def test_migration_hook_upgrades_an_old_store(
     with Store.open(db) as store:
         assert store.schema_version == current + 1
         assert "notes" in store.runs()[0] and store.count("metrics") == 4
+
+
+def test_schema_7_adds_the_packages_column_to_a_schema_6_store(
+    db: Path, configs: list[RunConfig]
+) -> None:
+    fill(db, configs, 2)
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN packages")
+        conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+        conn.execute("PRAGMA user_version = 6")
+    conn.close()
+    with Store.open(db) as store:
+        assert store.schema_version == store_mod.SCHEMA_VERSION
+        rows = store.runs()
+        assert [r["packages"] for r in rows] == [None, None]  # not known for older runs
+        assert store.metrics(rows[0]["id"]) == {"recon_mse": 0.1, "fid": 3.0}
 
 
 def _schema_2_store(db: Path, cfgs: list[RunConfig]) -> None:

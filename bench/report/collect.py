@@ -340,12 +340,20 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
         **_resources(rows),
         "Hosts": _join(r.get("host") for r in rows),
         "torch": _join(r.get("torch_version") for r in rows),
+        **_packages(rows),
         "aebench": _join(r.get("aebench_version") for r in rows),
         "Python": _join(r.get("python_version") for r in rows),
         "Git commit": _join(commits),
         "Runs finished": date,
         "Report built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _packages(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The header's "Packages" line: each distinct set of numeric-package versions the runs
+    recorded (stores from before schema 7 have none), sets apart by "; "."""
+    seen = [str(p) for p in dict.fromkeys(r.get("packages") for r in rows) if p]
+    return {"Packages": "; ".join(seen)} if seen else {}
 
 
 def _resources(rows: list[dict[str, Any]]) -> dict[str, str]:

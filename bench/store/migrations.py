@@ -190,3 +190,10 @@ def v5_to_v6(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     if "resources" not in columns:
         conn.execute("ALTER TABLE runs ADD COLUMN resources TEXT")
+
+
+def v6_to_v7(conn: sqlite3.Connection) -> None:
+    """Schema 7 records the versions of the numeric packages beside torch's (older runs: NULL)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "packages" not in columns:
+        conn.execute("ALTER TABLE runs ADD COLUMN packages TEXT")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.metadata
 import math
 import os
 import platform
@@ -15,11 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from aebench import __version__
-from aebench.store.migrations import v1_to_v2, v2_to_v3, v3_to_v4, v4_to_v5, v5_to_v6
+from aebench.store.migrations import (
+    v1_to_v2,
+    v2_to_v3,
+    v3_to_v4,
+    v4_to_v5,
+    v5_to_v6,
+    v6_to_v7,
+)
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: Written into the SQLite header (offset 68) so a foreign database is recognised without
 #: opening it through SQLite at all. ASCII "AEB1".
 APPLICATION_ID = 0x41454231
@@ -44,6 +52,7 @@ CREATE TABLE IF NOT EXISTS runs (
     git_commit      TEXT,
     aebench_version TEXT,
     torch_version   TEXT,
+    packages        TEXT,
     python_version  TEXT,
     device          TEXT,
     threads         INTEGER,
@@ -81,6 +90,7 @@ _ENV_COLUMNS = (
     "git_commit",
     "aebench_version",
     "torch_version",
+    "packages",
     "python_version",
     "device",
     "threads",
@@ -98,6 +108,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     3: v3_to_v4,
     4: v4_to_v5,
     5: v5_to_v6,
+    6: v6_to_v7,
 }
 
 
@@ -141,8 +152,8 @@ def environment(device: str | None = None) -> dict[str, Any]:
     """What a run's numbers depend on besides its config, recorded beside every run.
 
     Keys: ``git_commit`` (None outside git), ``aebench_version``, ``torch_version``,
-    ``python_version``, ``device`` (as given, else ``cuda`` if available else ``cpu``),
-    ``threads`` (torch intra-op threads), ``host``, ``pid``.
+    ``packages`` (:func:`package_versions`), ``python_version``, ``device`` (as given, else
+    ``cuda`` if available else ``cpu``), ``threads`` (torch intra-op threads), ``host``, ``pid``.
     """
     try:
         # deferred: this module is on `aebench --help`'s path and needs torch nowhere else
@@ -159,12 +170,37 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "git_commit": git_commit(),
         "aebench_version": __version__,
         "torch_version": torch_version,
+        "packages": package_versions(),
         "python_version": platform.python_version(),
         "device": device,
         "threads": threads,
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
+
+
+#: the installed packages whose code computes a run's numbers, besides torch (its own column)
+NUMERIC_PACKAGES = (
+    "torchvision",
+    "torchmetrics",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "torch-fidelity",
+    "mlxtend",
+)
+
+
+def package_versions() -> str:
+    """``name version`` of each installed :data:`NUMERIC_PACKAGES`, comma-separated; read from
+    the installed metadata, so nothing is imported."""
+    found = []
+    for name in NUMERIC_PACKAGES:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue  # an optional extra that is not installed
+    return ", ".join(found)
 
 
 def cpu_name() -> str:
