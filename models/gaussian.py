@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch.distributions import Independent, Normal, register_kl
 
@@ -87,9 +89,10 @@ class GaussianMixture:
     most 2,000 iterations). aebench runs the same EM (``sklearn.mixture.GaussianMixture``, its
     ``reg_covar`` equal to :data:`COV_JITTER`) with two departures, both so that a run's seed and
     nothing else fixes the fit, at a cost known in advance:
-    - the start is k-means++ seeding drawn on the run's torch generator, each code assigned to
-      its nearest seed (scikit-learn's ``init_params="k-means++"``, not its full k-means), and
-      the EM starts from that assignment's weights, means and covariances;
+    - the start is plain k-means++ seeding drawn on the run's torch generator, then one
+      assignment of each code to its nearest seed (neither scikit-learn's k-means nor its
+      greedy ``"k-means++"`` init), and the EM starts from the weights, means and covariances
+      of that assignment;
     - a fixed :data:`GMM_ITERATIONS` EM iterations (``tol=0``): no early stop that a last digit
       could move, and the same cost for every model.
     The fitted parameters come back as float64 tensors on the CPU (``weights``, ``means`` and
@@ -153,8 +156,7 @@ def _sklearn_em(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``iterations`` EM steps of scikit-learn's GaussianMixture from the given parameters, on
     as many BLAS threads as torch has (a Ray task's share of a node, not the whole node)."""
-    import warnings
-
+    # deferred: scikit-learn pulls in scipy (~1.5 s), needed only where a mixture is fitted
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture as SklearnMixture
     from threadpoolctl import threadpool_limits
@@ -167,7 +169,7 @@ def _sklearn_em(
         max_iter=iterations,
         weights_init=weights.numpy(),
         means_init=means.numpy(),
-        precisions_init=torch.linalg.inv(cov).numpy(),
+        precisions_init=_symmetric_inverse(cov).numpy(),
         init_params="random_from_data",  # cheap; overridden by the three *_init above
         random_state=0,
     )
@@ -175,6 +177,14 @@ def _sklearn_em(
         warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0 never "converges"
         em.fit(x.numpy())
     return tuple(torch.from_numpy(a) for a in (em.weights_, em.means_, em.covariances_))  # type: ignore[return-value]
+
+
+def _symmetric_inverse(cov: torch.Tensor) -> torch.Tensor:
+    """Σ⁻¹ through Σ's Cholesky factor, made exactly symmetric: scikit-learn refuses a starting
+    precision that is not symmetric to 1e-8, which an LU inverse of a nearly singular Σ (a
+    component with fewer codes than dimensions) could miss."""
+    precision = torch.cholesky_inverse(torch.linalg.cholesky(cov))
+    return (precision + precision.mT) / 2
 
 
 def standard_normal(n: int, d: int, generator: torch.Generator | None) -> torch.Tensor:

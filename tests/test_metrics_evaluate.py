@@ -194,3 +194,32 @@ def test_gmm_each_iteration_is_an_em_step_computed_in_scipy():
         np.testing.assert_allclose(longer.means.numpy(), means, rtol=1e-8, atol=1e-10)
         longer_cov = (longer.chol @ longer.chol.transpose(1, 2)).numpy()
         np.testing.assert_allclose(longer_cov, covs, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "case", ["one code", "fewer codes than components", "identical codes", "30 wide codes in 16-d"]
+)
+def test_gmm_fits_tiny_and_degenerate_codes(case: str):
+    """Codes a tiny image folder or a collapsed encoder gives still fit: one code is its own
+    component, identical codes give components at that code with only the jitter as covariance,
+    and components with fewer codes than dimensions (nearly singular) start and fit."""
+    gen = torch.Generator().manual_seed(2)
+    x = {
+        "one code": torch.randn(1, 4, generator=gen, dtype=torch.float64),
+        "fewer codes than components": torch.randn(3, 4, generator=gen, dtype=torch.float64),
+        "identical codes": torch.full((40, 4), 0.5, dtype=torch.float64),
+        # an AE's codes can spread this wide: the start's precisions are then far from
+        # symmetric unless computed as such (scikit-learn refused an LU inverse of them)
+        "30 wide codes in 16-d": 100 * torch.randn(30, 16, generator=gen, dtype=torch.float64),
+    }[case]
+    gmm = GaussianMixture().fit(x, gen)
+    k, d = min(10, len(x)), x.shape[1]
+    assert gmm.weights.shape == (k,) and float(gmm.weights.sum()) == pytest.approx(1.0)
+    assert bool(torch.isfinite(gmm.means).all()) and bool((gmm.chol.diagonal(0, 1, 2) > 0).all())
+    if case in ("one code", "identical codes"):  # the weighted components sit on the code
+        used = gmm.weights > 1e-6
+        assert float(gmm.weights[used].sum()) == pytest.approx(1.0)
+        torch.testing.assert_close(gmm.means[used], x[:1].expand(int(used.sum()), d))
+        cov = (gmm.chol @ gmm.chol.mT)[used]
+        torch.testing.assert_close(cov, 1e-6 * torch.eye(d, dtype=torch.float64).expand_as(cov))
+    assert bool(torch.isfinite(gmm.sample(100, gen)).all())

@@ -21,6 +21,9 @@ before have none (NULL); for them only the folder's ``config.json`` can be check
 
 Schema 6 adds ``runs.resources``: what the executor reserved for the run (``ray: 2 CPUs``,
 ``ray: 2 CPUs, 0.5 GPU``), beside the ``threads`` it actually used. Older runs have none (NULL).
+
+Schema 7 adds ``runs.packages``: the versions of the numeric packages besides torch
+(:func:`aebench.store.schema.package_versions`). Older runs have none (NULL).
 """
 
 from __future__ import annotations
