@@ -98,6 +98,25 @@ def test_precision_recall_identical_and_disjoint():
     assert recall > 0.9
 
 
+@pytest.mark.parametrize("k", [3, 5])
+def test_precision_recall_equal_torch_fidelitys(k: int):
+    """The same sets give torch-fidelity's precision and recall (its ``metric_prc``, Kynkäänniemi
+    et al.'s definition: the k-th neighbour other than the point itself, ``<=`` the radius)."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    gen = torch.Generator().manual_seed(k)
+    real = torch.randn(400, 16, generator=gen, dtype=torch.float64)
+    fake = 0.5 + 1.3 * torch.randn(300, 16, generator=gen, dtype=torch.float64)
+    theirs = prc_features_to_metric(
+        fake, real, prc_neighborhood=k, prc_batch_size=128, save_cpu_ram=True, verbose=False
+    )
+    precision, recall = precision_recall(real, fake, k)
+    assert 0.05 < precision < 0.99 and 0.05 < recall < 0.99  # neither trivially 0 nor 1
+    # the same count of points: one point is 1/300 or 1/400; torch-fidelity averages in float32
+    assert precision == pytest.approx(theirs["precision"], abs=1e-6)
+    assert recall == pytest.approx(theirs["recall"], abs=1e-6)
+
+
 def test_precision_recall_mode_dropping_lowers_recall_not_precision():
     gen = torch.Generator().manual_seed(1)
     centres = torch.tensor([[0.0, 0.0], [50.0, 0.0]], dtype=torch.float64)

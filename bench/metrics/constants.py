@@ -5,7 +5,8 @@ the metric families themselves (:mod:`aebench.metrics.family`, :mod:`aebench.met
 
 from __future__ import annotations
 
-#: nearest neighbours of precision/recall and density/coverage (Kynkäänniemi et al. 2019: k = 5)
+#: nearest neighbours of precision/recall and density/coverage: Naeem et al. 2020's k = 5 for
+#: all four (Kynkäänniemi et al. 2019 use k = 3 for precision/recall; bench/metrics/generation.py)
 K_NEAREST = 5
 #: KID's subsets and their size, as in Bińkowski et al. (2018) and torch-fidelity
 KID_SUBSETS = 100

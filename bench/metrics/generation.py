@@ -12,6 +12,17 @@ can never disagree about what they compared:
   fake (divided by k, so ≈ 1 for matching distributions), coverage the share of real points
   whose own ball contains at least one fake.
 
+The four k-NN metrics are aebench's own code because they share one thing no library computes
+once for all four: the real set's k-NN radii, found in row blocks on the evaluation's device.
+torch-fidelity has precision/recall alone (``metric_prc``), and the tests check aebench's
+against it, to the point counted; density/coverage has no maintained implementation (the authors'
+``prdc`` 0.2, NumPy with full distance matrices, counts a point on a ball's boundary as outside,
+``<``, where aebench, torch-fidelity and Kynkäänniemi et al.'s code count it inside, ``<=``; the
+two differ only on exact ties, such as a memorised training image). One k for all four,
+:data:`~aebench.metrics.constants.K_NEAREST` = 5, as Naeem et al. compute them together;
+Kynkäänniemi et al. use k = 3 for precision/recall (torch-fidelity's default too), so with
+k = 5 each ball is a little larger and both read somewhat higher than at k = 3.
+
 **Memory.** Every one of these needs the whole generated set at once: KID and the k-NN metrics
 compare each generated feature with every other, so they cannot be accumulated in chunks the
 way FID's mean and covariance could. An evaluation therefore holds the generated images of
