@@ -23,9 +23,11 @@ from tests.conftest import REPO
 @pytest.mark.parametrize("n", [8, 9, 15, 20, 45])
 def test_median_interval_is_the_sign_test_interval(n):
     """The order statistics picked are the widest whose binomial tail stays within 0.5 %."""
-    xs = [random.Random(n).lognormvariate(0, 0.2) for _ in range(n)]
+    rng = random.Random(n)
+    xs = [rng.lognormvariate(0, 0.2) for _ in range(n)]
     low, med, high = median_interval(xs, 0.99)
     ordered = sorted(xs)
+    assert len(set(xs)) == n  # distinct ratios: a wrong k picks other values
     # independent computation: the largest k with P(Binomial(n, 1/2) <= k - 1) <= 0.005
     k = max(k for k in range(1, n // 2 + 1) if sps.binom.cdf(k - 1, n, 0.5) <= 0.005)
     assert (low, high) == (ordered[k - 1], ordered[n - k])
