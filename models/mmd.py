@@ -10,6 +10,11 @@ expectation when q = p, and a single batch can be negative. The kernel is the in
 multiquadratic k(x, y) = C / (C + ‖x − y‖²), which the WAE paper prefers to the RBF for its heavier
 tails, summed over the scales C = 2·d·σ²·s, s ∈ {0.1, 0.2, 0.5, 1, 2, 5, 10}, for a prior
 N(0, σ²I) in d dimensions — the scales and C of the authors' code (``wae.py``, ``mmd_penalty``).
+
+Written here because no maintained library has this piece: scikit-learn's pairwise kernels
+have no inverse multiquadratic, and torchmetrics' and torch-fidelity's MMD serve KID (a cubic
+polynomial kernel on Inception features, outside any training graph); this one is part of a
+training loss, differentiable and on the model's device.
 """
 
 from __future__ import annotations
