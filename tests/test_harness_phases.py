@@ -166,7 +166,7 @@ def test_resume_mid_schedule_is_bit_identical(mnist5k, tmp_path) -> None:
     shape = dict(arch="mlp", latent_dim=4, image_shape=(1, 28, 28))
 
     def fit(epochs: int, checkpoint, resume: bool = False) -> Trainer:
-        torch.manual_seed(0)
+        torch.manual_seed(1 if resume else 0)  # resumed: equal only through the checkpoint
         trainer = _trainer(ScheduledVAE(**shape), data, epochs=epochs, batch_size=64)
         trainer.checkpoint_path = checkpoint
         trainer.fit(resume=resume)

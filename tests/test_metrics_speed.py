@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -43,8 +44,15 @@ def test_throughput_and_latency_count_calls():
     seen = []
     rate = samples_per_s(lambda x: seen.append(len(x)), torch.zeros(8, 1), torch.device("cpu"))
     assert rate > 0 and seen == [8] * 7
-    p50, p95 = latency_ms(lambda x: None, torch.zeros(1), torch.device("cpu"), repeats=10)
-    assert 0 <= p50 <= p95
+    calls = []
+
+    def sleep_2ms(x: torch.Tensor) -> None:  # time.sleep waits at least this long
+        calls.append(len(x))
+        time.sleep(0.002)
+
+    p50, p95 = latency_ms(sleep_2ms, torch.zeros(1), torch.device("cpu"), repeats=10)
+    assert calls == [1] * (3 + 10)  # warm-up, then the timed calls
+    assert 2.0 <= p50 <= p95  # each timed call's wall time, in milliseconds
 
 
 def test_peak_memory_sees_a_short_lived_allocation():

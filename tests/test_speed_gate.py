@@ -33,8 +33,6 @@ def test_median_interval_is_the_sign_test_interval(n):
     assert (low, high) == (ordered[k - 1], ordered[n - k])
     assert med == pytest.approx(float(torch.tensor(xs).median()) if n % 2 else
                                 (ordered[n // 2 - 1] + ordered[n // 2]) / 2)  # fmt: skip
-    coverage = 1 - 2 * sps.binom.cdf(k - 1, n, 0.5)
-    assert coverage >= 0.99
 
 
 def test_too_few_pairs_give_no_interval_and_a_noisy_verdict():
