@@ -7,6 +7,7 @@ run out of pages (``PRAGMA max_page_count``), which is exactly the SQLITE_FULL a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -45,7 +46,7 @@ def test_checkpoint_write_on_a_full_disk_fails_in_one_line_and_keeps_the_last_on
     assert "No space left on device" in stderr and "checkpoint" in stderr
     assert not [p.name for p in after.iterdir() if p.name.endswith(".tmp")]
     _, meta = load_checkpoint(after / "checkpoint.safetensors")  # intact and loadable
-    assert meta["epochs_done"] == 1
+    assert meta["epochs_done"] == 1 and len(meta["history"]) == 1
 
     # With space again, the run resumes from that checkpoint and ends exactly where an
     # uninterrupted run ends: the failed write cost nothing.
@@ -53,6 +54,8 @@ def test_checkpoint_write_on_a_full_disk_fails_in_one_line_and_keeps_the_last_on
     assert result.returncode == 0, result.stderr
     a, b = load_file(str(ref / "model.safetensors")), load_file(str(after / "model.safetensors"))
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    # epoch 1 came from the checkpoint, not a retraining: its record, wall time included
+    assert json.loads((after / "history.json").read_text())[0] == meta["history"][0]
 
 
 def test_store_write_on_a_full_disk_is_refused_in_one_line_and_keeps_earlier_rows(tmp_path):
