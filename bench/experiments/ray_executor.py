@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import sys
 import threading
 import time
@@ -26,6 +24,7 @@ from typing import Any
 from aebench import data
 from aebench.core.errors import UsageError
 from aebench.data import ImageData
+from aebench.experiments.ray_cluster import join_cluster, require_ray
 from aebench.experiments.run_task import Executor, RunResult, Started, run_one
 from aebench.experiments.scratch import make_run_scratch, sweep_dead_scratch
 from aebench.experiments.suite import RunConfig
@@ -64,27 +63,6 @@ class _RayRun:
     checkpoint: Checkpoint | None = None
     restarts: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def require_ray() -> Any:
-    """The ``ray`` module, or a one-line :class:`UsageError` if it cannot be imported.
-
-    Any exception counts, not only ImportError: a broken install (a missing shared library, a
-    version clash) raises all sorts. The runner calls this before it opens the store, so a
-    suite that cannot run leaves no pending rows behind.
-    """
-    try:
-        import ray  # deferred: optional, and slow to import; only the ray executor needs it
-    except ImportError as err:
-        if err.name == "ray":
-            raise UsageError("the ray executor needs Ray: pip install 'aebench[ray]'") from None
-        problem: BaseException = err
-    except (Exception, SystemExit) as err:
-        problem = err
-    else:
-        return ray
-    detail = " ".join(f"{type(problem).__name__}: {problem}".split())[:200]
-    raise UsageError(f"the ray executor cannot import Ray ({detail})") from None
 
 
 def _read_checkpoint(run_dir: Path) -> Checkpoint | None:
@@ -223,53 +201,6 @@ def _share_datasets(ray: Any, configs: list[RunConfig]) -> tuple[dict, dict[Any,
     return shared, unreadable
 
 
-def _largest_node_cpus(ray: Any) -> float:
-    """The most CPUs any live node of the cluster offers."""
-    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0)
-
-
-def _refuse_unreachable(address: str, timeout_s: float = 5.0) -> None:
-    """A ``HOST:PORT`` (or ``ray://HOST:PORT``) nothing answers on is one line, at once: Ray's
-    own ``init`` retries such an address for minutes. ``auto`` and other forms go to Ray."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-    except (OSError, ValueError) as err:  # refused, timed out, unknown host, port > 65535
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise UsageError(
-            f"cannot reach a Ray cluster at {address!r} ({reason or 'timed out'}); start one "
-            "with `ray start --head` (docs/cluster.md) or check the address"
-        ) from None
-
-
-def _local_cpus() -> int:
-    """The CPUs of the local Ray cluster aebench starts without ``--ray-address``: this
-    machine's."""
-    return os.cpu_count() or 1
-
-
-def _connect(ray: Any, address: str | None, quiet: bool) -> None:
-    """Join the cluster at ``address`` (one line when it cannot be reached), or start a local
-    one on this machine's cores."""
-    if not address:
-        ray.init(
-            address="local",  # a new cluster here, never one found by Ray's auto-detection
-            num_cpus=_local_cpus(),
-            include_dashboard=False,
-            object_store_memory=200 * 1024**2,
-            log_to_driver=not quiet,
-        )
-        return
-    _refuse_unreachable(address)
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
-        detail = " ".join(str(err).split())[:160]
-        raise UsageError(f"cannot reach a Ray cluster at {address!r} ({detail})") from None
-
-
 def _is_cluster_fault(ray: Any, err: BaseException) -> bool:
     """Whether a task's error is the cluster's (its node or worker died, its objects were
     lost), so a restart elsewhere can succeed, rather than an error raised by the task's code."""
@@ -324,23 +255,7 @@ def ray_executor(
         raise UsageError(f"--checkpoint-every must be >= 0 minutes, got {minutes:g}")
     # joined now, before the runner writes a pending row: a cluster that cannot be reached or
     # has no node large enough for one run is refused with nothing written
-    started_here = not ray.is_initialized()
-    if started_here and not address and threads_per_run > _local_cpus():
-        # a local cluster is this machine: refused before Ray starts (and prints its own lines)
-        raise UsageError(
-            f"--threads-per-run {threads_per_run} is more than this machine has "
-            f"({_local_cpus()} CPUs), and a local Ray cluster has no other node"
-        )
-    if started_here:
-        _connect(ray, address, quiet)
-    largest = _largest_node_cpus(ray)
-    if threads_per_run > largest:
-        if started_here:
-            ray.shutdown()
-        raise UsageError(
-            f"--threads-per-run {threads_per_run} is more than any node of the Ray cluster has "
-            f"(the largest has {largest:g} CPUs)"
-        )
+    started_here = join_cluster(ray, address, quiet, threads_per_run)
     # max_retries=0: Ray's own retry would start a lost run from scratch; the driver restarts
     # it from the last shipped checkpoint instead (_after_fault)
     remote = ray.remote(max_retries=0)(ray_task)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from aebench import data
-from aebench.experiments.ray_executor import require_ray
+from aebench.experiments.ray_cluster import require_ray
 from aebench.experiments.run_task import run_one
 from aebench.experiments.suite import load_suite
 from aebench.metrics import features
