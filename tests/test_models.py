@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from aebench import models
+from aebench.core.errors import UsageError
 from aebench.core.plugins import load_env_plugins
 from aebench.models.gaussian import DiagonalGaussian, StandardNormal, kl_to_standard_normal
 from aebench.training.settings import TrainConfig
@@ -173,3 +174,23 @@ def test_the_hashed_options_are_the_options_the_model_trains_with(name):
     assert isinstance(config, dict)
     built = {k: v for k, v in config.items() if k not in ("image_shape", "arch", "latent_dim")}
     assert models.resolved_options(name, {}) == built
+
+
+def test_vae_gan_weighs_the_encoders_kl_by_beta():
+    """β reaches the encoder's prior term with or without a warm-up (it was applied only with
+    one): the encoder loss less its reconstruction terms is β times the closed-form KL."""
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 28, 28, dtype=torch.float64)
+    for beta in (1.0, 3.0):
+        m = models.create("vae-gan", arch="mlp", latent_dim=4, beta=beta).double()
+        t = m.loss(x)
+        rest = m.cfg.pixel_weight * t["recon"] + m.cfg.feature_weight * t["feature_recon"]
+        mu, logvar = m.moments(x)
+        kl = kl_to_standard_normal(mu, logvar).mean()
+        torch.testing.assert_close(t["encoder_loss"] - rest, beta * kl, rtol=1e-9, atol=0)
+
+
+def test_vae_gan_refuses_the_lr_it_does_not_use():
+    with pytest.raises(UsageError, match="lr is not used: set lr_gen"):
+        models.create("vae-gan", lr=5e-4)
+    assert models.create("vae-gan", lr_gen=5e-4).cfg.lr_gen == 5e-4

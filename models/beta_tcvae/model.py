@@ -10,10 +10,10 @@ its own weight (the paper's eq. 2 and 4):
 
 Each part needs the aggregate posterior q(z) = (1/N) Σ_n q(z|x_n) and its marginals at the
 sampled codes, estimated from the minibatch. Minibatch-weighted sampling (MWS, the paper's
-eq. 5 and the authors' default) weights every q(z_i | x_j) by 1/(N·M); minibatch-stratified
-sampling (MSS, ``-o sampling=mss``) weights the code's own image by 1/N, one other by
-(N − M)/(N·M) and the rest by 1/M (M = batch − 1), weights that sum to one. N is the training
-set's size, which the harness passes in ``progress.train_size``.
+eq. 5 and the authors' default) weights every q(z_i | x_j) by 1/(N·B), B the batch size;
+minibatch-stratified sampling (MSS, ``-o sampling=mss``) weights the code's own image by 1/N,
+one other by (N − M)/(N·M) and the rest by 1/M (M = B − 1), weights that sum to one. N is the
+training set's size, which the harness passes in ``progress.train_size``.
 
 The loss reports the three parts as ``mi``, ``tc`` and ``dim_kl`` (nats per image, from the
 training estimator, so loss = recon + α·mi + β·tc + γ·dim_kl), and ``tc_stratified``: the TC

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from aebench.core.errors import UsageError
 from aebench.models.vae.config import VAEConfig
@@ -31,6 +31,11 @@ class VAEGANConfig(VAEConfig):
                 raise UsageError(f"{model}: {key} must be >= 0, got {getattr(self, key)!r}")
         if self.lr_disc <= 0 or self.lr_gen <= 0:
             raise UsageError(f"{model}: lr_disc and lr_gen must be > 0")
+        if self.lr != next(f.default for f in fields(VAEConfig) if f.name == "lr"):
+            raise UsageError(
+                f"{model}: lr is not used: set lr_gen (encoder and decoder) and lr_disc "
+                f"(discriminator), got lr={self.lr!r}"
+            )
         if not 0 < self.real_label <= 1:
             raise UsageError(f"{model}: real_label must be in (0, 1], got {self.real_label!r}")
         if not 0 <= self.disc_dropout < 1:

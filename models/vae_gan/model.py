@@ -17,7 +17,7 @@ x̃ = dec(z), z_p ~ N(0, I), x_p = dec(z_p) and Dis_l the discriminator's last h
 Three parameter groups, three Adam optimizers (β₁ = 0.5, as in DCGAN), declared as
 :class:`~aebench.models.base.Phase` objects so the one harness drives them:
 
-* encoder:        kl + pixel_weight·L_pixel + feature_weight·L_feature
+* encoder:        β·kl + pixel_weight·L_pixel + feature_weight·L_feature
 * decoder:        pixel_weight·L_pixel + γ·feature_weight·L_feature + adv_weight·gen_loss
 * discriminator:  disc_loss
 
@@ -116,7 +116,7 @@ class VAEGAN(VAE):
 
         pixel_w = cfg.pixel_weight * pixel
         feature_w = cfg.feature_weight * feature
-        prior_term = kl if cfg.kl_warmup == 0 else self.kl_weight() * kl
+        prior_term = self.kl_weight() * kl  # β (default 1), ramped over kl_warmup if set
         return {
             "loss": pixel + kl,
             "kl": kl,
