@@ -99,8 +99,8 @@ class ModelConfig:
     image_shape: tuple[int, int, int] = (1, 28, 28)
     arch: str = "mlp"
     latent_dim: int = 16
-    width: int = 32  #: channels of the first conv layer (conv arch)
-    hidden: tuple[int, ...] = (512, 256)  #: hidden layer sizes (mlp arch)
+    width: int = 32  #: channels of the first conv layer (arch conv only)
+    hidden: tuple[int, ...] = (512, 256)  #: hidden layer sizes (arch mlp only)
     lr: float = 1e-3
 
     @property
@@ -136,6 +136,21 @@ class ModelConfig:
         cfg.validate(model)
         return cfg
 
+    def _check_fixed_size_arch(self, model: str) -> None:
+        """A paper's net (``models/literature_nets.py``: every arch but mlp and conv) has the
+        paper's sizes, so a width or hidden other than the default would be silently ignored."""
+        if self.arch in ("mlp", "conv"):
+            return
+        fields = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+        for key in ("width", "hidden"):
+            value = getattr(self, key)
+            if (tuple(value) if isinstance(value, list) else value) != fields[key]:
+                raise OptionError(
+                    key,
+                    f"{model}: {key} sizes the mlp and conv nets; arch {self.arch!r} is a "
+                    f"paper's net of fixed size, got {key}={value!r}",
+                )
+
     def validate(self, model: str) -> None:
         if not 1 <= self.latent_dim <= MAX_LATENT_DIM:
             raise OptionError(
@@ -151,6 +166,7 @@ class ModelConfig:
                     key,
                     f"{model}: {key} sizes must be 1 to {MAX_LAYER_WIDTH}, {sizes_text}",
                 )
+        self._check_fixed_size_arch(model)
         c, h, w = self.image_shape if len(self.image_shape) == 3 else (0, 0, 0)
         if not (1 <= c <= 4 and 1 <= h <= 4096 and 1 <= w <= 4096):
             raise OptionError(

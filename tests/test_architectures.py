@@ -116,3 +116,20 @@ def test_ghosh2020_conv_has_the_official_codes_layers():
     assert convs + norms + fcs + deconvs == pytest.approx(22.76e6, rel=0.001)
     with pytest.raises(UsageError, match="32x32, 64x64"):
         models.create("vae", arch="ghosh2020-conv", image_shape=[1, 28, 28])
+
+
+@pytest.mark.parametrize("arch", ["bench-conv", "burda2015-mlp", "ghosh2020-conv"])
+def test_a_papers_net_refuses_the_width_and_hidden_it_would_ignore(arch, capsys):
+    """The literature nets have their paper's sizes: a width or hidden other than the default
+    is refused in one line (it used to be dropped without a word); the defaults still build,
+    and the mlp and conv nets take both."""
+    shape = [1, 32, 32] if arch == "ghosh2020-conv" else [1, 28, 28]
+    for option, value in (("width", 64), ("hidden", (200, 200))):
+        with pytest.raises(UsageError, match=f"{option} sizes the mlp and conv nets"):
+            models.create("vae", arch=arch, image_shape=shape, **{option: value})
+    models.create("vae", arch=arch, image_shape=shape, width=32, hidden=[512, 256])
+    assert models.create("vae", arch="conv", width=8).cfg.width == 8
+    assert models.create("vae", arch="mlp", hidden=[64]).cfg.hidden == (64,)
+    line = one_line_error(capsys, ["train", "vae", "--arch", arch, "-o", "width=64",
+                                   "--out", "unused"])  # fmt: skip
+    assert "width sizes the mlp and conv nets" in line

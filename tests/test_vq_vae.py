@@ -144,3 +144,16 @@ def test_vq_vae_through_the_cli_store_reevaluation_and_report(tmp_path, domain_n
     line = one_line_error(capsys, ["train", "vq-vae", "--arch", "mlp", "--epochs", "1",
                                    "--out", str(tmp_path / "x")])  # fmt: skip
     assert "vq-vae" in line and "conv" in line
+
+
+def test_stage_one_trains_at_the_lr_option_and_leaves_the_prior_out(mnist5k) -> None:
+    """``lr`` reached no optimizer (stage 1 took the Phase default); the stage-1 Adam now runs
+    at it, over every parameter but the PixelCNN prior's (stage 2 trains those)."""
+    from aebench.training.trainer import Trainer
+
+    m = models.create("vq-vae", arch="conv", latent_dim=4, lr=2e-4)
+    trainer = Trainer(m, subset(mnist5k, 64, 32), TrainConfig(batch_size=32, quiet=True), "vq-vae")
+    (group,) = trainer.optimizers[0].param_groups
+    assert group["lr"] == 2e-4
+    prior = {id(p) for p in m.code_prior.parameters()}
+    assert {id(p) for p in group["params"]} == {id(p) for p in m.parameters()} - prior
