@@ -203,6 +203,31 @@ def test_a_real_quality_regression_fails_and_the_count_is_real_comparisons(
     assert hashes(tmp_path, stores["base"].parent) == before
 
 
+@pytest.mark.parametrize(
+    "vae_scale",
+    [(np.nan, np.nan, np.nan), (1.0, 1.0, np.inf), (1.0, np.nan, 1.0)],
+    ids=["all-nan", "one-inf", "one-nan"],
+)
+def test_a_metric_that_turns_non_finite_fails_the_gate(stores, tmp_path, capsys, vae_scale):
+    """The vae's recon_mse NaN or infinite in some done runs. Non-finite values are dropped
+    before the t-test, so all NaN used to read as "missing" and one bad seed left the other
+    two to be tested alone: the gate passed both. Either is now a regression, named so."""
+    path = tmp_path / "bad.sqlite"
+    with Store.open(path) as store, store.lock():
+        for cfg in load_suite("gate").expand():
+            run_id = store.mark_running(cfg, {})
+            value = {"ae": 0.02, "vae": 0.03}[cfg.label] * (1 + 0.01 * np.sin(cfg.seed + 2))
+            scale = vae_scale[cfg.seed] if cfg.label == "vae" else 1.0
+            store.finish(run_id, "done", {"recon_mse": value * scale})
+    assert main(_quality(path, stores["csv"])) == 1
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("REGRESSION")]
+    assert line.startswith("REGRESSION vae recon_mse: baseline 0.0298")
+    finite = sum(np.isfinite(vae_scale))
+    assert f"now not finite (NaN, inf or not measured) in some runs, {finite} finite" in line
+    assert "1 regression(s) in 2 model × metric comparisons" in out
+
+
 def _rows(
     labels=("ae", "vae"), dataset="mnist-5k", metric="recon_mse", value="0.02", seeds=(0, 1, 2)
 ) -> str:

@@ -108,7 +108,7 @@ def _quality(args: argparse.Namespace) -> int:
     from aebench.core.errors import UsageError
     from aebench.report import collect
     from aebench.report import quality_gate as gates
-    from aebench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE
+    from aebench.report.baseline import DEFAULT_ALPHA, DEFAULT_TOLERANCE, regression_line
 
     args.alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
     args.tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
@@ -132,11 +132,8 @@ def _quality(args: argparse.Namespace) -> int:
             f"two or more seeds both in suite {data.suite} and in the baseline; do their "
             "labels, datasets and metrics match?)"
         )
-    for r in comp.regressions.itertuples(index=False):
-        key = " · ".join(str(getattr(r, k)) for k in comp.keys)
-        print(f"REGRESSION {key} {r.metric}: baseline {r.baseline_mean:.4g} ± "
-              f"{r.baseline_std:.2g}, now {r.current_mean:.4g} ± {r.current_std:.2g}, "
-              f"p = {r.p_value:.2g}")  # fmt: skip
+    for _, row in comp.regressions.iterrows():
+        print(regression_line(row, comp.keys))
     n = len(comp.regressions)
     print(f"quality gate against {path}: {n} regression(s) in {comp.compared} model × metric "
           f"comparisons (Welch p < {args.alpha:g} and |Δ| > {args.tolerance:.0%})")  # fmt: skip

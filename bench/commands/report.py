@@ -106,6 +106,7 @@ def suite_context(suite: str | None) -> tuple[str | None, tuple, Any]:
 def run(args: argparse.Namespace) -> int:
     """Build the report; print what was written and any regressions; 1 if any regressed."""
     from aebench.report import build_report
+    from aebench.report.baseline import regression_line
     from aebench.store.database import non_numeric_note
 
     suite, claims, protocol = suite_context(args.suite)
@@ -140,11 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if result.comparison is not None:
         regs = result.comparison.regressions
         for _, r in regs.iterrows():
-            key = " · ".join(str(r[k]) for k in result.comparison.keys)
-            print(
-                f"REGRESSION {key} {r['metric']}: {r['baseline_mean']:.4g} -> "
-                f"{r['current_mean']:.4g} (p={r['p_value']:.2g})"
-            )
+            print(regression_line(r, result.comparison.keys))
         if regs.empty:
             print(f"no regression against {result.comparison.baseline_name}")
     return result.exit_code

@@ -10,7 +10,12 @@ Edge cases, decided explicitly rather than left to NaNs from scipy:
 * fewer than two runs on either side: no variance estimate, so no test (status ``untested``);
 * zero variance on both sides (deterministic metrics): the means either equal (p = 1) or differ
   for certain (p = 0);
-* a metric with no better direction can be ``changed`` but never regress.
+* a metric with no better direction can be ``changed`` but never regress;
+* a metric the baseline measured that this suite records, but that is NaN, infinite or
+  absent in any current run of that model (its finite values are fewer than the model's runs),
+  is ``non-finite`` and counts as a regression: a model whose numbers broke must not pass a
+  gate because the values left to test are too few. A model or metric the current suite has
+  no runs or no column for is ``missing``, as before.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ DEFAULT_TOLERANCE = 0.05
 
 REGRESSED, IMPROVED, CHANGED, SAME = "regressed", "improved", "changed", "same"
 UNTESTED, NEW, MISSING = "untested", "new", "missing"
+NONFINITE = "non-finite"  #: measured in the baseline, not finite in some current run
+#: the statuses that fail a gate (and make ``aebench report --baseline`` exit 1)
+FAILING = (REGRESSED, NONFINITE)
 
 
 @dataclass
@@ -51,7 +59,7 @@ class Comparison:
 
     @property
     def regressions(self) -> pd.DataFrame:
-        return self.frame[self.frame["status"] == REGRESSED]
+        return self.frame[self.frame["status"].isin(FAILING)]
 
     @property
     def regressed(self) -> bool:
@@ -108,6 +116,10 @@ def compare(
         metrics = [m for m in headline() if m in have]
     cur_groups = _values(current.runs, keys)
     base_groups = _values(baseline.runs, keys)
+    cur_runs = {  # how many current runs each row key has
+        k if isinstance(k, tuple) else (k,): n
+        for k, n in current.runs.groupby(keys, sort=False, dropna=False).size().items()
+    }
     order = list(dict.fromkeys([*cur_groups, *base_groups]))
     records = []
     for key in order:
@@ -120,8 +132,10 @@ def compare(
                 continue
             if not a:
                 status, p = NEW, math.nan
-            elif not b:
-                status, p = MISSING, math.nan
+            elif not cur_runs.get(key) or m not in current.runs:
+                status, p = MISSING, math.nan  # the model or the metric is not in this suite
+            elif len(b) < cur_runs[key]:
+                status, p = NONFINITE, math.nan
             else:
                 p = welch_p(a, b)
                 status = classify(m, base_mean, cur_mean, p, alpha, tolerance)
@@ -146,6 +160,17 @@ def compare(
                "current_std", "current_n", "delta", "rel_delta", "p_value", "status"]  # fmt: skip
     frame = pd.DataFrame.from_records(records, columns=columns)
     return Comparison(frame, keys, baseline_name or baseline.suite, alpha, tolerance)
+
+
+def regression_line(row: pd.Series, keys: list[str]) -> str:
+    """One printed line for a failing (row key, metric) of a comparison."""
+    key = " · ".join(str(row[k]) for k in keys)
+    base = f"baseline {row['baseline_mean']:.4g} ± {row['baseline_std']:.2g}"
+    if row["status"] == NONFINITE:
+        return (f"REGRESSION {key} {row['metric']}: {base}, now not finite (NaN, inf or not "
+                f"measured) in some runs, {row['current_n']} finite value(s)")  # fmt: skip
+    return (f"REGRESSION {key} {row['metric']}: {base}, now {row['current_mean']:.4g} ± "
+            f"{row['current_std']:.2g}, p = {row['p_value']:.2g}")  # fmt: skip
 
 
 def _values(runs: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, list[float]]]:

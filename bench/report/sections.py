@@ -125,7 +125,7 @@ def _num(value: float, digits: int = 4) -> str:
 def comparison_section(comp: Comparison) -> Section:
     """The baseline comparison: flagged rows first (regressions, then improvements), then the
     rest in table order; the status cell carries its class."""
-    order = {"regressed": 0, "improved": 1, "changed": 2}
+    order = {"non-finite": 0, "regressed": 0, "improved": 1, "changed": 2}
     frame = comp.frame.assign(_o=comp.frame["status"].map(order).fillna(3))
     rows = []
     for _, r in frame.sort_values("_o", kind="stable").iterrows():
@@ -144,7 +144,8 @@ def comparison_section(comp: Comparison) -> Section:
             str(r["status"]),
         ])  # fmt: skip
     counts = comp.frame["status"].value_counts()
-    reg, imp = int(counts.get("regressed", 0)), int(counts.get("improved", 0))
+    reg = int(counts.get("regressed", 0)) + int(counts.get("non-finite", 0))
+    imp = int(counts.get("improved", 0))
     return Section(
         id="baseline-table",
         title="Baseline comparison",
