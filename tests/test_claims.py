@@ -44,6 +44,9 @@ def test_welch_verdicts_on_planted_data() -> None:
     assert v.verdict == INCONCLUSIVE and v.why == "fewer than 2 seeds"
     (v,) = check(_runs(noise_a, noise_b), [CLAIM])
     assert v.why.startswith("p ≥")
+    (v,) = check(_runs([np.inf, np.inf, low[0]], high), [CLAIM])  # inf tests nothing either
+    assert v.verdict == INCONCLUSIVE and v.why == "fewer than 2 seeds"
+    assert v.a_values == (low[0],)
 
 
 def test_check_tests_each_group_and_skips_what_is_absent() -> None:

@@ -193,7 +193,7 @@ def _side(frame: Any, label: str, metric: str) -> tuple[float, ...] | str | None
     rows = frame[frame[column] == label]
     if rows.empty or metric not in rows:
         return None
-    rows = rows[rows[metric].notna()]
+    rows = rows[np.isfinite(rows[metric].astype(float))]  # NaN and inf test nothing
     if rows.empty:
         return None
     groups = rows["label"].nunique()
