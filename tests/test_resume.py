@@ -173,3 +173,33 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     with pytest.raises(UsageError, match="belongs to another run"):
         trainer.fit(resume=True)
     assert path.read_bytes() == before
+
+
+def test_overwrite_removes_every_stages_checkpoint_too(tmp_path):
+    """``--overwrite`` removed the run's checkpoint but left ``checkpoint.STAGE.safetensors``:
+    a new run interrupted in stage 1 and resumed would have picked up the old run's stage 2."""
+    from aebench.experiments.single_run import claim_out_dir
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")  # a finished run's
+    old = ["checkpoint.safetensors", "checkpoint.prior.safetensors", "checkpoint.second.safetensors"]
+    for name in old:
+        (out / name).write_bytes(b"old")
+    with pytest.raises(UsageError, match="resume"):  # without --overwrite nothing is touched
+        claim_out_dir(out, resume=False, overwrite=False)
+    assert all((out / name).exists() for name in old)
+    claim_out_dir(out, resume=False, overwrite=True)
+    assert not any((out / name).exists() for name in old)
+
+
+def test_cuda_rng_states_come_back_in_device_order():
+    """Restored with ``sorted`` on the key text, ``rng.cuda.10`` came before ``rng.cuda.2``:
+    on a machine of 11+ GPUs each device from the third on got another device's stream."""
+    import torch
+
+    from aebench.training.checkpoint import cuda_rng_states
+
+    saved = {f"rng.cuda.{j}": torch.tensor([j]) for j in range(12)}
+    saved["rng.cpu"] = torch.tensor([-1])
+    assert [int(t) for t in cuda_rng_states(saved)] == list(range(12))

@@ -67,6 +67,9 @@ def test_a_wrong_type_for_a_bool_option_is_refused(tmp_path, capsys):
     [
         (["--seed", "99999999999999999999999"], "seed"),
         (["--seed", "-1"], "seed"),
+        # within int64 but not 2**32: the data order's seed (seed * 100003 + epoch) used to
+        # overflow torch's generator in the first epoch, a ValueError traceback
+        (["--seed", "1000000000000000"], "seed must be an integer from 0 to 2**32 - 1"),
         (["--latent-dim", "1000000000"], "latent_dim"),
         (["-o", "hidden=[4000000000]"], "hidden"),
         (["-o", "hidden=[60000,60000,60000]"], "GiB"),  # in range, but 14e9 parameters

@@ -132,8 +132,9 @@ def claim_out_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
                 f"{out_dir} already holds a finished run; pass --overwrite to replace it, or "
                 "choose another --out"
             )
-    if overwrite and not resume:
-        checkpoint.unlink(missing_ok=True)
+    if overwrite and not resume:  # the run's checkpoint and every stage's (stage_checkpoint)
+        for path in (checkpoint, *out_dir.glob(f"{checkpoint.stem}.*{checkpoint.suffix}")):
+            path.unlink(missing_ok=True)
     for name in RUN_OUTPUTS:
         (out_dir / name).unlink(missing_ok=True)
     return out_dir

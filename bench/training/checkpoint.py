@@ -189,6 +189,13 @@ def _check_settings(stored: Any, current: dict[str, Any], path: Path) -> None:
             )
 
 
+def cuda_rng_states(tensors: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The saved ``rng.cuda.J`` states in device order (by J as a number: ``rng.cuda.10``
+    sorts after ``rng.cuda.9``, not before ``rng.cuda.2``)."""
+    keys = [k for k in tensors if k.startswith("rng.cuda.")]
+    return [tensors[k] for k in sorted(keys, key=lambda k: int(k.rsplit(".", 1)[1]))]
+
+
 def restore_state(
     trainer: Trainer, tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Path
 ) -> InEpoch | None:
@@ -243,9 +250,7 @@ def restore_state(
         ) from None
     torch.set_rng_state(rng)
     if trainer.device.type == "cuda":
-        torch.cuda.set_rng_state_all(
-            [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-        )
+        torch.cuda.set_rng_state_all(cuda_rng_states(tensors))
     random.setstate(py_state)
     np.random.set_state(np_state)
     trainer.history, trainer.step, trainer.epochs_done = history, step, epochs_done

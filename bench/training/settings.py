@@ -93,9 +93,11 @@ class TrainConfig:
             raise UsageError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+        # 2**32 - 1 at most, as a suite's seeds: the seeds derived from it (an epoch's data
+        # order, a stage's seed) must stay within torch's 64-bit generator seed
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise UsageError(
-                f"seed must be an integer from 0 to 2**63 - 1, got {describe(self.seed)}"
+                f"seed must be an integer from 0 to 2**32 - 1, got {describe(self.seed)}"
             )
         if self.epochs is None and self.max_steps is None and self.max_seconds is None:
             raise UsageError("a training budget is needed: epochs, steps or seconds")
