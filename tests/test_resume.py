@@ -183,7 +183,7 @@ def test_overwrite_removes_every_stages_checkpoint_too(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.json").write_text("{}")  # a finished run's
-    old = ["checkpoint.safetensors", "checkpoint.prior.safetensors", "checkpoint.second.safetensors"]
+    old = [f"checkpoint{stage}.safetensors" for stage in ("", ".prior", ".second")]
     for name in old:
         (out / name).write_bytes(b"old")
     with pytest.raises(UsageError, match="resume"):  # without --overwrite nothing is touched
