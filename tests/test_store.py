@@ -20,7 +20,7 @@ import aebench.store.database as store_mod
 from aebench.core.errors import UsageError
 from aebench.experiments.suite import RunConfig, load_suite
 from aebench.store.database import Store, environment
-from aebench.store.schema import NUMERIC_PACKAGES
+from aebench.store.schema import NUMERIC_PACKAGES, git_commit
 from tests.conftest import REPO, run_cli
 
 
@@ -151,7 +151,28 @@ def test_environment_fields() -> None:
     assert set(env) >= {"git_commit", "aebench_version", "torch_version", "python_version",
                         "device", "threads", "host", "pid"}  # fmt: skip
     assert env["device"] == "cpu" and env["threads"] >= 1 and env["pid"] == os.getpid()
-    assert env["git_commit"] is None or len(env["git_commit"]) == 40
+    assert env["git_commit"] is None or len(env["git_commit"].removesuffix("-dirty")) == 40
+
+
+def test_git_commit_marks_a_tree_with_uncommitted_changes(tmp_path) -> None:
+    """A run made from edited code recorded the clean commit: the numbers could not be traced
+    to any code. Untracked files (runs/, caches) do not count."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              cwd=tmp_path, capture_output=True, text=True, check=True)  # fmt: skip
+        return done.stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "model.py").write_text("a = 1\n")
+    git("add", "model.py")
+    git("commit", "-q", "-m", "one")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "notes.txt").write_text("untracked")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "model.py").write_text("a = 2\n")
+    assert git_commit(tmp_path) == f"{head}-dirty"
 
 
 def test_environment_records_the_numeric_packages_installed_versions() -> None:
@@ -596,3 +617,17 @@ def test_a_store_that_grows_to_its_header_size_while_read_is_not_called_truncate
     path.write_bytes(whole[:-page])
     with pytest.raises(UsageError, match="truncated"):
         files._check_header(path)
+
+
+def test_a_finishing_worker_without_a_commit_keeps_the_recorded_one(
+    db: Path, configs: list[RunConfig]
+) -> None:
+    """A Ray worker with no git checkout finishes with git_commit None; that used to erase
+    the commit recorded when the run started. Values it does have (host, threads) win."""
+    start = {**environment("cpu"), "git_commit": "a" * 40, "host": "driver"}
+    with Store.open(db) as store, store.lock():
+        run_id = store.mark_running(configs[0], start)
+        worker = {**environment("cpu"), "git_commit": None, "host": "worker", "threads": 3}
+        store.finish(run_id, "done", {"recon_mse": 0.1}, environment=worker)
+        (row,) = [r for r in store.runs() if r["id"] == run_id]
+    assert (row["git_commit"], row["host"], row["threads"]) == ("a" * 40, "worker", 3)

@@ -325,7 +325,7 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
     date = f"{ended[0][:10]} – {ended[-1][:10]}" if ended else "unknown"
     if ended and ended[0][:10] == ended[-1][:10]:
         date = ended[0][:10]
-    commits = [str(r["git_commit"])[:12] for r in rows if r.get("git_commit")]
+    commits = [_short_commit(str(r["git_commit"])) for r in rows if r.get("git_commit")]
     return {
         "Suite": suite,
         "Datasets": _join(c.get("dataset") for c in cfgs),
@@ -347,6 +347,11 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
         "Runs finished": date,
         "Report built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _short_commit(commit: str) -> str:
+    """The commit's first 12 characters, keeping a ``-dirty`` mark."""
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
 def _packages(rows: list[dict[str, Any]]) -> dict[str, str]:

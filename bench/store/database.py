@@ -334,7 +334,8 @@ class Store(StoreQueries, WriterLock):
             )
             if cur.rowcount != 1:
                 raise ValueError(f"no run with id {run_id}")
-            known = {k: v for k, v in (environment or {}).items() if k in _ENV_COLUMNS}
+            env = environment or {}  # a None (a Ray worker has no git checkout) keeps the start's
+            known = {k: v for k, v in env.items() if k in _ENV_COLUMNS and v is not None}
             if weights_sha256 is not None:
                 known["weights_sha256"] = weights_sha256
             if known:

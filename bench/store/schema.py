@@ -131,21 +131,25 @@ def _ro_uri(path: Path) -> str:
 # Environment
 # --------------------------------------------------------------------------------------------
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
-    """The checked-out commit of the aebench source tree (or ``cwd``), or None outside git."""
+    """The checked-out commit of the aebench source tree (or ``cwd``), or None outside git;
+    ``-dirty`` is appended when tracked files differ from it, since the numbers then come
+    from code that no commit holds."""
     where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent.parent
+    commit = _git(where, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    changed = _git(where, "status", "--porcelain", "--untracked-files=no")
+    return f"{commit}-dirty" if changed else commit
+
+
+def _git(where: Path, *args: str) -> str | None:
+    """``git ARGS``'s output in ``where``, stripped; None when git fails or is missing."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True,
+                             timeout=5, check=False)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and commit else None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def environment(device: str | None = None) -> dict[str, Any]:
