@@ -177,12 +177,14 @@ def test_git_commit_marks_a_tree_with_uncommitted_changes(tmp_path) -> None:
 
 def test_environment_records_the_numeric_packages_installed_versions() -> None:
     import numpy
+    import PIL
     import scipy
     import sklearn
 
     packages = dict(p.rsplit(" ", 1) for p in environment("cpu")["packages"].split(", "))
     assert packages["numpy"] == numpy.__version__ and packages["scipy"] == scipy.__version__
     assert packages["scikit-learn"] == sklearn.__version__
+    assert packages["pillow"] == PIL.__version__
     assert set(packages) <= set(NUMERIC_PACKAGES)
 
 

@@ -192,6 +192,7 @@ NUMERIC_PACKAGES = (
     "scikit-learn",
     "torch-fidelity",
     "mlxtend",
+    "pillow",  # decodes the image-folder dataset's files (and torchvision's CelebA)
 )
 
 
