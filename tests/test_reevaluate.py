@@ -3,8 +3,10 @@ item 3): never retrains, never loses a row, resumes after a kill."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from aebench.cli import main
 from aebench.metrics.family import FAMILIES
@@ -54,9 +57,19 @@ def test_a_new_family_reaches_finished_runs_without_retraining(finished, capsys)
         assert file_hashes(finished.parent / "artifacts") == weights  # nothing retrained
         assert main(["eval", "--store", str(finished)]) == 0  # nothing left to do
         assert "0 run(s) gained metrics" in capsys.readouterr().out
+        with sqlite3.connect(finished) as conn:  # where it was measured again is recorded
+            where = conn.execute("SELECT family, environment FROM evaluations "
+                                 "WHERE environment IS NOT NULL").fetchall()  # fmt: skip
+        assert [family for family, _ in where] == ["recon-l1", "recon-l1"]
+        env = json.loads(where[0][1])
+        assert env["host"] == socket.gethostname() and env["device"] == "cpu"
+        assert env["threads"] == torch.get_num_threads() and env["evaluated_at"][:2] == "20"
         out = finished.parent / "report"
         assert main(["report", "--store", str(finished), "--out", str(out), "--no-figures"]) == 0
-        assert "Recon L1 ↓" in (out / "report.md").read_text()
+        report = (out / "report.md").read_text()
+        assert "Recon L1 ↓" in report
+        (line,) = [ln for ln in report.splitlines() if "Re-evaluated" in ln]
+        assert f"recon-l1 of 2 run(s) on {socket.gethostname()}, cpu" in line
     finally:
         FAMILIES.unregister("recon-l1")
 

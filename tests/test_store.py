@@ -438,20 +438,39 @@ def test_migration_hook_upgrades_an_old_store(
         assert "notes" in store.runs()[0] and store.count("metrics") == 4
 
 
+def _as_schema(db: Path, version: int, *statements: str) -> None:
+    """Make ``db`` what an older aebench wrote: run ``statements``, then mark it ``version``."""
+    with sqlite3.connect(db) as conn:
+        for sql in statements:
+            conn.execute(sql)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+        conn.execute(f"PRAGMA user_version = {version}")
+    conn.close()
+
+
 def test_schema_7_adds_the_packages_column_to_a_schema_6_store(
     db: Path, configs: list[RunConfig]
 ) -> None:
     fill(db, configs, 2)
-    with sqlite3.connect(db) as conn:
-        conn.execute("ALTER TABLE runs DROP COLUMN packages")
-        conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
-        conn.execute("PRAGMA user_version = 6")
-    conn.close()
+    _as_schema(db, 6, "ALTER TABLE runs DROP COLUMN packages")
     with Store.open(db) as store:
         assert store.schema_version == store_mod.SCHEMA_VERSION
         rows = store.runs()
         assert [r["packages"] for r in rows] == [None, None]  # not known for older runs
         assert store.metrics(rows[0]["id"]) == {"recon_mse": 0.1, "fid": 3.0}
+
+
+def test_schema_8_adds_where_a_re_evaluation_ran_to_a_schema_7_store(
+    db: Path, configs: list[RunConfig]
+) -> None:
+    fill(db, configs, 2)
+    _as_schema(db, 7, "INSERT INTO evaluations (run_id, family, options) VALUES (1, 'fid', 'k')",
+               "ALTER TABLE evaluations DROP COLUMN environment")  # fmt: skip
+    with Store.open(db) as store, store.lock():
+        assert store.schema_version == store_mod.SCHEMA_VERSION
+        assert store.evaluations(1) == {"fid": "k"} and store.reevaluations(1) == {}
+        store.record_evaluation(1, {}, {"fid": ((), "k2")}, environment='{"host": "h"}')
+        assert store.reevaluations(1) == {"fid": '{"host": "h"}'}
 
 
 def _schema_2_store(db: Path, cfgs: list[RunConfig]) -> None:

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -64,9 +65,10 @@ from aebench.metrics.evaluation import evaluate
 from aebench.metrics.family import FAMILIES, family_names
 from aebench.metrics.options import MetricOptions, check_n_samples
 from aebench.store.artifacts import weights_sha256
-from aebench.store.database import Store
+from aebench.store.database import Store, environment
 from aebench.store.migrations import RETIRED_DEFAULTS
 from aebench.store.run_folder import CONFIG, WEIGHTS, load_run
+from aebench.store.schema import now_utc
 from aebench.training.probe import step_on_copy
 
 #: exit code of ``eval --store`` when some runs were skipped (the others were evaluated)
@@ -219,7 +221,9 @@ def _measure(store: Any, row: dict[str, Any], cfg: Any, model: Any, todo: list[s
     changed = changed_keys(model, before, full)
     complete = options != cfg.metrics and all(after.get(n) == k for n, k in changed.items())
     config = dataclasses.replace(cfg, metrics=options).to_json() if complete else None
-    store.record_evaluation(row["id"], values, done, config)
+    device = next(model.parameters()).device.type
+    where = json.dumps({**environment(device), "evaluated_at": now_utc()}, sort_keys=True)
+    store.record_evaluation(row["id"], values, done, config, where)
 
 
 def reevaluate_store(

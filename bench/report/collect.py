@@ -112,6 +112,7 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
         frame = handle.metrics_frame(suite=name, status="done")
         non_numeric = handle.count_non_numeric()
         evaluated = [_evaluations(handle, r["id"]) for r in rows]
+        again = [handle.reevaluations(r["id"]) for r in rows]
     finally:
         if close:
             handle.close()
@@ -122,6 +123,7 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
     history = _history_frame(frame)  # labelled as the table's rows (split labels included)
     history["label"] = history["run_id"].map(dict(zip(runs["run_id"], runs["label"], strict=True)))
     header = {**_header(name, rows), **evaluation_lines(rows, map(_measured_with, evaluated))}
+    header.update(reevaluation_line(again))
     return ReportData(
         suite=name,
         runs=runs,
@@ -347,6 +349,34 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
         "Runs finished": date,
         "Report built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def reevaluation_line(again: list[dict[str, str]]) -> dict[str, str]:
+    """The header's "Re-evaluated" line: the metric families ``aebench eval --store`` measured
+    again, of how many runs, and where (host, device × threads, commit, date), since the lines
+    above say where the runs were trained. Absent when nothing was measured again."""
+    families: dict[str, set[str]] = {}
+    runs: dict[str, set[int]] = {}
+    for i, measured in enumerate(again):
+        for family, text in measured.items():
+            place = _place(text)
+            families.setdefault(place, set()).add(family)
+            runs.setdefault(place, set()).add(i)
+    parts = [f"{', '.join(sorted(families[p]))} of {len(runs[p])} run(s) on {p}" for p in runs]
+    return {"Re-evaluated": "; ".join(parts)} if parts else {}
+
+
+def _place(text: str) -> str:
+    """Where one re-evaluation ran, from its environment JSON (shown as stored if damaged)."""
+    try:
+        env = json.loads(text)
+    except ValueError:
+        return repr(text)
+    if not isinstance(env, dict):
+        return repr(text)
+    commit = _short_commit(str(env.get("git_commit")))
+    return (f"{env.get('host')}, {env.get('device')} × {env.get('threads')} thread(s), "
+            f"commit {commit}, {str(env.get('evaluated_at'))[:10]}")  # fmt: skip
 
 
 def _short_commit(commit: str) -> str:

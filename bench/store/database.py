@@ -1,7 +1,7 @@
 """The results store: one embedded SQLite file (``runs/aebench.sqlite`` by default).
 
 Why SQLite: a suite runs for hours and gets killed; results must survive that, stay queryable
-across code versions, and need no server. Three tables:
+across code versions, and need no server. Four tables:
 
 * ``meta``    — ``schema_version`` and ``created_by = 'aebench'``;
 * ``runs``    — one row per (suite, config hash): config JSON, status, error, environment
@@ -9,7 +9,9 @@ across code versions, and need no server. Three tables:
   (relative to the store's folder: :mod:`aebench.store.artifacts`) and the sha256 of the
   weights the run wrote;
 * ``metrics`` — tidy (run_id, name, value, phase) rows; ``phase`` is ``final`` for the
-  evaluation and ``epoch-k`` (or ``step-k``) for the training history.
+  evaluation and ``epoch-k`` (or ``step-k``) for the training history;
+* ``evaluations`` — per run and metric family, the options its values were measured with and,
+  for a re-evaluation, where (``environment`` JSON; NULL: with the run, as its row records).
 
 Guarantees:
 
@@ -358,12 +360,14 @@ class Store(StoreQueries, WriterLock):
         metrics: Mapping[str, float],
         evaluations: Mapping[str, tuple[Sequence[str], str]],
         config: str | None = None,
+        environment: str | None = None,
     ) -> None:
         """Replace what some metric families measured for a finished run, in ONE transaction
         (``aebench eval --store``): for each family in ``evaluations`` (its keys, its options
         key) its earlier final rows go and ``metrics`` of those keys come in. Rows of other
         families and the training history are never touched. ``config`` (JSON) replaces the
-        run's stored config, when the evaluation used a suite's new ``[metrics]``."""
+        run's stored config, when the evaluation used a suite's new ``[metrics]``;
+        ``environment`` (JSON) is where this evaluation ran, kept per family."""
         self._require_writer()
         with self._transaction() as conn:
             if config is not None:
@@ -374,8 +378,9 @@ class Store(StoreQueries, WriterLock):
                     [(run_id, k) for k in keys],
                 )
                 conn.execute(
-                    "INSERT OR REPLACE INTO evaluations (run_id, family, options) VALUES (?, ?, ?)",
-                    (run_id, family, options),
+                    "INSERT OR REPLACE INTO evaluations (run_id, family, options, environment) "
+                    "VALUES (?, ?, ?, ?)",
+                    (run_id, family, options, environment),
                 )
             wanted = {k for keys, _ in evaluations.values() for k in keys}
             conn.executemany(

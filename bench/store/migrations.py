@@ -24,6 +24,10 @@ Schema 6 adds ``runs.resources``: what the executor reserved for the run (``ray:
 
 Schema 7 adds ``runs.packages``: the versions of the numeric packages besides torch
 (:func:`aebench.store.schema.package_versions`). Older runs have none (NULL).
+
+Schema 8 adds ``evaluations.environment``: where a metric family was re-measured by
+``aebench eval --store`` (JSON: commit, versions, device, threads, host, time). NULL means it
+was measured with the run, in the environment the run's row records; older rows are NULL.
 """
 
 from __future__ import annotations
@@ -200,3 +204,10 @@ def v6_to_v7(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     if "packages" not in columns:
         conn.execute("ALTER TABLE runs ADD COLUMN packages TEXT")
+
+
+def v7_to_v8(conn: sqlite3.Connection) -> None:
+    """Schema 8 records where a re-evaluation ran (older rows: NULL, measured with the run)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(evaluations)")}
+    if "environment" not in columns:
+        conn.execute("ALTER TABLE evaluations ADD COLUMN environment TEXT")

@@ -75,6 +75,16 @@ class StoreQueries:
         )
         return dict(rows.fetchall())
 
+    def reevaluations(self, run_id: int) -> dict[str, str]:
+        """``{family: environment JSON}`` of a run's metric families that ``aebench eval
+        --store`` measured again (schema 8; those measured with the run are left out)."""
+        rows = self._conn.execute(
+            "SELECT family, environment FROM evaluations "
+            "WHERE run_id = ? AND environment IS NOT NULL",
+            (run_id,),
+        )
+        return dict(rows.fetchall())
+
     def count_non_numeric(self) -> int:
         """Metric rows whose value is neither a number nor NULL (text or a blob written by
         something other than aebench): every reader takes them as missing values."""

@@ -23,11 +23,12 @@ from aebench.store.migrations import (
     v4_to_v5,
     v5_to_v6,
     v6_to_v7,
+    v7_to_v8,
 )
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: Written into the SQLite header (offset 68) so a foreign database is recognised without
 #: opening it through SQLite at all. ASCII "AEB1".
 APPLICATION_ID = 0x41454231
@@ -75,9 +76,10 @@ CREATE TABLE IF NOT EXISTS metrics (
     PRIMARY KEY (run_id, phase, name)
 );
 CREATE TABLE IF NOT EXISTS evaluations (
-    run_id  INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    family  TEXT NOT NULL,
-    options TEXT NOT NULL,
+    run_id      INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    family      TEXT NOT NULL,
+    options     TEXT NOT NULL,
+    environment TEXT,
     PRIMARY KEY (run_id, family)
 );
 """
@@ -109,6 +111,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: v4_to_v5,
     5: v5_to_v6,
     6: v6_to_v7,
+    7: v7_to_v8,
 }
 
 
@@ -118,8 +121,12 @@ def default_store_path() -> Path:
     return Path(env) if env else DEFAULT_STORE
 
 
-def _now() -> str:
+def now_utc() -> str:
+    """The time now, UTC, to the second (ISO 8601): how the store writes every time."""
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+_now = now_utc
 
 
 def _ro_uri(path: Path) -> str:
