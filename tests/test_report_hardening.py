@@ -393,7 +393,11 @@ def test_hand_edited_store_values_are_shown_as_stored(
     _edit_configs(store, edit)
     with sqlite3.connect(store) as conn:
         options = json.dumps({"family": "latent", "iw_k": "many", "iw_n": [1], "backbone": [2]})
-        conn.execute("INSERT INTO evaluations VALUES (5, 'latent', ?)", (options,))
+        conn.execute("INSERT INTO evaluations VALUES (5, 'latent', ?, NULL)", (options,))
+        where = ("INSERT INTO evaluations (run_id, family, options, environment) "
+                 "VALUES (?, ?, 'k', ?)")  # fmt: skip
+        conn.execute(where, (3, "sharpness", "not json"))
+        conn.execute(where, (4, "sharpness", json.dumps({"host": ["h"], "threads": "two"})))
     conn.close()
     before = store.read_bytes()
     out = tmp_path / "out"
@@ -403,6 +407,10 @@ def test_hand_edited_store_values_are_shown_as_stored(
     assert header["Seeds"] == "5 (0, 1, 2, [1, 2], seven)"
     assert header["Datasets"] == 'mnist-5k, ["a", "b"]'
     assert "NLL" not in header  # a text K is not a setting to describe
+    assert header["Re-evaluated"] == (
+        "sharpness of 1 run(s) on 'not json'; sharpness of 1 run(s) on ['h'], None × two "
+        "thread(s), commit None, None"
+    )
     problems = {f.key: f.problem for f in result.figures}
     assert problems["learning_curves"] is None and problems["metric_bars"] is None
     assert "ten epochs" in (out / "report.md").read_text()
