@@ -156,6 +156,30 @@ def test_truncated_checkpoint_is_refused_and_left_alone(tmp_path):
     assert path.read_bytes() == before
 
 
+def test_a_damaged_cuda_rng_key_is_one_line_not_a_traceback(tmp_path):
+    """A checkpoint whose CUDA RNG state is named ``rng.cuda.x`` (edited or damaged): reading
+    the device number was outside the checks that turn damage into one line."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from aebench import models
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import Trainer
+
+    small, path = _checkpoint(tmp_path)
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    tensors = {**load_file(path), "rng.cuda.x": torch.zeros(16, dtype=torch.uint8)}
+    save_file(tensors, str(path), metadata=meta)
+    before = path.read_bytes()
+    trainer = Trainer(models.create("vae", latent_dim=4), small, TrainConfig(epochs=2, quiet=True),
+                      "vae", checkpoint=path)  # fmt: skip
+    with pytest.raises(UsageError, match="damaged or does not fit the model: invalid literal"):
+        trainer.fit(resume=True)
+    assert path.read_bytes() == before
+
+
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     from aebench import models
     from aebench.training.settings import TrainConfig
@@ -203,3 +227,16 @@ def test_cuda_rng_states_come_back_in_device_order():
     saved = {f"rng.cuda.{j}": torch.tensor([j]) for j in range(12)}
     saved["rng.cpu"] = torch.tensor([-1])
     assert [int(t) for t in cuda_rng_states(saved)] == list(range(12))
+
+
+def test_a_result_shipped_back_leaves_no_stage_checkpoint(tmp_path):
+    """A run killed in stage 2 here and finished on a Ray worker: writing the shipped files
+    removed only checkpoint.safetensors, so the old stage's checkpoint stayed to be resumed."""
+    from aebench.experiments.single_run import write_run_files
+
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("checkpoint.safetensors", "checkpoint.prior.safetensors"):
+        (out / name).write_bytes(b"old")
+    write_run_files(out, {"config.json": b"{}"})
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]

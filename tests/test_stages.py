@@ -10,7 +10,7 @@ from torch import nn
 from aebench.models.ae.model import AE
 from aebench.models.base import GenerativeAutoencoder, Phase, Stage
 from aebench.training.settings import TrainConfig
-from aebench.training.stages import fit_stages, stage_settings
+from aebench.training.stages import STAGE_SEED_STRIDE, fit_stages, stage_settings
 from aebench.training.trainer import Trainer
 from tests.conftest import killed_after_stage_epoch, subset
 
@@ -78,6 +78,12 @@ def test_stage_settings_have_their_own_budget_and_seed() -> None:
     assert s.epochs == 1 and s.seed != SETTINGS.seed and s.batch_size == SETTINGS.batch_size
     steps = TrainConfig(epochs=None, max_steps=10, device="cpu", seed=1)
     assert stage_settings(steps, 3, stage).max_steps == 3
+    # the largest run seed still gives stage 2 a seed TrainConfig accepts (it was refused)
+    top = TrainConfig(epochs=4, device="cpu", seed=2**32 - 1)
+    later = stage_settings(top, 2, stage)
+    later.validate()
+    assert later.seed == (2**32 - 1 + STAGE_SEED_STRIDE) % 2**32 != top.seed
+    assert stage_settings(SETTINGS, 2, stage).seed == SETTINGS.seed + STAGE_SEED_STRIDE
 
 
 def test_a_run_stopped_in_stage_two_resumes_bit_identically(mnist5k, tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ from aebench.store.run_folder import (
     write_json_atomic,
 )
 from aebench.training.probe import step_on_copy
-from aebench.training.stages import fit_stages, stage_checkpoint
+from aebench.training.stages import fit_stages
 
 N_GRID_SAMPLES = 64
 N_GRID_RECON = 32
@@ -102,6 +102,15 @@ def build_model(name: str, config: dict[str, Any], device: torch.device) -> Gene
         raise UsageError(f"model {name!r} could not be allocated ({size})") from None
 
 
+def remove_checkpoints(out_dir: Path) -> None:
+    """Remove a run folder's checkpoint and every stage's (``checkpoint.STAGE.safetensors``,
+    :func:`~aebench.training.stages.stage_checkpoint`): a finished or restarted run keeps none
+    that a later resume could pick up."""
+    checkpoint = out_dir / CHECKPOINT
+    for path in (checkpoint, *out_dir.glob(f"{checkpoint.stem}.*{checkpoint.suffix}")):
+        path.unlink(missing_ok=True)
+
+
 def claim_out_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
     """The run folder, made ready for a new training; a finished or interrupted run there is
     never replaced by accident.
@@ -132,9 +141,8 @@ def claim_out_dir(out: str | Path, resume: bool, overwrite: bool) -> Path:
                 f"{out_dir} already holds a finished run; pass --overwrite to replace it, or "
                 "choose another --out"
             )
-    if overwrite and not resume:  # the run's checkpoint and every stage's (stage_checkpoint)
-        for path in (checkpoint, *out_dir.glob(f"{checkpoint.stem}.*{checkpoint.suffix}")):
-            path.unlink(missing_ok=True)
+    if overwrite and not resume:
+        remove_checkpoints(out_dir)
     for name in RUN_OUTPUTS:
         (out_dir / name).unlink(missing_ok=True)
     return out_dir
@@ -174,11 +182,7 @@ def train_run(
     }
     save_run(out_dir, model, config, history)
     write_images(model, dataset, out_dir, seed=cfg.seed)
-    checkpoint.unlink(missing_ok=True)
-    for stage in model.stages():
-        path = stage_checkpoint(checkpoint, stage)
-        if path is not None:
-            path.unlink(missing_ok=True)
+    remove_checkpoints(out_dir)
     return model, out_dir
 
 
@@ -224,5 +228,5 @@ def write_run_files(out: str | Path, files: dict[str, bytes]) -> Path:
             (out_dir / name).unlink(missing_ok=True)
     for name, blob in files.items():
         atomic_write(out_dir / name, lambda tmp, blob=blob: Path(tmp).write_bytes(blob))
-    (out_dir / CHECKPOINT).unlink(missing_ok=True)
+    remove_checkpoints(out_dir)
     return out_dir

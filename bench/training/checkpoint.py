@@ -232,6 +232,7 @@ def restore_state(
         rng = tensors.get("rng.torch")
         if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8:
             raise ValueError("the torch RNG state (rng.torch) is missing")
+        cuda_rng = cuda_rng_states(tensors)  # a damaged key is a ValueError, caught below
         position = _resume_position(meta.get("in_epoch"), tensors)
         schedules, updates = _phase_states(trainer, meta, step)
         state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -250,7 +251,7 @@ def restore_state(
         ) from None
     torch.set_rng_state(rng)
     if trainer.device.type == "cuda":
-        torch.cuda.set_rng_state_all(cuda_rng_states(tensors))
+        torch.cuda.set_rng_state_all(cuda_rng)
     random.setstate(py_state)
     np.random.set_state(np_state)
     trainer.history, trainer.step, trainer.epochs_done = history, step, epochs_done

@@ -18,14 +18,15 @@ from aebench.models.base import GenerativeAutoencoder, Stage
 from aebench.training.settings import TrainConfig
 from aebench.training.trainer import Trainer
 
-#: each stage's seed is the run's plus this times its index (stage 1 keeps the run's own)
+#: each stage's seed is the run's plus this times its index (stage 1 keeps the run's own),
+#: modulo 2**32 so that it stays a seed TrainConfig accepts
 STAGE_SEED_STRIDE = 1_000_003
 
 
 def stage_settings(config: TrainConfig, index: int, stage: Stage) -> TrainConfig:
     """Stage ``index``'s (2, 3, …) training settings: ``stage.budget`` times the run's budget
     (at least one epoch or step) and a seed of its own."""
-    scaled: dict[str, Any] = {"seed": config.seed + STAGE_SEED_STRIDE * (index - 1)}
+    scaled: dict[str, Any] = {"seed": (config.seed + STAGE_SEED_STRIDE * (index - 1)) % 2**32}
     if config.max_steps is not None:
         scaled["max_steps"] = max(1, math.ceil(config.max_steps * stage.budget))
     elif config.max_seconds is not None:
