@@ -228,6 +228,23 @@ def test_a_metric_that_turns_non_finite_fails_the_gate(stores, tmp_path, capsys,
     assert "1 regression(s) in 2 model × metric comparisons" in out
 
 
+@pytest.mark.parametrize(("scale", "seed"), [((1.0, np.inf, 1.0), 1), ((1.0, 1.0, np.nan), 2)])
+def test_a_run_with_a_non_finite_value_is_not_saved_as_a_baseline(tmp_path, capsys, scale, seed):
+    """Saving dropped NaN rows and kept inf: a baseline every later gate run refused, or one
+    whose model had a seed fewer. Such a suite is refused in one line and nothing is written."""
+    path = tmp_path / "bad.sqlite"
+    with Store.open(path) as store, store.lock():
+        for cfg in load_suite("gate").expand():
+            run_id = store.mark_running(cfg, {})
+            value = {"ae": 0.02, "vae": 0.03}[cfg.label] * (scale[cfg.seed] if cfg.label ==
+                                                            "vae" else 1.0)  # fmt: skip
+            store.finish(run_id, "done", {"recon_mse": value})
+    csv = tmp_path / "q.csv"
+    line = one_line_error(capsys, _quality(path, csv, "--update-baseline"))
+    assert f"vae · mnist-5k · mlp recon_mse, seed {seed} is not a finite number" in line
+    assert not csv.exists()
+
+
 def _rows(
     labels=("ae", "vae"), dataset="mnist-5k", metric="recon_mse", value="0.02", seeds=(0, 1, 2)
 ) -> str:

@@ -117,6 +117,10 @@ def _quality(args: argparse.Namespace) -> int:
     path = Path(args.baseline)
     if args.update_baseline or not path.exists():
         why = "rewritten" if path.exists() else "none found, saved"
+        broken = gates.broken_value(data)
+        if broken is not None:
+            raise UsageError(f"suite {data.suite}: {broken} is not a finite number, so this "
+                             "run is no quality baseline; nothing saved")  # fmt: skip
         tidy = gates.quality_frame(data)
         if tidy.empty:
             metrics = ", ".join(gates.QUALITY_METRICS)

@@ -40,6 +40,24 @@ def quality_frame(data: Any, metrics: tuple[str, ...] = QUALITY_METRICS) -> pd.D
     return tidy[list(QUALITY_COLUMNS)].reset_index(drop=True)
 
 
+def broken_value(data: Any, metrics: tuple[str, ...] = QUALITY_METRICS) -> str | None:
+    """The first gate metric that is infinite in a run, or NaN in some runs of a model and a
+    number in others ("vae recon_mse, seed 1"), else None. Such a suite is no baseline: the gate
+    would refuse its inf, and a NaN seed would silently shrink the model's sample. A metric NaN
+    in every run of a model does not apply to it (the AE's KL) and is left out."""
+    runs = data.runs
+    for m in (m for m in metrics if m in runs):
+        values = runs[m].astype(float)
+        keys = [runs[k] for k in ("label", "dataset", "arch")]
+        for key, group in values.groupby(keys, sort=False):
+            finite = group.map(math.isfinite)
+            if finite.all() or group.isna().all():
+                continue
+            seed = runs.loc[group.index[~finite.to_numpy()][0], "seed"]
+            return f"{' · '.join(map(str, key))} {m}, seed {seed}"
+    return None
+
+
 def _first_bad(tidy: pd.DataFrame, column: str, ok: pd.Series) -> str | None:
     """Where ``ok`` first fails, as "line N: COLUMN 'cell'" (line 1 is the header), else None."""
     if bool(ok.all()):
