@@ -141,7 +141,7 @@ class ModelConfig:
         paper's sizes, so a width or hidden other than the default would be silently ignored."""
         if self.arch in ("mlp", "conv"):
             return
-        fields = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+        fields = {f.name: f.default for f in dataclasses.fields(type(self))}
         for key in ("width", "hidden"):
             value = getattr(self, key)
             if (tuple(value) if isinstance(value, list) else value) != fields[key]:

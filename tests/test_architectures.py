@@ -133,3 +133,19 @@ def test_a_papers_net_refuses_the_width_and_hidden_it_would_ignore(arch, capsys)
     line = one_line_error(capsys, ["train", "vae", "--arch", arch, "-o", "width=64",
                                    "--out", "unused"])  # fmt: skip
     assert "width sizes the mlp and conv nets" in line
+
+
+def test_a_config_with_its_own_width_default_builds_on_a_papers_net():
+    """The refusal compares with the config's own defaults, not ModelConfig's: a plugin config
+    whose width defaults to 64 is not refused when nobody set it."""
+    import dataclasses
+
+    from aebench.models.vae.config import VAEConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class WideConfig(VAEConfig):
+        width: int = 64
+
+    WideConfig.from_kwargs("wide", {"arch": "bench-conv"})
+    with pytest.raises(UsageError, match="width sizes the mlp and conv nets"):
+        WideConfig.from_kwargs("wide", {"arch": "bench-conv", "width": 32})

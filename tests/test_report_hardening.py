@@ -419,6 +419,20 @@ def test_hand_edited_store_values_are_shown_as_stored(
     assert store.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    "damage", ["DROP TABLE evaluations", "ALTER TABLE evaluations DROP COLUMN environment"]
+)
+def test_a_store_without_the_evaluations_table_or_column_still_reports(tmp_path, damage):
+    """The header's Re-evaluated line reads the evaluations table; a store that lacks it (or
+    its environment column) was an OperationalError traceback, and now just says less."""
+    store = _store(tmp_path / "store")
+    with sqlite3.connect(store) as conn:
+        conn.execute(damage)
+    conn.close()
+    result = build_report(store, tmp_path / "out", figures=False)
+    assert "Re-evaluated" not in result.data.header and result.data.header["Runs"]
+
+
 def main_exit(args: list[str]) -> int:
     from aebench.cli import main
 

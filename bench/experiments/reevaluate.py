@@ -221,7 +221,8 @@ def _measure(store: Any, row: dict[str, Any], cfg: Any, model: Any, todo: list[s
     changed = changed_keys(model, before, full)
     complete = options != cfg.metrics and all(after.get(n) == k for n, k in changed.items())
     config = dataclasses.replace(cfg, metrics=options).to_json() if complete else None
-    device = next(model.parameters()).device.type
+    device = getattr(model, "device", None)  # a model with no parameters is on the CPU
+    device = device.type if device is not None else "cpu"
     where = json.dumps({**environment(device), "evaluated_at": now_utc()}, sort_keys=True)
     store.record_evaluation(row["id"], values, done, config, where)
 

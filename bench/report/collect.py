@@ -112,7 +112,7 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
         frame = handle.metrics_frame(suite=name, status="done")
         non_numeric = handle.count_non_numeric()
         evaluated = [_evaluations(handle, r["id"]) for r in rows]
-        again = [handle.reevaluations(r["id"]) for r in rows]
+        again = [_reevaluations(handle, r["id"]) for r in rows]
     finally:
         if close:
             handle.close()
@@ -264,6 +264,13 @@ def _evaluations(handle: Store, run_id: int) -> dict[str, str]:
     try:
         return handle.evaluations(run_id)
     except sqlite3.Error:  # a store without the table: the header just says less
+        return {}
+
+
+def _reevaluations(handle: Store, run_id: int) -> dict[str, str]:
+    try:
+        return handle.reevaluations(run_id)
+    except sqlite3.Error:  # a store without the table or column: the header says less
         return {}
 
 

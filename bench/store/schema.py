@@ -145,7 +145,8 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
     commit = _git(where, "rev-parse", "HEAD")
     if not commit:
         return None
-    changed = _git(where, "status", "--porcelain", "--untracked-files=no")
+    # --no-optional-locks: a run never takes .git/index.lock from under the user's own git
+    changed = _git(where, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
     return f"{commit}-dirty" if changed else commit
 
 
