@@ -94,6 +94,21 @@ def test_the_trainer_redraws_a_dynamic_binarization_every_epoch(data_dir):
     assert not torch.equal(first[0], other[0])
 
 
+def test_a_damaged_torchvision_folder_is_named_as_damaged_not_missing(tmp_path, capsys):
+    """MNIST files present but truncated: the message said the data was not there and could
+    not be downloaded, and a download was tried over the user's files. Now it names the folder
+    as damaged, tries no download and leaves the files as they were."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):  # fmt: skip
+        (raw / name).write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 20)
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    with pytest.raises(UsageError, match=r"MNIST/raw cannot be read .*damaged or incomplete"):
+        data.load("mnist", tmp_path)
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+
+
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(UsageError, match=r"unknown dataset 'svhn'.*mnist-5k"):
         data.load("svhn")
@@ -121,6 +136,31 @@ def test_image_folder_keeps_the_native_size_and_pixels_by_default(tmp_path):
     # every file's exact pixels are there (lossless PNG, no resampling)
     want = {a.tobytes() for a in arr}
     assert {g.numpy().tobytes() for g in got} == want
+
+
+def test_sixteen_bit_and_alpha_grey_images_stay_grey_and_keep_their_levels(tmp_path):
+    """16-bit grey PNGs were read through Pillow's convert("L"), which clips every value above
+    255 to white (a blank dataset); grey with alpha was read as three channels. Now both are
+    one grey channel, the 16-bit levels scaled by their top 8 bits."""
+    rng = np.random.default_rng(2)
+    wide = rng.integers(0, 65536, (6, 10, 10), dtype=np.uint16)
+    for i, a in enumerate(wide):
+        Image.fromarray(a).save(tmp_path / f"w{i}.png")  # mode I;16
+    with Image.open(tmp_path / "w0.png") as im:
+        assert im.mode in ("I;16", "I")
+    ds = data.load("image-folder", tmp_path)
+    assert ds.image_shape == (1, 10, 10)
+    got = {g.numpy().tobytes() for g in torch.cat([ds.train_x, ds.test_x])[:, 0]}
+    assert got == {(a >> 8).astype(np.uint8).tobytes() for a in wide}
+    alpha = tmp_path / "alpha"
+    alpha.mkdir()
+    grey = rng.integers(0, 256, (6, 10, 10), dtype=np.uint8)
+    for i, a in enumerate(grey):
+        Image.fromarray(np.stack([a, np.full_like(a, 128)], -1), "LA").save(alpha / f"{i}.png")
+    ds = data.load("image-folder", alpha)
+    assert ds.image_shape == (1, 10, 10)
+    got = {g.numpy().tobytes() for g in torch.cat([ds.train_x, ds.test_x])[:, 0]}
+    assert got == {a.tobytes() for a in grey}
 
 
 def test_cli_refuses_an_image_folder_of_mixed_sizes_in_one_line(tmp_path):

@@ -33,8 +33,9 @@ from PIL import Image, UnidentifiedImageError
 from aebench.core.errors import UsageError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-#: Pillow modes that stay one grey channel (anything else is read as RGB)
-GREY_MODES = frozenset({"1", "L", "I;16"})
+#: Pillow modes that stay one grey channel (anything else is read as RGB): bilevel, 8-bit grey,
+#: grey with alpha (the alpha is dropped) and 16/32-bit grey (scaled to 8 bits, :func:`_as_8bit`)
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 #: the most memory one image set may need decoded: the final uint8 array (N × C × H × W bytes)
 #: plus the largest single image while Pillow decodes and converts it. Far above any set this
 #: benchmark trains on (MNIST's 70,000 images are 55 MB), well below what exhausts a machine.
@@ -144,7 +145,7 @@ def read_image_tensor(
     for i, header in enumerate(headers):
         with _opened(header.path) as im:
             im.load()
-            converted = im.convert(mode)
+            converted = _as_8bit(im).convert(mode)
         if converted.size != size:
             converted = converted.resize(size, Image.BILINEAR)
         pixels = np.asarray(converted, dtype=np.uint8)
@@ -152,6 +153,16 @@ def read_image_tensor(
         out[i] = pixels[None] if mode == "L" else pixels.transpose(2, 0, 1)
         del pixels
     return torch.from_numpy(out)
+
+
+def _as_8bit(im: Image.Image) -> Image.Image:
+    """``im`` itself, or for 16- and 32-bit grey (``I;16*``, ``I``: a 16-bit PNG or TIFF) its
+    top 8 bits of 16 as 8-bit grey: Pillow's own conversion clips every value above 255 to
+    white, so such a folder would be read as blank images."""
+    if im.mode != "I" and not im.mode.startswith("I;16"):
+        return im
+    wide = np.asarray(im).astype(np.int64)
+    return Image.fromarray(np.clip(wide >> 8, 0, 255).astype(np.uint8), "L")
 
 
 def read_folder_images(
