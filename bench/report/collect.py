@@ -19,7 +19,7 @@ import os
 import re
 import socket
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from aebench.config.run import stored_fields
 from aebench.core.errors import UsageError
 from aebench.experiments.claims import RUN_COLUMNS
 from aebench.report.measured import split_by_metric_options
+from aebench.report.provenance import packages_line, reevaluation_line, short_commit
 from aebench.store.database import Store
 from aebench.store.schema import cpu_name
 
@@ -111,8 +112,8 @@ def load(store: Store | str | os.PathLike[str] | None, suite: str | None = None)
         rows = handle.runs(suite=name, status="done")
         frame = handle.metrics_frame(suite=name, status="done")
         non_numeric = handle.count_non_numeric()
-        evaluated = [_evaluations(handle, r["id"]) for r in rows]
-        again = [_reevaluations(handle, r["id"]) for r in rows]
+        evaluated = [_stored(handle.evaluations, r["id"]) for r in rows]
+        again = [_stored(handle.reevaluations, r["id"]) for r in rows]
     finally:
         if close:
             handle.close()
@@ -260,17 +261,12 @@ FEATURES = {
 }
 
 
-def _evaluations(handle: Store, run_id: int) -> dict[str, str]:
+def _stored(read: Callable[[int], dict[str, str]], run_id: int) -> dict[str, str]:
+    """``read(run_id)`` (the evaluations table's families, or its re-evaluations), or nothing
+    for a store without that table or column: the header just says less."""
     try:
-        return handle.evaluations(run_id)
-    except sqlite3.Error:  # a store without the table: the header just says less
-        return {}
-
-
-def _reevaluations(handle: Store, run_id: int) -> dict[str, str]:
-    try:
-        return handle.reevaluations(run_id)
-    except sqlite3.Error:  # a store without the table or column: the header says less
+        return read(run_id)
+    except sqlite3.Error:
         return {}
 
 
@@ -334,7 +330,7 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
     date = f"{ended[0][:10]} – {ended[-1][:10]}" if ended else "unknown"
     if ended and ended[0][:10] == ended[-1][:10]:
         date = ended[0][:10]
-    commits = [_short_commit(str(r["git_commit"])) for r in rows if r.get("git_commit")]
+    commits = [short_commit(str(r["git_commit"])) for r in rows if r.get("git_commit")]
     return {
         "Suite": suite,
         "Datasets": _join(c.get("dataset") for c in cfgs),
@@ -349,53 +345,13 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
         **_resources(rows),
         "Hosts": _join(r.get("host") for r in rows),
         "torch": _join(r.get("torch_version") for r in rows),
-        **_packages(rows),
+        **packages_line(rows),
         "aebench": _join(r.get("aebench_version") for r in rows),
         "Python": _join(r.get("python_version") for r in rows),
         "Git commit": _join(commits),
         "Runs finished": date,
         "Report built": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
-
-
-def reevaluation_line(again: list[dict[str, str]]) -> dict[str, str]:
-    """The header's "Re-evaluated" line: the metric families ``aebench eval --store`` measured
-    again, of how many runs, and where (host, device × threads, commit, date), since the lines
-    above say where the runs were trained. Absent when nothing was measured again."""
-    families: dict[str, set[str]] = {}
-    runs: dict[str, set[int]] = {}
-    for i, measured in enumerate(again):
-        for family, text in measured.items():
-            place = _place(text)
-            families.setdefault(place, set()).add(family)
-            runs.setdefault(place, set()).add(i)
-    parts = [f"{', '.join(sorted(families[p]))} of {len(runs[p])} run(s) on {p}" for p in runs]
-    return {"Re-evaluated": "; ".join(parts)} if parts else {}
-
-
-def _place(text: str) -> str:
-    """Where one re-evaluation ran, from its environment JSON (shown as stored if damaged)."""
-    try:
-        env = json.loads(text)
-    except ValueError:
-        return repr(text)
-    if not isinstance(env, dict):
-        return repr(text)
-    commit = _short_commit(str(env.get("git_commit")))
-    return (f"{env.get('host')}, {env.get('device')} × {env.get('threads')} thread(s), "
-            f"commit {commit}, {str(env.get('evaluated_at'))[:10]}")  # fmt: skip
-
-
-def _short_commit(commit: str) -> str:
-    """The commit's first 12 characters, keeping a ``-dirty`` mark."""
-    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
-
-
-def _packages(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """The header's "Packages" line: each distinct set of numeric-package versions the runs
-    recorded (stores from before schema 7 have none), sets apart by "; "."""
-    seen = [str(p) for p in dict.fromkeys(r.get("packages") for r in rows) if p]
-    return {"Packages": "; ".join(seen)} if seen else {}
 
 
 def _resources(rows: list[dict[str, Any]]) -> dict[str, str]:

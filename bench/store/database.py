@@ -29,16 +29,8 @@ Guarantees:
   that died; :meth:`Store.recover_stale` marks it ``interrupted``, and since only ``done`` runs
   count as done, the runner simply runs it again (reusing its row, so nothing is duplicated).
 
-Typical runner use (:func:`aebench.experiments.runner.run_suite`)::
-
-    with Store.open(path) as store, store.lock():
-        store.recover_stale()
-        done = store.done_hashes()
-        for cfg in suite.expand():
-            if cfg.config_hash not in done:
-                run_id = store.mark_running(cfg, environment(device))
-                ...
-                store.finish(run_id, "done", scores, history)
+Typical use is the runner's (:func:`aebench.experiments.runner.run_suite`): open, take the
+lock, recover stale runs, then ``mark_running`` and ``finish`` each run not yet done.
 """
 
 from __future__ import annotations
@@ -71,10 +63,10 @@ from aebench.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     STATUSES,
-    _now,
     default_store_path,
     environment,
     git_commit,
+    now_utc,
 )
 from aebench.store.schema import metric_rows as _metric_rows
 
@@ -218,7 +210,7 @@ class Store(StoreQueries, WriterLock):
                 "error = 'the process (pid ' || COALESCE(pid, '?') || ' on ' || "
                 "COALESCE(host, '?') || ') ended without finishing this run' "
                 "WHERE status = 'running'",
-                (_now(),),
+                (now_utc(),),
             )
             return cur.rowcount
 
@@ -275,7 +267,7 @@ class Store(StoreQueries, WriterLock):
                 "run_name": cfg.run_name,
                 "suite": cfg.suite,
                 "config": cfg.to_json(),
-                "started_at": _now(),
+                "started_at": now_utc(),
                 "artifacts": artifacts_dir,
             }
             if row is not None:
@@ -332,7 +324,7 @@ class Store(StoreQueries, WriterLock):
         with self._transaction() as conn:
             cur = conn.execute(
                 "UPDATE runs SET status = ?, error = ?, ended_at = ? WHERE id = ?",
-                (status, error, _now(), run_id),
+                (status, error, now_utc(), run_id),
             )
             if cur.rowcount != 1:
                 raise ValueError(f"no run with id {run_id}")

@@ -19,9 +19,9 @@ from aebench.store.schema import (
     _SQLITE_MAGIC,
     APPLICATION_ID,
     SCHEMA_VERSION,
-    _now,
     _ro_uri,
     default_store_path,
+    now_utc,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def _create(path: Path) -> None:
                 [
                     ("schema_version", str(SCHEMA_VERSION)),
                     ("created_by", "aebench"),
-                    ("created_at", _now()),
+                    ("created_at", now_utc()),
                 ],
             )
             conn.execute("COMMIT")

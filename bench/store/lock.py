@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from aebench.core.errors import UsageError
-from aebench.store.schema import _now, default_store_path
+from aebench.store.schema import default_store_path, now_utc
 
 #: what a refused writer is told to do
 _ADVICE = "wait for it to finish, or pass --store to use another file"
@@ -272,7 +272,7 @@ class WriterLock:
             raise _in_use(self.path, holder)
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {_now()}")
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {now_utc()}")
         fh.flush()
         self._lock_fh = _Held(fh, database)
         try:

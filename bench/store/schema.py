@@ -126,9 +126,6 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-_now = now_utc
-
-
 def _ro_uri(path: Path) -> str:
     # as_uri() percent-encodes '?', '#', '%' and spaces, which would otherwise break the URI.
     return path.absolute().as_uri() + "?mode=ro"
