@@ -4,8 +4,11 @@ file are one line with exit code 2; the contract tests pick it up; built-ins com
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +78,14 @@ def test_a_suite_names_its_plugin_and_the_report_shows_it(
     assert done.returncode == 0, done.stderr[-3000:]
     table = (report / "report.md").read_text()
     assert "tiny-ae" in table and "| ae" in table
+    # every run (trained in a worker process) records the plugin file's hash, and the header
+    # shows it: no aebench commit holds the plugin's code
+    digest = hashlib.sha256((tmp_path / "tiny_ae.py").read_bytes()).hexdigest()[:12]
+    recorded = f"plugin tiny_ae.py sha256:{digest}"
+    with sqlite3.connect(store) as db:
+        packages = [row[0] for row in db.execute("SELECT packages FROM runs")]
+    assert len(packages) == 2 and all(recorded in p.split(", ") for p in packages), packages
+    assert recorded in table
 
 
 def test_a_plugin_models_bad_option_is_one_line(tiny_ae: Path, tmp_path: Path):
@@ -131,3 +142,28 @@ def test_the_contract_tests_iterate_the_registry_plugins_included(tiny_ae: Path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "test_shapes_and_finite_terms[shape0-tiny-ae-mlp]" in done.stdout
     assert "test_shapes_and_finite_terms[shape0-vae-mlp]" in done.stdout
+
+
+def test_each_imported_plugin_file_is_recorded_with_the_hash_of_what_ran(tmp_path: Path):
+    """Two files, then one of them edited: a new process records the new file's hash."""
+    first, second = tmp_path / "first_plugin.py", tmp_path / "second_plugin.py"
+    first.write_text("X = 1\n")
+    second.write_text("Y = 2\n")
+    script = (
+        "import json, sys\nfrom aebench.core.plugins import load_plugin_file, plugin_code\n"
+        "for f in sys.argv[1:]: load_plugin_file(f)\nprint(json.dumps(plugin_code()))\n"
+    )
+
+    def recorded() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", script, str(first), str(second)],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return json.loads(done.stdout)
+
+    def expected(path: Path) -> str:
+        return f"plugin {path.name} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+    before = recorded()
+    assert before == [expected(first), expected(second)]
+    first.write_text("X = 3\n")
+    after = recorded()
+    assert after == [expected(first), expected(second)] and after[0] != before[0]

@@ -89,6 +89,10 @@ def test_entry_point_plugin_is_discovered_in_process(tmp_path, monkeypatch):
         m = models.create("plugin-vae", latent_dim=4)
         assert type(m).__name__ == "PluginVAE"
         assert m.loss(torch.rand(2, 1, 28, 28))["loss"].isfinite()
+        # the run's record of its code names the distribution the model came from
+        from aebench.store.schema import package_versions
+
+        assert "aebench_plugin_demo 1.0" in package_versions().split(", ")
     finally:
         models.unregister("plugin-vae")
         sys.modules.pop("aebench_plugin_demo", None)

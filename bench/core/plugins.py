@@ -8,6 +8,10 @@ variable and load the same files before a run (:func:`load_env_plugins`), so a s
 the same models wherever they execute. Plugins are loaded at those explicit points only, never
 from inside a registry lookup, so aebench's own packages have finished importing — the
 built-ins are registered — before any plugin runs.
+
+No aebench commit holds a plugin's code, so each file imported is hashed as it is read, and
+:func:`plugin_code` names the files and their hashes for the record every run keeps of the code
+its numbers came from (``packages`` in the store, beside the numeric packages' versions).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from aebench.core.errors import UsageError
 ENV = "AEBENCH_PLUGINS"
 #: absolute path → module name, for the files already imported in this process
 _LOADED: dict[str, str] = {}
+#: absolute path → SHA-256 of the file's bytes as they were imported
+_DIGESTS: dict[str, str] = {}
 
 
 def load_plugin_file(path: str | os.PathLike[str]) -> None:
@@ -38,9 +44,14 @@ def load_plugin_file(path: str | os.PathLike[str]) -> None:
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise UsageError(f"plugin {path}: cannot be imported")
+    try:
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    except OSError as err:
+        raise UsageError(f"plugin {path}: cannot be read ({err.strerror or err})") from None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     _LOADED[key] = name  # before running it: a plugin that imports aebench must not recurse
+    _DIGESTS[key] = digest
     try:
         spec.loader.exec_module(module)
     except UsageError:
@@ -48,6 +59,7 @@ def load_plugin_file(path: str | os.PathLike[str]) -> None:
     except Exception as err:  # the user's code: report it, do not trace through aebench
         del sys.modules[name]
         del _LOADED[key]
+        _DIGESTS.pop(key, None)
         where = ""
         tb = err.__traceback__
         while tb is not None:
@@ -75,3 +87,9 @@ def load_env_plugins() -> None:
     for path in os.environ.get(ENV, "").split(os.pathsep):
         if path:
             load_plugin_file(path)
+
+
+def plugin_code() -> list[str]:
+    """``plugin NAME sha256:HASH`` (the first 12 hex digits) for each plugin file imported in
+    this process, in import order: what a run records of code that no aebench commit holds."""
+    return [f"plugin {Path(path).name} sha256:{digest[:12]}" for path, digest in _DIGESTS.items()]

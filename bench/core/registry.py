@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 from aebench.core.errors import UsageError
 
 T = TypeVar("T")
+#: "name version" of each distribution whose entry points were imported in this process
+_DISTRIBUTIONS: dict[str, None] = {}
 
 
 class Registry(Generic[T]):
@@ -62,6 +64,8 @@ class Registry(Generic[T]):
         for ep in importlib.metadata.entry_points(group=self.entry_point_group):
             try:
                 obj = ep.load()
+                if ep.dist is not None:
+                    _DISTRIBUTIONS[f"{ep.dist.name} {ep.dist.version}"] = None
                 if ep.name not in self._items and not _is_module(obj):
                     convert = self.from_entry_point or (lambda found: found)
                     self._items[ep.name] = convert(obj)
@@ -105,3 +109,9 @@ class Registry(Generic[T]):
 
 def _is_module(obj: object) -> bool:
     return type(obj).__name__ == "module"
+
+
+def plugin_distributions() -> list[str]:
+    """``name version`` of each installed distribution whose aebench entry points this process
+    imported, in import order: plugin code that no aebench commit holds."""
+    return list(_DISTRIBUTIONS)

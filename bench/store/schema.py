@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from aebench import __version__
+from aebench.core.plugins import plugin_code
+from aebench.core.registry import plugin_distributions
 from aebench.store.migrations import (
     v1_to_v2,
     v2_to_v3,
@@ -202,15 +204,16 @@ NUMERIC_PACKAGES = (
 
 
 def package_versions() -> str:
-    """``name version`` of each installed :data:`NUMERIC_PACKAGES`, comma-separated; read from
-    the installed metadata, so nothing is imported."""
+    """``name version`` of each installed :data:`NUMERIC_PACKAGES`, then of each plugin this
+    process imported (a distribution's version, a plugin file's SHA-256), comma-separated. The
+    versions are read from the installed metadata, so nothing is imported."""
     found = []
     for name in NUMERIC_PACKAGES:
         try:
             found.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             continue  # an optional extra that is not installed
-    return ", ".join(found)
+    return ", ".join([*found, *plugin_distributions(), *plugin_code()])
 
 
 def cpu_name() -> str:
