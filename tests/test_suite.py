@@ -276,6 +276,17 @@ BAD_CASES = [
     ("seed-duplicate", sub("[0, 1, 2]", "[0, 1, 1]"), "'seeds'"),
     ("unknown-model", sub('["ae", "vae"]', '["vea"]'), "models[0]"),
     ("duplicate-model", sub('["ae", "vae"]', '["ae", "ae"]'), "'models'"),
+    # two labels that would make the same runs (the store keeps one: the other label vanished)
+    (
+        "same-runs",
+        sub('["ae", "vae"]', '["ae", { model = "ae", label = "ae-again" }]'),
+        "'ae' and 'ae-again' are the same model with the same options",
+    ),
+    (
+        "same-runs-default-written-out",
+        sub('["ae", "vae"]', '["beta-vae", { model = "beta-vae", label = "b2", beta = 2 }]'),
+        "'beta-vae' and 'b2'",
+    ),
     ("unknown-dataset", sub('["mnist-5k"]', '["mnist-6k"]'), "datasets[0]"),
     ("unknown-arch", sub('["mlp", "conv"]', '["mlp", "resnet"]'), "archs[1]"),
     ("unknown-backbone", sub('backbone = "domain"', 'backbone = "vgg"'), "metrics.backbone"),

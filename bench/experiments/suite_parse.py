@@ -299,7 +299,22 @@ class Validator(TomlChecker):
             merged = {**options, **extra}
             where = {k: (f"overrides.{label}.{k}" if k in extra else f"{key}.{k}") for k in merged}
             specs.append(ModelSpec(model, label, self.model_options(model, merged, where)))
+        self.distinct_runs(specs)
         return specs
+
+    def distinct_runs(self, specs: list[ModelSpec]) -> None:
+        """Two labels with one model and the same options (defaults written out count as unset)
+        would make the same runs, which the store keeps once: refused, naming both."""
+        seen: dict[tuple[str, Any], str] = {}
+        for spec in specs:
+            key = (spec.model, spec.options)
+            if key in seen:
+                raise self.fail(
+                    "models",
+                    f"{seen[key]!r} and {spec.label!r} are the same model with the same options, "
+                    "so they would make the same runs; give one other options or drop it",
+                )
+            seen[key] = spec.label
 
     def model_options(
         self, model: str, options: dict[str, Any], where: dict[str, str]
