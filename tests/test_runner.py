@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -399,3 +400,38 @@ def test_a_planted_nan_is_stored_as_diverged_and_the_suite_completes(
             assert len(store.runs(suite="tiny", status="done")) == 1
     finally:
         models.unregister("test-nan-vae")
+
+
+def test_a_run_stopped_while_evaluated_is_evaluated_again_not_trained_again(
+    tiny, tmp_path, cache_env, monkeypatch
+):
+    """A kill during evaluation leaves weights, config and history but no checkpoint and no
+    metrics: the next attempt loads that training and evaluates it, to the same numbers."""
+    from aebench.experiments.run_task import run_one
+    from aebench.experiments.suite import load_suite
+
+    monkeypatch.setenv("AEBENCH_CACHE_DIR", cache_env["AEBENCH_CACHE_DIR"])
+    cfg = next(c for c in load_suite(tiny).expand() if c.model == "vae")
+    out = tmp_path / "run"
+    first = run_one(cfg, out)
+    assert first.status == "done", first.error
+    (out / "metrics.json").unlink()  # what a kill during evaluation leaves
+    weights, config = (out / "model.safetensors").stat(), (out / "config.json").read_bytes()
+    again = run_one(cfg, out)
+    assert again.status == "done", again.error
+    assert (out / "metrics.json").is_file()
+    now = (out / "model.safetensors").stat()
+    assert (now.st_ino, now.st_mtime_ns) == (weights.st_ino, weights.st_mtime_ns)  # not rewritten
+    assert (out / "config.json").read_bytes() == config  # its start time and wall time kept
+    timed = ("_per_s", "latency", "peak_mem", "seconds")
+    same = {k: v for k, v in first.scores.items() if not any(t in k for t in timed)}
+    assert {k: again.scores[k] for k in same} == same and "nll_iw" in same
+    assert again.history == first.history
+
+    # another run's folder is not this run's training: it trains anew (files rewritten)
+    other = next(c for c in load_suite(tiny).expand() if c.model == "ae")
+    (out / "metrics.json").unlink()
+    done = run_one(other, out)
+    assert done.status == "done", done.error
+    assert (out / "model.safetensors").stat().st_ino != weights.st_ino
+    assert json.loads((out / "config.json").read_text())["model"] == "ae"

@@ -77,7 +77,12 @@ def run_one(
     object store); else it is loaded from ``cfg.data_dir``."""
     # deferred: single_run loads torchvision (core.images), and the runner imports this module
     # on the path where `aebench run` refuses a bad suite in one line
-    from aebench.experiments.single_run import evaluate_run, run_environment, train_run
+    from aebench.experiments.single_run import (
+        evaluate_run,
+        run_environment,
+        train_run,
+        trained_run,
+    )
 
     if threads:
         torch.set_num_threads(threads)
@@ -91,7 +96,11 @@ def run_one(
         if dataset is None:
             dataset = data.load(cfg.dataset, cfg.data_dir)
         run = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, quiet=quiet))
-        model, run_dir = train_run(run, out_dir, resume=True, overwrite=True, dataset=dataset)
+        # a run stopped while it was evaluated is evaluated again, not trained again
+        trained = trained_run(cfg, out_dir)
+        model, run_dir = trained or train_run(
+            run, out_dir, resume=True, overwrite=True, dataset=dataset
+        )
         result.environment = run_environment(model.device)
         result.weights_sha256 = weights_sha256(run_dir / WEIGHTS)
         scores = evaluate_run(model, dataset, run_dir, cfg.evaluation_options())

@@ -6,6 +6,7 @@ and the suite runner, so both produce identical run folders.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from pathlib import Path
@@ -27,7 +28,9 @@ from aebench.store.run_folder import (
     CONFIG,
     HISTORY,
     WEIGHTS,
+    load_run,
     prepare_out_dir,
+    read_config,
     save_run,
     write_json_atomic,
 )
@@ -184,6 +187,25 @@ def train_run(
     write_images(model, dataset, out_dir, seed=cfg.seed)
     remove_checkpoints(out_dir)
     return model, out_dir
+
+
+def trained_run(
+    cfg: RunConfig, out: str | Path
+) -> tuple[models.GenerativeAutoencoder, Path] | None:
+    """``cfg``'s model, trained to the end in ``out`` by an earlier attempt that was stopped
+    while it was evaluated (weights, config and history written, no checkpoint left), else
+    None. Evaluating it again is all that attempt left undone: training it anew would lose
+    the whole training, where a killed run is meant to lose at most the epochs in flight."""
+    out_dir = Path(out)
+    written = all((out_dir / name).is_file() for name in (WEIGHTS, CONFIG, HISTORY))
+    if not written or any(out_dir.glob(f"{Path(CHECKPOINT).stem}*")):
+        return None
+    with contextlib.suppress(UsageError):  # unreadable, another run's, or damaged: train anew
+        saved = {k: v for k, v in read_config(out_dir).items() if k != "config_hash"}
+        if RunConfig.from_dict(saved).config_hash == cfg.config_hash:
+            model, _ = load_run(out_dir, map_location=resolve_device(cfg.train.device))
+            return model, out_dir
+    return None
 
 
 @torch.inference_mode()
