@@ -263,6 +263,12 @@ class GenerativeAutoencoder(nn.Module):
         no training stay in :meth:`fit_prior`."""
         return []
 
+    def budget_plans(self) -> list[str]:
+        """What the loss plans on the share of the budget spent (``progress.fraction``), named
+        for a message, e.g. ``["a KL warm-up"]``; none by default. A run that plans on its
+        budget cannot be extended by resuming it with a larger budget (the plan would move)."""
+        return []
+
     @staticmethod
     def _device_of(params: Iterable[torch.Tensor]) -> torch.device:
         for p in params:

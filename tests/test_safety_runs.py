@@ -253,3 +253,45 @@ def test_a_tiny_seconds_budget_still_trains_one_epoch(mnist5k):
     trainer = Trainer(model, small, TrainConfig(epochs=10**9, max_seconds=1e-9, quiet=True))
     history = trainer.fit()
     assert len(history) == 1 and trainer.step == 4  # 256 images / batch 64: one whole epoch
+
+
+@pytest.mark.parametrize(
+    ("model_name", "options", "milestones", "named"),
+    [
+        ("vae", {}, (0.75,), "learning-rate milestones"),
+        ("vae", {"kl_warmup": 0.5}, (), "a KL warm-up"),
+        ("two-stage-vae", {}, (), "later training stages"),
+    ],
+)
+def test_a_run_that_plans_on_its_budget_is_not_extended(
+    tmp_path, model_name, options, milestones, named
+):
+    """Extending moved the plan under a part-trained run: a milestone at 0.75 of 2 epochs
+    already applied was applied again at 0.75 of 4 (two decays where there is one). The
+    same settings still resume, and a run that plans nothing still extends."""
+    from aebench.core.errors import UsageError
+
+    dataset = subset(data.load("mnist-5k"), 512, 128)
+    path = tmp_path / "checkpoint.safetensors"
+
+    def trainer(epochs: int, plain: bool = False) -> Trainer:
+        name, opts, marks = ("vae", {}, ()) if plain else (model_name, options, milestones)
+        torch.manual_seed(0)
+        model = models.create(name, arch="mlp", latent_dim=4, image_shape=[1, 28, 28], **opts)
+        config = TrainConfig(epochs=epochs, batch_size=128, seed=3, quiet=True,
+                             lr_milestones=marks)  # fmt: skip
+        return Trainer(model, dataset, config, name, checkpoint=path)
+
+    trainer(1).fit()  # one epoch done, as a run of 2 killed after its first epoch leaves it
+    tensors, meta = load_checkpoint(path)
+    meta["train"]["epochs"] = 2
+    save_checkpoint(path, tensors, meta)
+    with pytest.raises(UsageError) as refused:
+        trainer(4).fit(resume=True)
+    line = str(refused.value)
+    assert named in line and "epochs=2" in line and "--overwrite" in line and "\n" not in line
+    assert [h["epoch"] for h in trainer(2).fit(resume=True)] == [1, 2]  # same length resumes
+
+    path.unlink()
+    trainer(1, plain=True).fit()  # nothing planned on the budget: extending is allowed
+    assert [h["epoch"] for h in trainer(3, plain=True).fit(resume=True)] == [1, 2, 3]

@@ -8,7 +8,8 @@ Why a schema: the metadata is JSON a user can edit. Every field is checked befor
 applied, so a damaged checkpoint is refused in one line, and a checkpoint taken under other
 training settings (seed, batch size, precision, …) is refused instead of silently continuing
 into a run whose ``config.json`` would describe settings the weights were not trained with.
-The one setting that may change is a larger ``epochs``: it extends the run.
+The one setting that may change is a larger ``epochs``: it extends the run, unless the run plans
+on its budget (learning-rate milestones, a warm-up, later stages), which would then move.
 """
 
 from __future__ import annotations
@@ -189,6 +190,28 @@ def _check_settings(stored: Any, current: dict[str, Any], path: Path) -> None:
             )
 
 
+def _check_extension(trainer: Trainer, was: Any, path: Path) -> None:
+    """Refuse to extend (a larger ``epochs``) a run that plans on its budget: its learning-rate
+    milestones, a warm-up or its later stages' budgets would move under a run already part
+    trained, giving a run of neither length (the decay applied twice, stage 1 trained on after
+    stage 2)."""
+    now = trainer.config.epochs
+    if was == now:
+        return
+    model = trainer.model
+    plans = ["learning-rate milestones"] if trainer.config.lr_milestones else []
+    plans += model.budget_plans() if hasattr(model, "budget_plans") else []
+    if hasattr(model, "stages") and model.stages():
+        plans.append("later training stages")
+    if plans:
+        raise UsageError(
+            f"checkpoint {path} was taken with epochs={was}, and this run plans "
+            f"{' and '.join(plans)} on its budget, so {now} epochs would not be this run "
+            f"extended: resume with --epochs {was}, or pass --overwrite to train {now} epochs "
+            "from the start"
+        )
+
+
 def cuda_rng_states(tensors: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     """The saved ``rng.cuda.J`` states in device order (by J as a number: ``rng.cuda.10``
     sorts after ``rng.cuda.9``, not before ``rng.cuda.2``)."""
@@ -213,6 +236,7 @@ def restore_state(
             )
     try:
         _check_settings(meta.get("train"), mine["train"], path)
+        _check_extension(trainer, meta["train"].get("epochs"), path)
         py_state = _python_rng(meta.get("py_random"))
         np_state = _numpy_rng(meta.get("np_random"))
         step, epochs_done, history = meta.get("step"), meta.get("epochs_done"), meta.get("history")

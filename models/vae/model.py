@@ -83,6 +83,9 @@ class VAE(GenerativeAutoencoder):
         return {"loss": recon + weight * kl, "recon": recon, "kl": kl,
                 "kl_weight": kl.new_tensor(weight)}  # fmt: skip
 
+    def budget_plans(self) -> list[str]:
+        return ["a KL warm-up"] if self.cfg.kl_warmup else []
+
     def kl_weight(self) -> float:
         """β, ramped linearly from 0 over the first ``kl_warmup`` of the training budget
         (read from the harness's :class:`~aebench.models.base.Progress`)."""
