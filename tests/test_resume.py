@@ -240,3 +240,41 @@ def test_a_result_shipped_back_leaves_no_stage_checkpoint(tmp_path):
         (out / name).write_bytes(b"old")
     write_run_files(out, {"config.json": b"{}"})
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize("model_name", ["vae", "two-stage-vae"])
+def test_a_signal_in_the_last_step_still_stops_the_run(tmp_path, model_name):
+    """SIGTERM was read only before a batch, so one that came in the last step of training
+    was dropped: the run went on (a two-stage model trained its whole second stage) instead
+    of stopping. It now stops, and the resume trains nothing more in that stage."""
+    import torch
+
+    from aebench import data, models
+    from aebench.training.settings import TrainConfig
+    from aebench.training.stages import fit_stages
+    from aebench.training.trainer import Trainer, TrainingInterrupted
+    from tests.conftest import subset
+
+    dataset = subset(data.load("mnist-5k"), 256, 64)
+    path = tmp_path / "checkpoint.safetensors"
+    config = TrainConfig(epochs=2, batch_size=128, seed=0, quiet=True)
+
+    def fresh() -> models.GenerativeAutoencoder:
+        torch.manual_seed(0)
+        return models.create(model_name, arch="mlp", latent_dim=4, image_shape=[1, 28, 28])
+
+    trainer = Trainer(fresh(), dataset, config, model_name, checkpoint=path)
+    step = trainer.train_step
+
+    def signalled_in_the_last_step(x):
+        out = step(x)
+        if trainer.step == 3:  # the fourth and last step: 2 epochs of 2 batches
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    trainer.train_step = signalled_in_the_last_step
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    history, _ = fit_stages(fresh(), dataset, config, model_name, checkpoint=path, resume=True)
+    assert [(h.get("stage"), h["epoch"]) for h in history][:2] == [(None, 1), (None, 2)]
+    assert len([h for h in history if h.get("stage") is None]) == 2  # stage 1 not trained on

@@ -340,6 +340,9 @@ class Trainer:
                     # than one epoch trains one: a run is never recorded with zero steps
                     if self._seconds_spent(started):
                         break
+                if self.stop.signum is not None:  # came in the last step or test loss: the
+                    # last epoch's checkpoint is written, so a resume trains nothing more
+                    raise TrainingInterrupted(self.stop.signum, self.checkpoint_path)
         finally:
             self.end_speed_options()
         if self.model.fits_prior:
