@@ -17,7 +17,7 @@ from aebench.metrics.samplers import GaussianMixture, available, get
 from aebench.models.gaussian import _hard_assignment_parameters
 from aebench.training.probe import step_on_copy
 
-LATENT = {"kl", "elbo", "nll_iw", "active_units"}
+LATENT = {"kl", "elbo", "nll_iw", "iw_gain", "active_units"}
 
 
 def _small(cache, **kw) -> MetricOptions:
@@ -47,6 +47,7 @@ def test_vae_gets_every_metric(vae_scores, trained_vae):
     for key in expected:
         assert isinstance(vae_scores[key], float) and math.isfinite(vae_scores[key]), key
     assert vae_scores["nll_iw"] <= -vae_scores["elbo"]
+    assert vae_scores["iw_gain"] >= 0
     meta = vae_scores["meta"]
     assert meta["sampler"] == "prior" and meta["backbone"]["name"] == "domain"
     assert meta["backbone"]["test_accuracy"] >= 0.9

@@ -80,7 +80,7 @@ def test_fresh_run_stores_every_metric_and_a_second_run_does_nothing(tiny, tmp_p
             ):
                 assert key in m, (r["run_name"], key)
             is_vae = r["config"]["model"] == "vae"
-            for key in ("kl", "elbo", "nll_iw", "active_units"):
+            for key in ("kl", "elbo", "nll_iw", "iw_gain", "active_units"):
                 assert (key in m) == is_vae, (r["run_name"], key)
             assert (REPO / r["artifacts"]).exists() or os.path.exists(r["artifacts"])
     before = _rows(db)

@@ -9,7 +9,8 @@ which equals the ELBO at K = 1 and tightens towards log p(x) as K grows. The tra
 reports is −L_K per image (nats), estimated with K fresh samples per image each step; the
 latent metrics, which see only ``posterior``, ``prior`` and ``log_likelihood``, still report the
 standard ELBO and the importance-weighted NLL (``iw_k`` samples: 500 by default, 5,000 under the
-``burda2015-mnist`` protocol), so the gap between the bound and the ELBO stays visible.
+``burda2015-mnist`` protocol), so the gap between the bound and the ELBO stays visible
+(``iw_gain``: the two on the same test images and draws).
 Samples decode draws from the prior N(0, I), as the VAE's do.
 
 Defaults: K = 5 (the paper trains with 1, 5 and 50: ``-o k=50``), Adam at lr 1e-3.
