@@ -224,3 +224,20 @@ def test_gmm_fits_tiny_and_degenerate_codes(case: str):
         cov = (gmm.chol @ gmm.chol.mT)[used]
         torch.testing.assert_close(cov, 1e-6 * torch.eye(d, dtype=torch.float64).expand_as(cov))
     assert bool(torch.isfinite(gmm.sample(100, gen)).all())
+
+
+def test_the_default_sample_count_is_at_most_the_test_split(trained_vae, mnist5k):
+    """10,000 samples against mnist-5k's 1,000 real digits made the k-NN metrics compare
+    sets of unequal size; by default the generated set is now the real set's size, and an
+    explicit larger n_samples is kept but noted."""
+    from tests.conftest import subset
+
+    small = subset(mnist5k, 512, 300)
+    only = {"families": ("reconstruction",)}
+    meta = evaluate(trained_vae, small, MetricOptions(**only))["meta"]
+    assert (meta["n_samples"], meta["n_real"]) == (300, 300) and meta["notes"] == []
+    meta = evaluate(trained_vae, small, MetricOptions(n_samples=400, **only))["meta"]
+    assert (meta["n_samples"], meta["n_real"]) == (400, 300)
+    assert any("400 generated images against the test split's 300" in n for n in meta["notes"])
+    meta = evaluate(trained_vae, mnist5k, MetricOptions(**only))["meta"]
+    assert meta["n_samples"] == meta["n_real"] == mnist5k.test_x.shape[0]

@@ -116,8 +116,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--n-samples",
         type=int,
         default=None,
-        help="generated images and real test images compared (default: 10000; 500 for the "
-        "inception backbone on a CPU)",
+        help="generated images and real test images compared (default: 10000, 500 for the "
+        "inception backbone on a CPU, at most the test split's size)",
     )
     p.add_argument("--backbone", default=None, help="feature space: domain or inception")
     p.add_argument(

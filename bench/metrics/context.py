@@ -45,12 +45,18 @@ class EvalContext:
         self.device = next(iter(model.parameters())).device
         self.has_posterior = bool(getattr(model, "has_posterior", False))
         self.sampler = options.sampler or getattr(model, "default_sampler", "gaussian")
-        self.n_samples = options.resolved_n_samples(self.device)
         self.test = data.test_x.cpu()  #: the whole test split, uint8
+        self.n_samples = options.resolved_n_samples(self.device, self.test.shape[0])
         self.n_real = min(self.n_samples, self.test.shape[0])
         self.real = self.test[: self.n_real]  #: the real set generated images are compared to
         self.seconds: dict[str, float] = {}
         self.notes: list[str] = []
+        if self.n_samples > self.n_real:
+            self.notes.append(
+                f"n_samples = {self.n_samples:,} generated images against the test split's "
+                f"{self.n_real:,} real ones: precision, recall, density and coverage assume "
+                "sets of one size"
+            )
         self.meta: dict[str, Any] = {}  #: how the numbers were made; families add to it
         self._cache: dict[str, Any] = {}
 
