@@ -123,5 +123,16 @@ def test_a_staged_run_writes_every_stage_into_its_folder(mnist5k, tmp_path) -> N
         assert torch.equal(loaded.code_prior.mean, model.code_prior.mean)
         flat = flatten_history(history)
         assert "prior.train_loss" in flat[2] and "train_loss" not in flat[2]
+        # the store keys a row by (epoch, name): stage 1's step and seconds must survive the
+        # later stage's epochs 1 and 2, which were written over them before
+        from aebench.store.schema import metric_rows
+
+        rows = list(metric_rows(1, {}, flat))
+        keys = [(phase, name) for _, name, _, phase in rows]
+        assert len(keys) == len(set(keys))
+        stored = {(phase, name): value for _, name, value, phase in rows}
+        assert stored[("epoch-1", "step")] == history[0]["step"]
+        assert stored[("epoch-1", "prior.step")] == history[2]["step"]
+        assert stored[("epoch-2", "seconds")] == history[1]["seconds"]
     finally:
         models.unregister("two-stage-ae")

@@ -49,15 +49,18 @@ class RunResult:
 
 
 def flatten_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``[{epoch, train: {...}, test: {...}}]`` → ``[{epoch, train_loss, test_loss, ...}]``."""
+    """``[{epoch, train: {...}, test: {...}}]`` → ``[{epoch, train_loss, test_loss, ...}]``; a
+    later stage's keys are prefixed with its name (``second.test_loss``, ``second.step``)."""
     flat = []
     for entry in history:
+        # a later stage's rows carry its name: its epochs count from 1 again, so its step and
+        # seconds would otherwise replace the first stage's under the same epoch in the store
+        stage = f"{entry['stage']}." if entry.get("stage") else ""
         row: dict[str, Any] = {
             "epoch": entry["epoch"],
-            "step": entry.get("step"),
-            "seconds": entry.get("seconds"),
+            f"{stage}step": entry.get("step"),
+            f"{stage}seconds": entry.get("seconds"),
         }
-        stage = f"{entry['stage']}." if entry.get("stage") else ""  # a later stage's own rows
         for split in ("train", "test"):
             for key, value in entry.get(split, {}).items():
                 row[f"{stage}{split}_{key}"] = value
