@@ -652,3 +652,28 @@ def test_a_finishing_worker_without_a_commit_keeps_the_recorded_one(
         store.finish(run_id, "done", {"recon_mse": 0.1}, environment=worker)
         (row,) = [r for r in store.runs() if r["id"] == run_id]
     assert (row["git_commit"], row["host"], row["threads"]) == ("a" * 40, "worker", 3)
+
+
+def test_schema_9_puts_the_image_folder_into_its_runs_hashes(
+    db: Path, configs: list[RunConfig]
+) -> None:
+    """A store written before: its image-folder run has the hash without the folder. The
+    upgrade gives it the hash with the folder its config recorded, so the suite of that
+    folder finds it done and a suite of another folder does not; other runs keep theirs."""
+    folder = dataclasses.replace(configs[0], dataset="image-folder", data_dir="/data/digits-a")
+    fill(db, [folder, configs[1]], 2)
+    old = folder.hash_at(3, folder=False)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET config_hash = ? WHERE run_name = ?", (old, folder.run_name))
+    conn.close()
+    _as_schema(db, 8)
+    with Store.open(db) as store, store.lock():
+        assert store.schema_version == store_mod.SCHEMA_VERSION
+        hashes = {r["run_name"]: r["config_hash"] for r in store.runs()}
+        done = store.done_hashes(folder.suite)  # what `aebench run` skips
+    assert hashes == {
+        folder.run_name: folder.config_hash,
+        configs[1].run_name: configs[1].config_hash,
+    }
+    other = dataclasses.replace(folder, data_dir="/data/digits-b")
+    assert folder.config_hash in done and other.config_hash not in done

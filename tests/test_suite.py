@@ -169,6 +169,26 @@ def test_hash_ignores_bookkeeping_but_not_what_decides_results(tmp_path: Path) -
         assert dataclasses.replace(cfg, **change).config_hash != cfg.config_hash, change
 
 
+def test_the_folder_of_an_image_folder_run_is_in_its_hash(tmp_path: Path, monkeypatch) -> None:
+    """There the folder is the data: other images are another run (a suite pointed at folder
+    B found folder A's runs done). A relative path hashes as its absolute one, and the hash
+    recorded before the folder entered still reads back as this run's."""
+    cfg = dataclasses.replace(
+        load_suite(write(tmp_path, GOOD)).expand()[0], dataset="image-folder", data_dir="/data/a"
+    )
+    assert dataclasses.replace(cfg, data_dir="/data/b").config_hash != cfg.config_hash
+    monkeypatch.chdir(tmp_path)
+    relative = dataclasses.replace(cfg, data_dir="a")
+    absolute = str(tmp_path / "a")
+    assert relative.config_hash == dataclasses.replace(cfg, data_dir=absolute).config_hash
+    assert relative.pinned().data_dir == absolute  # what a worker elsewhere receives
+    assert relative.pinned().config_hash == relative.config_hash
+    before = cfg.hash_at(3, folder=False)
+    assert cfg.hashes_to(before) and before != cfg.config_hash
+    mnist = dataclasses.replace(cfg, dataset="mnist")  # a folder that only caches the data
+    assert dataclasses.replace(mnist, data_dir="/data/b").config_hash == mnist.config_hash
+
+
 def test_explicit_default_option_does_not_change_hash(tmp_path: Path) -> None:
     plain = load_suite(write(tmp_path, GOOD.replace('["ae", "vae"]', '["beta-vae"]'), "a.toml"))
     explicit = load_suite(

@@ -20,12 +20,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aebench import models
 from aebench.core.errors import UsageError
+from aebench.data import folder_is_data
 from aebench.metrics.options import MetricOptions
 from aebench.training.settings import BUDGET_KINDS, Budget, TrainConfig
 
@@ -40,6 +42,8 @@ class RunConfig:
 
     ``suite``, ``label`` and ``data_dir`` are bookkeeping and do not enter :attr:`config_hash`:
     renaming a suite or moving the data does not change a run's numbers, so it is the same run.
+    The exception is a dataset whose folder *is* its data (``image-folder``): there another
+    ``data_dir`` is other data, so its absolute path enters the hash.
     """
 
     model: str
@@ -101,16 +105,18 @@ class RunConfig:
         """This config with its resolved model options recorded (hashing it then needs no
         registry: what a worker process receives)."""
         frozen = freeze_options(self.resolved_options)
-        return dataclasses.replace(self, resolved=frozen)
+        where = os.path.abspath(self.data_dir) if self.data_dir is not None else None
+        return dataclasses.replace(self, resolved=frozen, data_dir=where)  # cwd-free folder
 
-    def identity(self, version: int = HASH_VERSION) -> dict[str, Any]:
+    def identity(self, version: int = HASH_VERSION, folder: bool = True) -> dict[str, Any]:
         """The fields that change the trained weights (what :attr:`config_hash` hashes).
 
         The model options are every option's value, defaults included (hash version 3), so a
         stored run keeps its meaning when a registered default changes later: its recorded
         options still say what it trained with, and a new run under the new default gets
         another hash. ``version=2`` gives the older identity (the overrides only), to check a
-        hash recorded before version 3.
+        hash recorded before version 3; ``folder=False`` leaves out the data folder of a
+        dataset whose folder is its data, to check a hash recorded before it entered.
 
         Metric options are not among them: they are recorded with each metric result (the
         store's ``evaluations``), so a new or re-optioned metric reaches finished runs through
@@ -135,6 +141,8 @@ class RunConfig:
             "device": self.train.device,
         }
         out.update({k: v for k in speed if (v := getattr(self.train, k)) != defaults[k]})
+        if folder and self.data_dir is not None and folder_is_data(self.dataset):
+            out["data_dir"] = os.path.abspath(self.data_dir)  # absent from earlier hashes
         if self.train.lr_milestones:  # a protocol's decay; absent from every earlier hash
             out["lr_milestones"] = list(self.train.lr_milestones)
             out["lr_gamma"] = self.train.lr_gamma
@@ -145,9 +153,9 @@ class RunConfig:
         """sha256 (hex) of the canonical JSON of :meth:`identity`: stable across processes."""
         return self.hash_at(HASH_VERSION)
 
-    def hash_at(self, version: int) -> str:
+    def hash_at(self, version: int, folder: bool = True) -> str:
         """The hash under identity ``version`` (:meth:`identity`)."""
-        identity = self.identity(version)
+        identity = self.identity(version, folder)
         text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -240,7 +248,8 @@ class RunConfig:
         resolved options whose model is not registered here cannot be checked: it is taken."""
         if self.resolved is None and self.model not in models.available():
             return True
-        return recorded in (self.config_hash, self.hash_at(2))
+        older = (self.hash_at(2, folder=False), self.hash_at(3, folder=False))
+        return recorded in (self.config_hash, *older)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunConfig:

@@ -10,6 +10,13 @@ images.
 from __future__ import annotations
 
 from aebench.data import builtin as _builtin  # noqa: F401  (registers the datasets)
-from aebench.data.base import DATASETS, ImageData, available, load, register_dataset
+from aebench.data.base import (
+    DATASETS,
+    ImageData,
+    available,
+    folder_is_data,
+    load,
+    register_dataset,
+)
 
-__all__ = ["DATASETS", "ImageData", "available", "load", "register_dataset"]
+__all__ = ["DATASETS", "ImageData", "available", "folder_is_data", "load", "register_dataset"]

@@ -95,18 +95,24 @@ class DatasetEntry:
 
     loader: Loader
     description: str = ""
+    #: the folder it reads *is* the data (a user's own images), so another folder is other
+    #: data and another run; for a dataset that a folder merely caches (MNIST), it is not
+    folder_is_data: bool = False
 
 
 #: dataset name → loader; plugins add theirs through the entry-point group ``aebench.datasets``
 DATASETS: Registry[DatasetEntry] = Registry("dataset", "aebench.datasets")
 
 
-def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loader]:
+def register_dataset(
+    name: str, description: str = "", folder_is_data: bool = False
+) -> Callable[[Loader], Loader]:
     """Decorator: make a loader ``fn(data_dir, **options) -> ImageData`` available as
-    ``load(name)``."""
+    ``load(name)``; ``folder_is_data`` when the folder it reads is the data itself (its path
+    then enters a run's hash, :attr:`DatasetEntry.folder_is_data`)."""
 
     def wrap(fn: Loader) -> Loader:
-        DATASETS.register(name, DatasetEntry(fn, description))
+        DATASETS.register(name, DatasetEntry(fn, description, folder_is_data))
         return fn
 
     return wrap
@@ -118,6 +124,11 @@ def available() -> list[str]:
 
 def describe(name: str) -> str:
     return DATASETS.get(name).description
+
+
+def folder_is_data(name: str) -> bool:
+    """Whether dataset ``name`` reads a folder that is its data (False if not registered)."""
+    return name in DATASETS and DATASETS.get(name).folder_is_data
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:

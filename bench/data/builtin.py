@@ -155,7 +155,9 @@ IMAGE_FOLDER_TEST_SHARE = 0.1
 IMAGE_FOLDER_SPLIT_SEED = 0
 
 
-@register_dataset("image-folder", "your own images: --data-dir FOLDER (sub-folders = labels)")
+@register_dataset(
+    "image-folder", "your own images: --data-dir FOLDER (sub-folders = labels)", folder_is_data=True
+)
 def image_folder(data_dir: Path | None = None, image_size: int | None = None) -> ImageData:
     """Every image under ``data_dir`` (grayscale stays 1 channel when all images are grayscale,
     else RGB). Sub-folder names become labels. A fixed seeded 10 % form the test split.

@@ -28,6 +28,9 @@ Schema 7 adds ``runs.packages``: the versions of the numeric packages besides to
 Schema 8 adds ``evaluations.environment``: where a metric family was re-measured by
 ``aebench eval --store`` (JSON: commit, versions, device, threads, host, time). NULL means it
 was measured with the run, in the environment the run's row records; older rows are NULL.
+
+Schema 9 puts the folder of a dataset whose folder is its data (``image-folder``) into its runs'
+hashes (:func:`v8_to_v9`); other runs keep theirs.
 """
 
 from __future__ import annotations
@@ -211,3 +214,25 @@ def v7_to_v8(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(evaluations)")}
     if "environment" not in columns:
         conn.execute("ALTER TABLE evaluations ADD COLUMN environment TEXT")
+
+
+def v8_to_v9(conn: sqlite3.Connection) -> None:
+    """A dataset whose folder is its data (``image-folder``): the folder's absolute path enters
+    the run's hash, so a suite pointed at other images no longer finds these runs done. Each
+    such run's hash is recomputed from the folder its config recorded."""
+    from aebench.config.run import RunConfig
+    from aebench.data import folder_is_data
+
+    rows = conn.execute("SELECT id, run_name, config FROM runs").fetchall()
+    for run_id, name, text in rows:
+        try:
+            data = _stored_config(text)
+            if not (folder_is_data(str(data.get("dataset"))) and data.get("data_dir")):
+                continue
+            cfg = RunConfig.from_dict(data)  # checks the recorded hash (without the folder)
+        except (ValueError, TypeError, AttributeError, UsageError) as err:
+            raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
+        conn.execute(
+            "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+            (cfg.config_hash, cfg.to_json(), run_id),
+        )

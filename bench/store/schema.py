@@ -26,11 +26,12 @@ from aebench.store.migrations import (
     v5_to_v6,
     v6_to_v7,
     v7_to_v8,
+    v8_to_v9,
 )
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 #: Written into the SQLite header (offset 68) so a foreign database is recognised without
 #: opening it through SQLite at all. ASCII "AEB1".
 APPLICATION_ID = 0x41454231
@@ -114,6 +115,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     5: v5_to_v6,
     6: v6_to_v7,
     7: v7_to_v8,
+    8: v8_to_v9,
 }
 
 
