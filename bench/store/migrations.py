@@ -44,9 +44,10 @@ from aebench.core.errors import UsageError
 
 
 def _v1_hash(cfg: Any, metrics: Any) -> str:
-    """The config hash hash version 1 gave (it included the metric options, ``metrics``: the
-    five-key table that version wrote)."""
-    identity = {**cfg.identity(), "v": 1, "metrics": metrics}
+    """The config hash hash version 1 gave: version 2's fields (the model's overrides only, not
+    every option as version 3 has) and the metric options, ``metrics``, the five-key table
+    that version wrote."""
+    identity = {**cfg.identity(2, folder=False), "v": 1, "metrics": metrics}
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
