@@ -191,3 +191,15 @@ def test_real_features_are_cached_by_content_and_backbone(
     rebuilt = features.real_features(domain_net, images, 128, tmp_path)
     assert calls == [300, 300, 300] and torch.allclose(rebuilt, first)
     assert entry.read_bytes() != b"damaged"
+
+
+def test_training_the_domain_net_leaves_every_gpu_stream_alone(mnist5k, monkeypatch):
+    """Its seeded initialisation reseeded the GPUs' streams too (torch.manual_seed does),
+    which its fork_rng(devices=[]) does not restore: a CUDA run's noise then depended on
+    whether the feature net was cached."""
+    from tests.conftest import subset
+
+    reseeded: list[int] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
+    features.train_domain_net(subset(mnist5k, 64, 32), epochs=1, seed=5)
+    assert reseeded == []

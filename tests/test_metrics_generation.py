@@ -75,14 +75,18 @@ def test_kid_same_distribution_is_zero_within_two_std(halves):
     assert noise_mean > 2 * noise_std
 
 
-def test_kid_is_reproducible_and_leaves_global_rng_alone(halves):
+def test_kid_is_reproducible_and_leaves_global_rng_alone(halves, monkeypatch):
+    reseeded: list[int] = []  # a GPU's stream: torch.manual_seed reseeds it (lazily, without
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)  # a GPU: queued)
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
+    reseeded.clear()  # the test's own seeding above
     first = kid(halves["a"], halves["b"], subsets=5, subset_size=100, seed=3)
     after = torch.rand(1)
     assert first == kid(halves["a"], halves["b"], subsets=5, subset_size=100, seed=3)
     assert torch.equal(before, after)
+    assert reseeded == []  # fork_rng(devices=[]) would not have restored it
 
 
 def test_precision_recall_identical_and_disjoint():

@@ -220,7 +220,9 @@ def train_domain_net(
     if epochs is None:
         epochs = max(3, math.ceil(min_samples / n))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # the CPU generator only: torch.manual_seed would also reseed every GPU's stream,
+        # which fork_rng(devices=[]) does not restore
+        torch.default_generator.manual_seed(seed)
         net = DomainNet(data.image_shape[0], n_classes)
     threads = torch.get_num_threads()
     torch.set_num_threads(DOMAIN_THREADS)

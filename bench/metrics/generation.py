@@ -115,7 +115,9 @@ def kid(
     metric.update(real.double().cpu(), real=True)
     metric.update(fake.double().cpu(), real=False)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # the CPU generator only: torch.manual_seed would also reseed every GPU's stream,
+        # which fork_rng(devices=[]) does not restore
+        torch.default_generator.manual_seed(seed)
         mean, std = metric.compute()
     return float(mean), float(std)
 
