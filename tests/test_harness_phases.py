@@ -241,3 +241,24 @@ def test_bad_phase_declarations_are_one_line() -> None:
     model = TwoTerms("alternating")
     with pytest.raises(UsageError, match="update_order must be one of"):
         _trainer(model)
+
+
+@pytest.mark.parametrize("model_name", ["aae", "wae-gan", "factor-vae"])
+def test_compile_reaches_every_phase_that_computes_its_own_terms(model_name):
+    """Only model.loss was compiled, while a sequential model's phases each run their own
+    forward (Phase.terms): --compile was recorded and changed nothing. Each phase's terms
+    now go through torch.compile (once); without compile they run as declared."""
+    from aebench.training.settings import TrainConfig
+    from aebench.training.speed_switches import SpeedSwitches
+
+    model = models.create(model_name, arch="mlp", latent_dim=4, image_shape=[1, 28, 28])
+    own = [p.terms for p in model.phases() if p.terms is not None]
+    assert own, model_name
+    cpu = torch.device("cpu")
+    plain = SpeedSwitches(model, TrainConfig(compile=False), cpu)
+    assert all(plain._terms(terms) is terms for terms in own)
+    compiled = SpeedSwitches(model, TrainConfig(compile=True), cpu)
+    wrapped = [compiled._terms(terms) for terms in own]
+    assert all(w is not t and getattr(w, "_torchdynamo_orig_callable", None) == t
+               for w, t in zip(wrapped, own, strict=True))  # fmt: skip
+    assert [compiled._terms(terms) for terms in own] == wrapped  # compiled once

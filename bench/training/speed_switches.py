@@ -35,6 +35,7 @@ class SpeedSwitches:
     def __init__(self, model: torch.nn.Module, config: TrainConfig, device: torch.device) -> None:
         self.model = model
         self.device = device
+        self.compile = config.compile
         self.channels_last = (
             config.channels_last
             if config.channels_last is not None
@@ -51,6 +52,8 @@ class SpeedSwitches:
         self.loss: Callable[[torch.Tensor], Terms] = (
             torch.compile(model.loss) if config.compile else model.loss  # type: ignore[assignment]
         )
+        #: a phase's own forward (``Phase.terms``), compiled once when ``compile`` is on
+        self._compiled_terms: dict[Callable[[torch.Tensor], Terms], Callable[..., Terms]] = {}
         self._hooks: list[Any] = []
 
     def __enter__(self) -> SpeedSwitches:
@@ -72,7 +75,7 @@ class SpeedSwitches:
     ) -> Terms:
         """The model's loss terms for one batch (or ``terms_fn``'s: a phase's own forward), in
         the switched layout and precision."""
-        loss = terms_fn or self.loss
+        loss = self._terms(terms_fn) if terms_fn is not None else self.loss
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.autocast_dtype is None:
@@ -80,3 +83,12 @@ class SpeedSwitches:
         with torch.autocast(self.device.type, dtype=self.autocast_dtype):
             terms = loss(x)
         return {k: v.float() for k, v in terms.items()}
+
+    def _terms(self, terms_fn: Callable[[torch.Tensor], Terms]) -> Callable[..., Terms]:
+        """``terms_fn``, compiled (once) when ``compile`` is on: a sequential model's phases
+        compute their own terms, and compiling only ``model.loss`` left them all eager."""
+        if not self.compile:
+            return terms_fn
+        if terms_fn not in self._compiled_terms:
+            self._compiled_terms[terms_fn] = torch.compile(terms_fn)
+        return self._compiled_terms[terms_fn]
