@@ -384,3 +384,32 @@ def test_deeply_nested_gate_json_is_one_line(tmp_path, capsys):
                  ["gate", "trend", str(results), "--baseline", str(nested)]):  # fmt: skip
         assert "nested too deeply" in one_line_error(capsys, args)
     assert file_hashes(tmp_path) == before
+
+
+def test_update_baseline_never_writes_over_a_file_that_is_no_baseline(stores, tmp_path, capsys):
+    """--update-baseline wrote its CSV or JSON over whatever --baseline named: the results
+    store itself (then "not an SQLite database"), a run's weights, the results file. Such a
+    file is refused in one line and left as it was; a baseline, even a damaged one, is still
+    rewritten."""
+    store = tmp_path / "s.sqlite"
+    store.write_bytes(stores["base"].read_bytes())
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    results = _results(tmp_path)
+    for target in (store, weights, results):
+        before = target.read_bytes()
+        line = one_line_error(capsys, _quality(stores["base"], target, "--update-baseline"))
+        assert f"{target} is not a quality baseline" in line
+        assert target.read_bytes() == before
+    for target in (store, weights, results):
+        before = target.read_bytes()
+        trend_gate = ["gate", "trend", str(results), "--baseline", str(target), "--update-baseline"]
+        assert "is not a speed baseline" in one_line_error(capsys, trend_gate)
+        assert target.read_bytes() == before
+    damaged = tmp_path / "old.csv"
+    damaged.write_text(GOOD_ROWS + "ae,mnist-5k,mlp,0,recon_mse,oops\n")
+    assert main(_quality(stores["base"], damaged, "--update-baseline")) == 0
+    assert damaged.read_text() == stores["csv"].read_text()
+    old_speed = _speed_baseline(tmp_path, {"test_workload": "oops"})
+    gate = ["gate", "trend", str(results), "--baseline", str(old_speed), "--update-baseline"]
+    assert main(gate) == 0 and '"calibrated"' in old_speed.read_text()

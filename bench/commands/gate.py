@@ -13,6 +13,7 @@ calibration kernel divides out.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from aebench.commands.gate_speed import add_speed_arguments, run_speed
@@ -85,6 +86,7 @@ def _speed(args: argparse.Namespace) -> int:
         raise UsageError(f"the results hold no benchmark besides {trend.CALIBRATION}")
     if args.update_baseline or not path.exists():
         why = "rewritten" if path.exists() else "none found, saved"
+        _refuse_unless_baseline(path, "speed", lambda head: '"calibrated"' in head)
         write_json_atomic(path, trend.speed_baseline(runs))
         print(f"speed baseline {why}: {path} ({len(current)} benchmarks); commit it to gate "
               "later runs")  # fmt: skip
@@ -121,6 +123,8 @@ def _quality(args: argparse.Namespace) -> int:
         if broken is not None:
             raise UsageError(f"suite {data.suite}: {broken} is not a finite number, so this "
                              "run is no quality baseline; nothing saved")  # fmt: skip
+        header = ",".join(gates.QUALITY_COLUMNS)
+        _refuse_unless_baseline(path, "quality", lambda head: head.startswith(header))
         tidy = gates.quality_frame(data)
         if tidy.empty:
             metrics = ", ".join(gates.QUALITY_METRICS)
@@ -142,3 +146,24 @@ def _quality(args: argparse.Namespace) -> int:
     print(f"quality gate against {path}: {n} regression(s) in {comp.compared} model × metric "
           f"comparisons (Welch p < {args.alpha:g} and |Δ| > {args.tolerance:.0%})")  # fmt: skip
     return 1 if n else 0
+
+
+def _refuse_unless_baseline(path: Path, kind: str, looks_like: Callable[[str], bool]) -> None:
+    """Refuse to write a baseline over an existing file that is not one of ``kind`` (a store,
+    weights, the results themselves, a typo's target): ``--update-baseline`` rewrites a
+    baseline, never anything else. What it checks is the file's start, so a damaged baseline
+    can still be replaced."""
+    from aebench.core.errors import UsageError
+
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as handle:
+            head: str | None = handle.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        head = None
+    if head is None or not path.is_file() or not looks_like(head):
+        raise UsageError(
+            f"{path} is not a {kind} baseline, so it is not written over; give the baseline's "
+            "path, or remove the file first"
+        )
