@@ -41,6 +41,24 @@ def test_eval_writes_metrics_json(run_dir, metrics_cache, domain_net, capsys):
     assert "fid" in out and "metrics.json" in out
 
 
+def test_eval_with_skip_keeps_the_skipped_families_numbers(run_dir, metrics_cache, domain_net):
+    """--skip dropped every skipped family's numbers from metrics.json (a --skip of every
+    family left an empty file); they are now kept as they were, as eval --store keeps them,
+    while the families measured again are replaced."""
+    base = ["eval", str(run_dir), "--n-samples", "200", "--iw-k", "10", "--iw-n", "50",
+            "--skip", "speed", "--cache-dir", str(metrics_cache)]  # fmt: skip
+    assert main(base) == 0
+    first = json.loads((run_dir / "metrics.json").read_text())
+    assert main([*base[:-2], "--n-samples", "150", "--skip", "generation",
+                 "--cache-dir", str(metrics_cache)]) == 0  # fmt: skip
+    again = json.loads((run_dir / "metrics.json").read_text())
+    generation = [k for k in first if k.startswith(("fid", "kid", "precision", "coverage"))]
+    assert generation and all(again[k] == first[k] for k in generation)  # kept
+    assert again["meta"]["evaluations"]["generation"] == first["meta"]["evaluations"]["generation"]
+    assert again["meta"]["n_samples"] == 150  # the families measured again are new
+    assert set(again) == set(first)
+
+
 def test_eval_of_a_missing_run_is_one_line_exit_2(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err

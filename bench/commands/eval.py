@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     )
     scores = evaluate(model, dataset, options, train_step_factory=step_on_copy)
     out = Path(args.run_dir) / "metrics.json"
-    write_json_atomic(out, scores)
+    write_json_atomic(out, kept_with(out, scores, skipped=args.skip))
     meta = scores["meta"]
     print(f"{config.get('model')} on {meta['dataset']}: sampler {meta['sampler']}, ", end="")
     backbone = meta.get("backbone", {})
@@ -202,6 +202,30 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(scores))
     print(f"wrote {out}")
     return 0
+
+
+def kept_with(path: Path, scores: dict[str, Any], skipped: list[str]) -> dict[str, Any]:
+    """``scores`` plus what ``path`` (a run's ``metrics.json``) holds of the ``skipped``
+    families: ``--skip`` leaves a family's numbers as they were, as ``eval --store`` does,
+    instead of dropping them from the file. An unreadable file keeps nothing."""
+    import json
+
+    from aebench.metrics.family import FAMILIES
+
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return scores
+    if not isinstance(old, dict):
+        return scores
+    names = {k for f in skipped if f in FAMILIES for k in FAMILIES.get(f).key_names}
+    kept = {k: v for k, v in old.items() if k in names and k not in scores}
+    meta = dict(scores["meta"])
+    before = old.get("meta", {}).get("evaluations", {}) if isinstance(old.get("meta"), dict) else {}
+    if isinstance(before, dict):
+        meta["evaluations"] = {**{f: before[f] for f in skipped if f in before},
+                               **meta.get("evaluations", {})}  # fmt: skip
+    return {**kept, **{k: v for k, v in scores.items() if k != "meta"}, "meta": meta}
 
 
 def run_store(args: argparse.Namespace, given: dict[str, Any]) -> int:
