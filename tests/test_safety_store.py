@@ -60,6 +60,19 @@ def test_export_onto_the_store_is_refused_and_the_store_is_untouched(
         assert again.count() == 2
 
 
+def test_export_into_the_stores_run_folders_is_refused(store: Path, capsys) -> None:
+    """--out over a run's weights wrote CSV there; the next eval --store then skipped the run
+    ("is not the weights this run wrote"). Any path under artifacts/ is refused."""
+    weights = store.parent / "artifacts" / "s" / "run-abc" / "model.safetensors"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"weights")
+    for out in (weights, weights.parent / "new.csv"):
+        line = one_line_error(capsys, ["export", "--store", str(store), "--out", str(out),
+                                       "--format", "csv"])  # fmt: skip
+        assert "inside the results store's run folders" in line
+    assert weights.read_bytes() == b"weights" and not (weights.parent / "new.csv").exists()
+
+
 def test_export_elsewhere_still_works(store: Path, tmp_path: Path) -> None:
     from aebench.cli import main
 

@@ -155,9 +155,16 @@ def refuse_output_onto_store(
 ) -> None:
     """A one-line :class:`UsageError` if writing ``out`` would replace the store at ``store``
     (default path if None) or a file SQLite or the lock keeps beside it: the same path, a
-    symlink or a hard link to it."""
+    symlink or a hard link to it; or a file in the store's run folders (``artifacts/`` beside
+    it: weights, configs and metrics that re-evaluation and reports read)."""
     path = Path(store) if store is not None else default_store_path()
     out = Path(out)
+    runs = (path.parent / "artifacts").resolve()
+    if runs in out.resolve().parents:
+        raise UsageError(
+            f"{option} {out} is inside the results store's run folders ({runs}); refusing to "
+            "write there, give a path outside them"
+        )
     for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
         own = path.with_name(path.name + suffix)
         same = out.resolve() == own.resolve()
