@@ -124,3 +124,9 @@ def test_fid_usage_errors(tmp_path, capsys):
     _write_pngs(torch.zeros(3, 1, 8, 8), tmp_path / "b")
     assert main(["fid", str(tmp_path / "b"), str(tmp_path / "b"), "--backbone", "domain"]) == 2
     assert "dataset" in capsys.readouterr().err
+    # a seed torch cannot take was a ValueError traceback; a negative one was taken as given
+    for seed in ("18446744073709551616", "-1"):
+        args = ["fid", str(tmp_path / "b"), str(tmp_path / "b"), "--seed", seed]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--seed must be an integer from 0" in err

@@ -167,3 +167,22 @@ def test_each_imported_plugin_file_is_recorded_with_the_hash_of_what_ran(tmp_pat
     first.write_text("X = 3\n")
     after = recorded()
     assert after == [expected(first), expected(second)] and after[0] != before[0]
+
+
+def test_a_plugin_dataset_that_fails_on_its_file_is_one_line(tmp_path: Path):
+    """A plugin loader reading a foreign or damaged file raised NumPy's ValueError through
+    aebench as a traceback (a missing file was already one line)."""
+    plugin = tmp_path / "junk_data.py"
+    plugin.write_text(
+        "import numpy as np\nfrom aebench.data import register_dataset\n\n\n"
+        '@register_dataset("junk-digits", "a plugin dataset from an .npz file")\n'
+        "def junk_digits(data_dir=None):\n"
+        '    return np.load(data_dir / "digits.npz")["x"]\n'
+    )
+    (tmp_path / "digits.npz").write_bytes(b"\x93NUMPY\x01\x00junk that is no array")
+    done = run_cli("--plugin", str(plugin), "train", "vae", "--dataset", "junk-digits",
+                   "--data-dir", str(tmp_path), "--epochs", "1", "--out", str(tmp_path / "r"),
+                   cwd=tmp_path)  # fmt: skip
+    line = _one_line_error(done)
+    assert "dataset 'junk-digits' could not be loaded: ValueError" in line
+    assert not (tmp_path / "r").exists()

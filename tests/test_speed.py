@@ -215,3 +215,19 @@ def test_speed_switches_are_a_context_manager_that_undoes_itself():
         assert any(m._forward_pre_hooks for m in deconvs)
         raise RuntimeError("inside")
     assert conv.weight.is_contiguous() and not any(m._forward_pre_hooks for m in deconvs)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--batch-sizes", "100000000000"], "at most 1,000,000"),  # was an allocator traceback
+        (["--models", ""], "names no model"),  # measured every model
+    ],
+)
+def test_speed_refuses_what_it_cannot_measure_in_one_line(args, says, capsys):
+    from aebench.cli import main
+
+    code = main(["speed", "--models", "ae", "--archs", "mlp", "--steps", "1", "--repeats", "1",
+                 *args])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and says in err, err

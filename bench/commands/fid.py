@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n is not None and args.n < 7:
         raise UsageError(f"--n must be at least 7, got {args.n}")
+    if not 0 <= args.seed < 2**32:  # as train's and a suite's seeds; torch takes no more
+        raise UsageError(f"--seed must be an integer from 0 to 2**32 - 1, got {args.seed}")
     dataset = None
     if Path(args.real).is_dir():
         backbone = args.backbone or "inception"

@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from aebench.perf.throughput import SpeedOptions, format_table, run_speed
     from aebench.training.settings import TrainConfig
 
+    if args.models is not None and not args.models:
+        raise UsageError("--models names no model; leave it out to measure every model")
     names = args.models or tuple(models.available())
     for name in names:
         models.get(name)
@@ -48,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
     if any(b < 1 for b in args.batch_sizes) or args.steps < 1 or args.repeats < 1:
         raise UsageError("batch sizes, --steps and --repeats must be >= 1")
+    if max(args.batch_sizes) > 1_000_000:  # as the metric options' batch sizes
+        raise UsageError(f"batch sizes must be at most 1,000,000, got {max(args.batch_sizes):,}")
     opts = SpeedOptions(
         models=tuple(names),
         archs=tuple(args.archs),
@@ -56,7 +60,15 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         train=TrainConfig(device=args.device, **speed_option_values(args)),
     )
-    results = run_speed(opts, progress=not args.json)
+    try:
+        results = run_speed(opts, progress=not args.json)
+    except RuntimeError as err:  # torch's allocators: CPU and CUDA (OutOfMemoryError)
+        if "alloc" not in str(err).lower() and "out of memory" not in str(err).lower():
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UsageError(
+            f"a case did not fit in memory ({first}); give smaller --batch-sizes"
+        ) from None
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:

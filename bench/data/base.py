@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from aebench.core.errors import UsageError
 from aebench.core.registry import Registry
 
 DATA_DIR_ENV = "AEBENCH_DATA_DIR"
@@ -143,6 +144,20 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
 def load(name: str, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> ImageData:
     """Load dataset ``name`` into memory; a :class:`UsageError` for unknown names or data.
 
-    ``options`` go to the loader (``image_size`` for ``image-folder``).
+    ``options`` go to the loader (``image_size`` for ``image-folder``). A plugin's loader that
+    fails in any other way (a damaged or foreign file it reads) is one line naming the dataset:
+    its traceback runs through the user's code, not aebench's.
     """
-    return DATASETS.get(name).loader(resolve_data_dir(data_dir), **options)
+    loader = DATASETS.get(name).loader
+    if getattr(loader, "__module__", "").startswith("aebench."):
+        return loader(resolve_data_dir(data_dir), **options)
+    try:
+        return loader(resolve_data_dir(data_dir), **options)
+    except UsageError:
+        raise
+    except Exception as err:  # the plugin's own code
+        detail = (str(err).strip().splitlines() or [""])[0]
+        raise UsageError(
+            f"dataset {name!r} could not be loaded: {type(err).__name__}"
+            f"{': ' + detail if detail else ''}"
+        ) from None
