@@ -179,3 +179,53 @@ def test_a_trailing_plugin_without_a_file_blames_only_itself(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["train", "-h", "--plugin"])
     assert done.value.code == 0 and "--latent-dim" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        # wrote config.json, the weights and the images into the current folder
+        (["train", "ae", "--epochs", "1", "--out", ""], "--out is empty"),
+        # the metric option was silently dropped
+        (
+            ["train", "ae", "--epochs", "1", "--no-eval", "-m", "n_samples=50", "--out", "o"],
+            "--no-eval evaluates nothing",
+        ),
+    ],
+)
+def test_contradictory_or_empty_train_arguments_are_one_line(tmp_path, capsys, monkeypatch,
+                                                             args, says):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(capsys, args)
+    assert says in line
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_export_of_a_suite_the_store_lacks_is_one_line_and_keeps_the_old_file(tmp_path, capsys):
+    """It printed "wrote 0 metric rows" and replaced an earlier export with an empty one."""
+    from aebench.cli import main
+    from aebench.store.database import Store
+
+    store = tmp_path / "s.sqlite"
+    with Store.open(store):
+        pass
+    out = tmp_path / "earlier.csv"
+    out.write_text("run_id,name\n1,fid\n")
+    line = one_line_error(capsys, ["export", "--store", str(store), "--suite", "quik",
+                                   "--out", str(out)])  # fmt: skip
+    assert "has no suite 'quik'" in line and out.read_text() == "run_id,name\n1,fid\n"
+    assert main(["export", "--store", str(store), "--out", str(out)]) == 0  # no filter: fine
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        # -m silently won: the Inception backbone ran where --backbone said domain
+        (["-m", "backbone=inception", "--backbone", "domain"], "contradicts --backbone domain"),
+        (["--only", "latent", "--skip", "latent"], "--only latent and --skip latent contradict"),
+    ],
+)
+def test_contradictory_eval_arguments_are_one_line(tmp_path, capsys, args, says):
+    store = tmp_path / "s.sqlite"
+    line = one_line_error(capsys, ["eval", "--store", str(store), *args])
+    assert says in line and not store.exists()

@@ -71,6 +71,7 @@ def test_more_threads_per_run_than_this_machine_is_one_line_and_writes_nothing(
     [
         (["--threads-per-run", "2"], "--threads-per-run is for --executor ray"),
         (["--gpus-per-run", "0.5"], "--gpus-per-run is for --executor ray"),
+        (["--ray-address", "1.2.3.4:1"], "--ray-address is for --executor ray"),  # was ignored
         (["--executor", "ray", "--threads-per-run", "0"], "--threads-per-run must be >= 1"),
         (["--executor", "ray", "--gpus-per-run", "1.5"], "--gpus-per-run must be in (0, 1]"),
         (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster"),

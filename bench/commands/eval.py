@@ -43,7 +43,11 @@ def option_table(items: list[str], given: dict[str, Any] | None = None) -> dict[
         if not sep or not key:
             raise UsageError(f"metric option {text!r} is not KEY=VALUE")
         name = key.replace("-", "_")
-        table[name] = option_from_text(name, raw, "metric option")
+        value = option_from_text(name, raw, "metric option")
+        if name in (given or {}) and given[name] != value:  # type: ignore[index]
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"-m {text} contradicts {flag} {given[name]}; give one")  # type: ignore[index]
+        table[name] = value
     return table
 
 
@@ -161,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either RUN_DIR or --store STORE")
     if args.store is None and (args.suite or args.only):
         raise UsageError("--suite and --only go with --store")
+    both = sorted(set(args.only or ()) & set(args.skip))
+    if both:
+        raise UsageError(f"--only {both[0]} and --skip {both[0]} contradict each other; give one")
     flags = {"n_samples": args.n_samples, "backbone": args.backbone, "sampler": args.sampler,
              "iw_k": args.iw_k, "iw_n": args.iw_n}  # fmt: skip
     given = {k: v for k, v in flags.items() if v is not None}

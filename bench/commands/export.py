@@ -69,6 +69,13 @@ def _run(args: argparse.Namespace) -> int:
     with Store.open(args.store, create=False, readonly=True) as store:
         frame = store.metrics_frame(suite=args.suite, status=args.status, phase=args.phase)
         non_numeric = store.count_non_numeric()
+        if frame.empty and args.suite is not None:
+            suites = sorted({r["suite"] for r in store.runs()})
+            if args.suite not in suites:  # a typo: say so, and leave an earlier export as it is
+                raise UsageError(
+                    f"store {store.path} has no suite {args.suite!r} (its suites: "
+                    f"{', '.join(suites) or 'none'})"
+                )
     if non_numeric:
         print(f"warning: {non_numeric_note(non_numeric)}", file=sys.stderr)
 

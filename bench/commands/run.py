@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     }
     ray_options = {key: value for key, value in given.values() if value is not None}
     ray_only = [flag for flag, (_, value) in given.items() if value is not None]
+    ray_only += ["--ray-address"] if args.ray_address is not None else []
     if ray_only and args.executor != "ray":
         raise UsageError(
             f"{ray_only[0]} is for --executor ray (the local executor gives each of --jobs runs "

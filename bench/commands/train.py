@@ -122,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
     options = dict(parse_option(o) for o in args.option)
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite contradict each other: continue, or start again")
+    if not str(args.out).strip():
+        raise UsageError("--out is empty; name the run's folder")
+    if args.no_eval and args.metric_option:
+        raise UsageError(
+            "-m sets how a run is evaluated, and --no-eval evaluates nothing; drop one"
+        )
     cfg = RunConfig(
         metrics=check_metric_options(metric_options(args.metric_option)),
         model=args.model,
