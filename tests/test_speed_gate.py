@@ -84,6 +84,10 @@ def test_gate_passes_unchanged_code(tmp_path):
     result = planted.gate(repo, ["train-step[vae-mlp]"], FAST)
     assert result["rc"] == 0, result
     assert result["slower"] == []
+    typo = planted.gate(repo, ["train-step[vae-mpl]"], FAST)  # passed as "0 failed of 1"
+    assert (
+        typo["rc"] == 2 and "--case train-step[vae-mpl]: the working tree has no" in typo["stderr"]
+    ), typo
 
 
 @pytest.mark.parametrize("name", ["extra-forward", "host-sync"])
@@ -137,3 +141,12 @@ def test_the_default_gate_compares_the_measured_cases_and_leaves_the_zoo_to_case
                         if models.supports_arch(m, a)}  # fmt: skip
     old = [{k: v for k, v in c.items() if k != "gated"} for c in listing]
     assert default_cases(old) == [c["name"] for c in listing]
+
+
+@pytest.mark.parametrize("threads", ["0", "-1", "2000"])
+def test_a_thread_count_out_of_range_is_one_line(threads, capsys):
+    """--threads 0 was read as "all cores" (a 0 is falsy) while -1 was refused."""
+    from tests.conftest import one_line_error
+
+    line = one_line_error(capsys, ["gate", "speed", "--threads", threads])
+    assert f"--threads must be between 1 and 1024, got {threads}" in line

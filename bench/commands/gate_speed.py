@@ -70,7 +70,7 @@ def run_speed(args: argparse.Namespace) -> int:
     from aebench.perf import abtest
 
     settings = _settings(args)
-    threads = args.threads or os.cpu_count() or 1
+    threads = args.threads if args.threads is not None else (os.cpu_count() or 1)
     if not 1 <= threads <= 1024:
         raise UsageError(f"--threads must be between 1 and 1024, got {threads}")
     head = abtest.repo_root(Path.cwd())
@@ -81,6 +81,9 @@ def run_speed(args: argparse.Namespace) -> int:
     print(f"speed gate: working tree {head} against {args.base} ({base.name[:12]}), "
           f"{threads} threads")  # fmt: skip
     results = abtest.run_gate(base, worktree, args.case, settings, threads)  # type: ignore[arg-type]
+    unknown = [r.case for r in results if r.status == "missing"]
+    if unknown:  # a named case the working tree lacks: a typo, and a gate that tested nothing
+        raise UsageError(f"--case {unknown[0]}: the working tree has no such case")
     slower = [r.case for r in results if r.status == "slower"]
     noisy = [r.case for r in results if r.status == "noisy"]
     failed = [r.case for r in results if r.status == "failed"]
