@@ -244,6 +244,11 @@ def expected_quality(header: list[str], rows: list[list[str]]) -> int | None:
             return None
         if r["metric"] not in gates.QUALITY_METRICS or not finite(r["value"]):
             return None
+        if not re.fullmatch(r"\d+", r["seed"].strip()):  # a seed is a whole number
+            return None
+    keys = [tuple(r[c] for c in COLUMNS[:5]) for r in cells]
+    if len(set(keys)) < len(keys):  # one value per run and metric
+        return None
     seeds = {label: set() for label in ("ae", "vae")}
     for r in cells:
         match = (r["dataset"], r["arch"], r["metric"]) == ("mnist-5k", "mlp", "recon_mse")

@@ -267,6 +267,12 @@ NOTHING_COMPARED = {
     "ragged": (GOOD_ROWS + "ae,mnist-5k\n", "line 2: arch"),
     "no-columns": ("", "cannot read quality baseline"),
     "lacks-value": ("label,dataset,arch,seed,metric\n", "lacks column 'value'"),
+    # were averaged or matched nothing, silently
+    "seed-not-a-number": (_rows(seeds=("x", 1, 2)), "line 2: seed 'x' is not a whole number"),
+    "repeated-row": (
+        _rows() + "ae,mnist-5k,mlp,0,recon_mse,0.9\n",
+        "line 8: metric 'recon_mse' repeats an earlier row",
+    ),
 }
 
 

@@ -74,14 +74,20 @@ def _float_or_nan(cell: Any) -> float:
 
 
 def _quality_cells(path: Path, tidy: pd.DataFrame) -> pd.Series:
-    """The ``value`` column as floats, after checking every cell: no blank key, a metric the
-    gate knows (another name could clash with a key column in the pivot), a finite number."""
+    """The ``value`` column as floats, after checking every cell: no blank key, a whole-number
+    seed, a metric the gate knows (another name could clash with a key column in the pivot),
+    a finite number, and one row per run and metric."""
     values = tidy["value"].map(_float_or_nan).astype(float)
     checks = [
         (c, tidy[c].notna() & (tidy[c].str.strip() != ""), "is blank") for c in QUALITY_COLUMNS[:5]
     ]
+    checks.append(("seed", tidy["seed"].str.strip().str.fullmatch(r"\d+"),
+                   "is not a whole number"))  # fmt: skip
     checks.append(("metric", tidy["metric"].isin(QUALITY_METRICS), "is not a gate metric"))
     checks.append(("value", values.map(math.isfinite), "is not a finite number"))
+    # a second value for one run and metric: the pivot would average the two, silently
+    again = tidy.duplicated(subset=list(QUALITY_COLUMNS[:5]), keep="first")
+    checks.append(("metric", ~again, "repeats an earlier row's label, dataset, arch and seed"))
     for column, ok, problem in checks:
         bad = _first_bad(tidy, column, ok)
         if bad is not None:
