@@ -64,9 +64,10 @@ class Phase:
 
     ``every = k`` steps the phase only on every k-th training step (steps 0, k, 2k, …): a
     generator with ``every = n`` beside a critic with ``every = 1`` gives the n-critic ratio of
-    WGAN training. ``terms`` is the forward a phase runs in the sequential order (default: the
-    model's :meth:`~GenerativeAutoencoder.loss`), so a discriminator phase need not compute the
-    whole model's loss.
+    WGAN training (in the sequential order, only for a phase without its own ``terms``).
+    ``terms`` is the forward a phase runs in the sequential order (default: the model's
+    :meth:`~GenerativeAutoencoder.loss`), so a discriminator phase need not compute the whole
+    model's loss.
     """
 
     name: str

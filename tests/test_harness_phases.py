@@ -4,6 +4,7 @@ loss, and loss terms that need autograd. Each is checked against a hand computat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -109,6 +110,31 @@ def test_n_critic_ratio_over_a_whole_fit() -> None:
     trainer = _trainer(model, subset_like(_images(16), repeat=12), max_steps=12, epochs=None)
     trainer.fit()
     assert trainer.step == 12 and trainer.phase_updates == [3, 12]  # steps 0, 5, 10
+
+
+class OwnTerms(TwoTerms):
+    """TwoTerms whose "first" phase runs its own forward (only its own term)."""
+
+    def first_only(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"first": self.a**2 * self.c * x.mean()}
+
+    def phases(self) -> list[Phase]:
+        first, second = super().phases()
+        return [dataclasses.replace(first, terms=self.first_only), second]
+
+
+def test_a_sparse_phase_with_its_own_terms_is_refused_in_the_sequential_order() -> None:
+    """Its terms were missing on the steps it skipped: a KeyError at step 1, and epoch means
+    of its terms over every step's images. Refused in one line; with every = 1, or without
+    its own terms (above), the sequential order trains."""
+    with pytest.raises(UsageError, match="phase 'first' has every > 1 and its own terms"):
+        _trainer(OwnTerms("sequential", every=(2, 1)))
+    trainer = _trainer(OwnTerms("sequential", every=(1, 1)), max_steps=3, epochs=None)
+    trainer.fit()
+    assert trainer.phase_updates == [3, 3]
+    simultaneous = _trainer(OwnTerms("simultaneous", every=(2, 1)), max_steps=3, epochs=None)
+    simultaneous.fit()  # one forward of the model's loss: every term on every step
+    assert simultaneous.phase_updates == [2, 3]
 
 
 def subset_like(data: ImageData, repeat: int) -> ImageData:

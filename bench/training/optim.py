@@ -109,11 +109,22 @@ def check_phase(phase: Phase, model_name: str) -> None:
 UPDATE_ORDERS = ("simultaneous", "sequential")
 
 
-def check_update_order(order: str, model_name: str) -> None:
-    """The model's ``update_order``, checked in one line like a phase."""
+def check_update_order(order: str, model_name: str, phases: list[Phase] | None = None) -> None:
+    """The model's ``update_order``, checked in one line like a phase. In the sequential order
+    a phase with ``every > 1`` may not compute its own terms (``Phase.terms``): skipped on a
+    step, its terms would be missing that step, which the epoch's per-term means (taken over
+    every step's images) cannot hold unbiased. Without its own terms the model's loss gives
+    every term on every step, as the simultaneous order does."""
     if order not in UPDATE_ORDERS:
         raise UsageError(
             f"{model_name}: update_order must be one of {', '.join(UPDATE_ORDERS)}, got {order!r}"
+        )
+    sparse = [p.name for p in phases or () if p.every > 1 and p.terms is not None]
+    if order == "sequential" and sparse:
+        raise UsageError(
+            f"{model_name}: phase {sparse[0]!r} has every > 1 and its own terms, which the "
+            "sequential update order does not take (its terms would be missing on the steps it "
+            "skips); let it use the model's loss, or set every = 1"
         )
 
 

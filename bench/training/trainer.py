@@ -93,7 +93,7 @@ class Trainer:
             raise ValueError(f"{self.model_name} declares no update phases")
         for phase in self.phases:
             check_phase(phase, self.model_name)
-        check_update_order(model.update_order, self.model_name)
+        check_update_order(model.update_order, self.model_name, self.phases)
         check_batches_per_step(model.batches_per_step, self.model_name)
         self.optimizers = [build_optimizer(p) for p in self.phases]
         self.schedules = [
