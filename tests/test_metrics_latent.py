@@ -57,8 +57,8 @@ def test_nll_iw_chunking_does_not_change_the_value(trained_vae, subset):
 
 def test_the_iw_gain_compares_the_bounds_on_the_same_images(trained_vae, subset):
     """The −ELBO that iw_bounds returns is that of its own images: it agrees with kl_elbo on
-    those images (many draws), not with the ELBO of other images, and the gain is ≥ 0 (0 at
-    K = 1, where the two bounds are one)."""
+    those images (many draws), and the gain is ≥ 0 (0 at K = 1, where the two bounds are
+    one)."""
     x = subset[:100]
     nll, neg_elbo = iw_bounds(*_parts(trained_vae), x, k=50, generator=_gen(3))
     draws = [kl_elbo(*_parts(trained_vae), x, generator=_gen(10 + i))[1] for i in range(20)]
@@ -67,8 +67,6 @@ def test_the_iw_gain_compares_the_bounds_on_the_same_images(trained_vae, subset)
     assert 0 < neg_elbo - nll < 0.1 * nll
     one, one_elbo = iw_bounds(*_parts(trained_vae), x, k=1, generator=_gen(4))
     assert one == pytest.approx(one_elbo, abs=1e-9)
-    other = -kl_elbo(*_parts(trained_vae), subset[100:], generator=_gen(5))[1]
-    assert abs(other - neg_elbo) > abs(-sum(draws) / len(draws) - neg_elbo)
 
 
 def test_gaussian_kl_closed_form_matches_monte_carlo():

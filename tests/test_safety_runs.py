@@ -260,7 +260,6 @@ def test_a_tiny_seconds_budget_still_trains_one_epoch(mnist5k):
     [
         ("vae", {}, (0.75,), "learning-rate milestones"),
         ("vae", {"kl_warmup": 0.5}, (), "a KL warm-up"),
-        ("two-stage-vae", {}, (), "later training stages"),
     ],
 )
 def test_a_run_that_plans_on_its_budget_is_not_extended(
@@ -295,3 +294,25 @@ def test_a_run_that_plans_on_its_budget_is_not_extended(
     path.unlink()
     trainer(1, plain=True).fit()  # nothing planned on the budget: extending is allowed
     assert [h["epoch"] for h in trainer(3, plain=True).fit(resume=True)] == [1, 2, 3]
+
+
+def test_a_staged_run_whose_later_stage_has_begun_is_not_extended(tmp_path):
+    """Stage 1 trained on after stage 2 had trained on its codes. Refused once stage 2 has a
+    checkpoint; while stage 1 is unfinished the run still extends (no stage 2 yet)."""
+    from aebench.core.errors import UsageError
+    from aebench.training.stages import fit_stages
+
+    dataset = subset(data.load("mnist-5k"), 512, 128)
+    path = tmp_path / "checkpoint.safetensors"
+
+    def fit(epochs: int, resume: bool = False) -> list[dict]:
+        torch.manual_seed(0)
+        model = models.create("two-stage-vae", arch="mlp", latent_dim=4, image_shape=[1, 28, 28])
+        config = TrainConfig(epochs=epochs, batch_size=128, seed=3, quiet=True)
+        return fit_stages(model, dataset, config, "two-stage-vae", path, resume)[0]
+
+    fit(1)  # both stages trained: what a run killed just after stage 2's last epoch leaves
+    assert (tmp_path / "checkpoint.second.safetensors").is_file()
+    with pytest.raises(UsageError, match="stage 'second' of this run has begun"):
+        fit(2, resume=True)
+    assert len(fit(1, resume=True)) == len(fit(1))  # the same length resumes

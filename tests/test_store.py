@@ -181,7 +181,12 @@ def test_environment_records_the_numeric_packages_installed_versions() -> None:
     import scipy
     import sklearn
 
-    packages = dict(p.rsplit(" ", 1) for p in environment("cpu")["packages"].split(", "))
+    from aebench.core.plugins import plugin_code
+    from aebench.core.registry import plugin_distributions
+
+    plugins = {*plugin_code(), *plugin_distributions()}  # whatever this process imported
+    recorded = [p for p in environment("cpu")["packages"].split(", ") if p not in plugins]
+    packages = dict(p.rsplit(" ", 1) for p in recorded)
     assert packages["numpy"] == numpy.__version__ and packages["scipy"] == scipy.__version__
     assert packages["scikit-learn"] == sklearn.__version__
     assert packages["pillow"] == PIL.__version__

@@ -124,10 +124,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--resume and --overwrite contradict each other: continue, or start again")
     if not str(args.out).strip():
         raise UsageError("--out is empty; name the run's folder")
-    if args.no_eval and args.metric_option:
-        raise UsageError(
-            "-m sets how a run is evaluated, and --no-eval evaluates nothing; drop one"
-        )
     cfg = RunConfig(
         metrics=check_metric_options(metric_options(args.metric_option)),
         model=args.model,
@@ -138,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         train=train,
         data_dir=args.data_dir,
     )
+    if args.no_eval and args.metric_option:  # each was checked above as an option
+        raise UsageError(
+            "-m sets how a run is evaluated, and --no-eval evaluates nothing; drop one"
+        )
     dataset = data.load(args.dataset, args.data_dir)
     if not args.no_eval:
         refuse_unfit_evaluation(cfg, dataset.image_shape)

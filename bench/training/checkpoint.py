@@ -9,7 +9,7 @@ applied, so a damaged checkpoint is refused in one line, and a checkpoint taken 
 training settings (seed, batch size, precision, …) is refused instead of silently continuing
 into a run whose ``config.json`` would describe settings the weights were not trained with.
 The one setting that may change is a larger ``epochs``: it extends the run, unless the run plans
-on its budget (learning-rate milestones, a warm-up, later stages), which would then move.
+on its budget (learning-rate milestones, a warm-up, a later stage begun), which would move.
 """
 
 from __future__ import annotations
@@ -192,17 +192,15 @@ def _check_settings(stored: Any, current: dict[str, Any], path: Path) -> None:
 
 def _check_extension(trainer: Trainer, was: Any, path: Path) -> None:
     """Refuse to extend (a larger ``epochs``) a run that plans on its budget: its learning-rate
-    milestones, a warm-up or its later stages' budgets would move under a run already part
-    trained, giving a run of neither length (the decay applied twice, stage 1 trained on after
-    stage 2)."""
+    milestones or a warm-up would move under a run already part trained, giving a run of
+    neither length (the decay applied twice). A staged run whose later stage has begun is
+    refused by :func:`~aebench.training.stages.fit_stages`."""
     now = trainer.config.epochs
     if was == now:
         return
     model = trainer.model
     plans = ["learning-rate milestones"] if trainer.config.lr_milestones else []
     plans += model.budget_plans() if hasattr(model, "budget_plans") else []
-    if hasattr(model, "stages") and model.stages():
-        plans.append("later training stages")
     if plans:
         raise UsageError(
             f"checkpoint {path} was taken with epochs={was}, and this run plans "

@@ -13,8 +13,10 @@ from typing import Any
 
 import torch
 
+from aebench.core.errors import UsageError
 from aebench.data import ImageData
 from aebench.models.base import GenerativeAutoencoder, Stage
+from aebench.training.checkpoint import load_checkpoint
 from aebench.training.settings import TrainConfig
 from aebench.training.trainer import Trainer
 
@@ -53,6 +55,8 @@ def fit_stages(
 ) -> tuple[list[dict[str, Any]], torch.device]:
     """Train ``model`` and then each of its stages; return the history of all of them (a
     later stage's rows carry ``"stage"``) and the training device."""
+    if resume:
+        _refuse_extending_a_begun_stage(model, config, checkpoint)
     first = Trainer(model, data, config, model_name=model_name, checkpoint=checkpoint)
     history = first.fit(resume=resume)
     for index, stage in enumerate(model.stages(), start=2):
@@ -68,3 +72,24 @@ def fit_stages(
         history += [{**row, "stage": stage.name} for row in rows]
     model.eval()
     return history, first.device
+
+
+def _refuse_extending_a_begun_stage(
+    model: GenerativeAutoencoder, config: TrainConfig, checkpoint: Path | None
+) -> None:
+    """A larger budget for a run whose later stage has begun would train stage 1 on after
+    stage 2 trained on its codes: a run of neither length. One line, before anything trains
+    (while stage 1 is unfinished the whole run may still grow)."""
+    for index, stage in enumerate(model.stages(), start=2):
+        path = stage_checkpoint(checkpoint, stage)
+        if path is None or not path.is_file():
+            continue
+        was = (load_checkpoint(path)[1].get("train") or {}).get("epochs")
+        now = stage_settings(config, index, stage).epochs
+        if was != now:
+            raise UsageError(
+                f"stage {stage.name!r} of this run has begun ({path.name}, {was} epochs "
+                f"planned, now {now}), so a longer run would train stage 1 on after it: "
+                "resume with the original --epochs, or pass --overwrite to train the longer "
+                "run from the start"
+            )

@@ -84,7 +84,7 @@ class VAE(GenerativeAutoencoder):
                 "kl_weight": kl.new_tensor(weight)}  # fmt: skip
 
     def budget_plans(self) -> list[str]:
-        return ["a KL warm-up"] if self.cfg.kl_warmup else []
+        return ["a KL warm-up"] if getattr(self.cfg, "kl_warmup", 0) else []
 
     def kl_weight(self) -> float:
         """β, ramped linearly from 0 over the first ``kl_warmup`` of the training budget
