@@ -412,10 +412,15 @@ def test_update_baseline_never_writes_over_a_file_that_is_no_baseline(stores, tm
         trend_gate = ["gate", "trend", str(results), "--baseline", str(target), "--update-baseline"]
         assert "is not a speed baseline" in one_line_error(capsys, trend_gate)
         assert target.read_bytes() == before
-    damaged = tmp_path / "old.csv"
-    damaged.write_text(GOOD_ROWS + "ae,mnist-5k,mlp,0,recon_mse,oops\n")
-    assert main(_quality(stores["base"], damaged, "--update-baseline")) == 0
-    assert damaged.read_text() == stores["csv"].read_text()
+    for damaged_text in (
+        GOOD_ROWS + "ae,mnist-5k,mlp,0,recon_mse,oops\n",
+        "",
+        "\ufeff" + GOOD_ROWS,
+    ):  # a bad value, an empty file, a BOM
+        damaged = tmp_path / "old.csv"
+        damaged.write_text(damaged_text, encoding="utf-8")
+        assert main(_quality(stores["base"], damaged, "--update-baseline")) == 0
+        assert damaged.read_text() == stores["csv"].read_text()
     old_speed = _speed_baseline(tmp_path, {"test_workload": "oops"})
     gate = ["gate", "trend", str(results), "--baseline", str(old_speed), "--update-baseline"]
     assert main(gate) == 0 and '"calibrated"' in old_speed.read_text()

@@ -56,6 +56,9 @@ def test_eval_with_skip_keeps_the_skipped_families_numbers(run_dir, metrics_cach
     assert generation and all(again[k] == first[k] for k in generation)  # kept
     assert again["meta"]["evaluations"]["generation"] == first["meta"]["evaluations"]["generation"]
     assert again["meta"]["n_samples"] == 150  # the families measured again are new
+    assert any(
+        "kept from the earlier metrics.json: generation" in n for n in again["meta"]["notes"]
+    )
     assert set(again) == set(first)
 
 

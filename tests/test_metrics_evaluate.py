@@ -241,3 +241,15 @@ def test_the_default_sample_count_is_at_most_the_test_split(trained_vae, mnist5k
     assert any("400 generated images against the test split's 300" in n for n in meta["notes"])
     meta = evaluate(trained_vae, mnist5k, MetricOptions(**only))["meta"]
     assert meta["n_samples"] == meta["n_real"] == mnist5k.test_x.shape[0]
+
+
+def test_the_memory_check_counts_the_samples_the_capped_default_draws():
+    """The default sample count is at most the test split's size, so the check made before
+    training must count that many: 200 large RGB test images need 200 samples, not the
+    10,000 that were refused up front."""
+    from aebench.metrics.evaluation import planned_memory_problem
+
+    shape = (3, 256, 256)
+    refused = planned_memory_problem(MetricOptions(), shape, "vae", "cpu")
+    assert refused is not None and "n_samples = 10,000" in refused
+    assert planned_memory_problem(MetricOptions(), shape, "vae", "cpu", n_test=200) is None

@@ -186,3 +186,24 @@ def test_a_plugin_dataset_that_fails_on_its_file_is_one_line(tmp_path: Path):
     line = _one_line_error(done)
     assert "dataset 'junk-digits' could not be loaded: ValueError" in line
     assert not (tmp_path / "r").exists()
+
+
+def test_two_labels_of_a_plugin_model_at_its_default_are_one_run_and_refused(
+    tiny_ae: Path, tmp_path: Path
+):
+    """A model without a config class keeps an option written out at its default (only a
+    config class drops those), yet the run's hash resolves it: labels 'a' and 'b' below were
+    one run, the second lost. The suite is refused naming both."""
+    from aebench.experiments.suite import load_suite
+
+    plugin = tmp_path / "wide_ae.py"
+    text = tiny_ae.read_text().replace('"tiny-ae"', '"wide-ae"')
+    plugin.write_text(text.replace('arch: str = "mlp"', 'arch: str = "mlp", width: int = 32'))
+    suite = tmp_path / "s.toml"
+    models = '[{ model = "wide-ae", label = "a" }, { model = "wide-ae", label = "b", width = 32 }]'
+    text = tiny_suite("s", ["ae"], [0]).replace('["ae"]', models)
+    suite.write_text('plugins = ["wide_ae.py"]\n' + text)
+    with pytest.raises(UsageError, match="'a' and 'b' are the same model with the same options"):
+        load_suite(suite)
+    suite.write_text(suite.read_text().replace("width = 32", "width = 64"))
+    assert len(load_suite(suite).expand()) == 2  # another width: another run

@@ -175,6 +175,35 @@ def test_a_schema_1_store_is_migrated_to_training_hashes_and_recorded_evaluation
     )  # fmt: skip  (all done: nothing retrains)
 
 
+def test_a_family_whose_version_rose_is_measured_again_and_gains_its_new_key(finished, capsys):
+    """The latent family gained iw_gain (version 2): a run stored under version 1 — no
+    iw_gain row, its options key without the version — gets it from `eval --store`, with
+    its other numbers as they were (the same seeds draw the same samples)."""
+    with sqlite3.connect(finished) as conn:
+        (run_id,) = conn.execute(
+            "SELECT run_id FROM evaluations WHERE family = 'latent'"
+        ).fetchone()
+        (key,) = conn.execute("SELECT options FROM evaluations WHERE family = 'latent'").fetchone()
+        old = json.loads(key)
+        assert old.pop("version") == 2
+        conn.execute("UPDATE evaluations SET options = ? WHERE family = 'latent'",
+                     (json.dumps(old, sort_keys=True),))  # fmt: skip
+        conn.execute("DELETE FROM metrics WHERE name = 'iw_gain'")
+    conn.close()
+    before = dict(_rows_of(finished, run_id))
+    assert main(["eval", "--store", str(finished)]) == 0
+    assert "1 run(s) gained metrics" in capsys.readouterr().out
+    after = dict(_rows_of(finished, run_id))
+    assert after["iw_gain"] > 0 and {k: after[k] for k in before} == before
+
+
+def _rows_of(db: Path, run_id: int) -> list[tuple[str, float]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT name, value FROM metrics WHERE run_id = ? AND phase = "
+                            "'final' AND name IN ('kl', 'elbo', 'nll_iw', 'iw_gain', "
+                            "'active_units')", (run_id,)).fetchall()  # fmt: skip
+
+
 def test_an_edited_schema_1_store_is_refused_and_left_as_it_was(finished, capsys):
     conn = sqlite3.connect(finished)
     with conn:

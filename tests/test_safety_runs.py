@@ -316,3 +316,25 @@ def test_a_staged_run_whose_later_stage_has_begun_is_not_extended(tmp_path):
     with pytest.raises(UsageError, match="stage 'second' of this run has begun"):
         fit(2, resume=True)
     assert len(fit(1, resume=True)) == len(fit(1))  # the same length resumes
+
+
+def test_a_later_stage_whose_own_epochs_round_the_same_still_refuses(tmp_path):
+    """vq-vae's prior trains for half the run's epochs, rounded up: 1 epoch of a 1- or a
+    2-epoch run. Stage 1's planned epochs decide, not the later stage's."""
+    from aebench.core.errors import UsageError
+    from aebench.training.stages import fit_stages
+
+    dataset = subset(data.load("mnist-5k"), 256, 64)
+    path = tmp_path / "checkpoint.safetensors"
+
+    def fit(epochs: int, resume: bool = False) -> None:
+        torch.manual_seed(0)
+        model = models.create("vq-vae", arch="conv", latent_dim=4, image_shape=[1, 28, 28])
+        config = TrainConfig(epochs=epochs, batch_size=128, seed=3, quiet=True)
+        fit_stages(model, dataset, config, "vq-vae", path, resume)
+
+    fit(1)
+    (stage,) = [p for p in tmp_path.iterdir() if p.name != path.name]
+    assert stage.name.startswith("checkpoint.") and stage.name != path.name
+    with pytest.raises(UsageError, match="has begun, on a run of 1 epochs"):
+        fit(2, resume=True)

@@ -660,25 +660,33 @@ def test_a_finishing_worker_without_a_commit_keeps_the_recorded_one(
 
 
 def test_schema_9_puts_the_image_folder_into_its_runs_hashes(
-    db: Path, configs: list[RunConfig]
+    db: Path, configs: list[RunConfig], tmp_path: Path, monkeypatch
 ) -> None:
-    """A store written before: its image-folder run has the hash without the folder. The
-    upgrade gives it the hash with the folder its config recorded, so the suite of that
-    folder finds it done and a suite of another folder does not; other runs keep theirs."""
-    folder = dataclasses.replace(configs[0], dataset="image-folder", data_dir="/data/digits-a")
+    """A store written before: its image-folder run has the hash without the folder and the
+    folder as typed, relative. The upgrade records the folder absolute and hashes it, so the
+    suite of that folder finds the run done from any working folder, a suite of another
+    folder does not, and the config reads back as the run's; other runs keep their hash."""
+    folder = dataclasses.replace(configs[0], dataset="image-folder", data_dir="/x/digits-a")
     fill(db, [folder, configs[1]], 2)
-    old = folder.hash_at(3, folder=False)
+    monkeypatch.chdir(tmp_path)
+    old_config = {**json.loads(folder.to_json()), "data_dir": "digits-a"}
+    old_config["config_hash"] = dataclasses.replace(folder, data_dir=str(tmp_path / "digits-a")
+                                                    ).hash_at(3, folder=False)  # fmt: skip
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE runs SET config_hash = ? WHERE run_name = ?", (old, folder.run_name))
+        row = (old_config["config_hash"], json.dumps(old_config), folder.run_name)
+        conn.execute("UPDATE runs SET config_hash = ?, config = ? WHERE run_name = ?", row)
     conn.close()
     _as_schema(db, 8)
     with Store.open(db) as store, store.lock():
         assert store.schema_version == store_mod.SCHEMA_VERSION
-        hashes = {r["run_name"]: r["config_hash"] for r in store.runs()}
+    here = dataclasses.replace(folder, data_dir=str(tmp_path / "digits-a"))
+    monkeypatch.chdir(db.parent)  # another working folder
+    with Store.open(db, readonly=True) as store:
+        rows = {r["run_name"]: r for r in store.runs()}
         done = store.done_hashes(folder.suite)  # what `aebench run` skips
-    assert hashes == {
-        folder.run_name: folder.config_hash,
-        configs[1].run_name: configs[1].config_hash,
-    }
-    other = dataclasses.replace(folder, data_dir="/data/digits-b")
-    assert folder.config_hash in done and other.config_hash not in done
+    assert rows[folder.run_name]["config"]["data_dir"] == str(tmp_path / "digits-a")
+    assert rows[folder.run_name]["config_hash"] == here.config_hash
+    assert RunConfig.from_dict(rows[folder.run_name]["config"]).config_hash == here.config_hash
+    assert rows[configs[1].run_name]["config_hash"] == configs[1].config_hash
+    other = dataclasses.replace(folder, data_dir=str(tmp_path / "digits-b"))
+    assert here.config_hash in done and other.config_hash not in done

@@ -230,8 +230,12 @@ def kept_with(path: Path, scores: dict[str, Any], skipped: list[str]) -> dict[st
     meta = dict(scores["meta"])
     before = old.get("meta", {}).get("evaluations", {}) if isinstance(old.get("meta"), dict) else {}
     if isinstance(before, dict):
-        meta["evaluations"] = {**{f: before[f] for f in skipped if f in before},
-                               **meta.get("evaluations", {})}  # fmt: skip
+        carried = {f: before[f] for f in skipped if f in before}
+        meta["evaluations"] = {**carried, **meta.get("evaluations", {})}
+        if carried:  # the top-level meta (n_samples, backbone, ...) is this evaluation's
+            meta["notes"] = [*meta.get("notes", []),
+                             f"kept from the earlier metrics.json: {', '.join(carried)} "
+                             "(measured with the options in meta.evaluations)"]  # fmt: skip
     return {**kept, **{k: v for k, v in scores.items() if k != "meta"}, "meta": meta}
 
 

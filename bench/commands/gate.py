@@ -159,9 +159,12 @@ def _refuse_unless_baseline(path: Path, kind: str, looks_like: Callable[[str], b
         return
     try:
         with path.open("rb") as handle:
-            head: str | None = handle.read(4096).decode("utf-8", errors="replace")
+            raw = handle.read(4096)
     except OSError:
-        head = None
+        raw = None
+    head = None if raw is None else raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+    if raw == b"":  # an empty file holds nothing to lose
+        return
     if head is None or not path.is_file() or not looks_like(head):
         raise UsageError(
             f"{path} is not a {kind} baseline, so it is not written over; give the baseline's "

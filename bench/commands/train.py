@@ -45,13 +45,14 @@ def check_metric_options(options: Any) -> Any:
         raise UsageError(f"metric option: {err}") from None
 
 
-def refuse_unfit_evaluation(cfg: Any, image_shape: tuple[int, int, int]) -> None:
+def refuse_unfit_evaluation(cfg: Any, dataset: Any) -> None:
     """What the evaluation after training would refuse for memory (``n_samples`` too many for
-    these images), refused before the training instead."""
+    ``dataset``'s images), refused before the training instead."""
     from aebench.metrics.evaluation import planned_memory_problem
 
     options = cfg.evaluation_options()
-    if problem := planned_memory_problem(options, image_shape, cfg.model, cfg.train.device):
+    shape, n_test = dataset.image_shape, int(dataset.test_x.shape[0])
+    if problem := planned_memory_problem(options, shape, cfg.model, cfg.train.device, n_test):
         raise UsageError(problem)
 
 
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         )
     dataset = data.load(args.dataset, args.data_dir)
     if not args.no_eval:
-        refuse_unfit_evaluation(cfg, dataset.image_shape)
+        refuse_unfit_evaluation(cfg, dataset)
     try:
         model, out_dir = train_run(
             cfg, args.out, resume=args.resume, overwrite=args.overwrite, dataset=dataset

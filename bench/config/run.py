@@ -28,6 +28,7 @@ from typing import Any
 from aebench import models
 from aebench.core.errors import UsageError
 from aebench.data import folder_is_data
+from aebench.data.base import DATA_DIR_ENV
 from aebench.metrics.options import MetricOptions
 from aebench.training.settings import BUDGET_KINDS, Budget, TrainConfig
 
@@ -59,12 +60,23 @@ class RunConfig:
     #: every model option with the value the run trained with, as recorded when it was stored
     #: (None: resolved now, from the registry's current defaults); see :meth:`identity`
     resolved: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False)
+    #: whether the dataset's folder is its data, as the registry said where the config was
+    #: pinned (None: ask the registry now): a worker hashes before it loads plugin datasets
+    folder_data: bool | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.label:
             object.__setattr__(self, "label", self.model)
         if isinstance(self.model_options, Mapping):
             object.__setattr__(self, "model_options", freeze_options(self.model_options))
+        if self.is_folder_data():  # the folder is the data: recorded absolute, never implied
+            where = self.data_dir if self.data_dir is not None else os.environ.get(DATA_DIR_ENV)
+            if where:
+                object.__setattr__(self, "data_dir", os.path.abspath(where))
+
+    def is_folder_data(self) -> bool:
+        """Whether this run's dataset reads a folder that is its data (``image-folder``)."""
+        return self.folder_data if self.folder_data is not None else folder_is_data(self.dataset)
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -106,7 +118,9 @@ class RunConfig:
         registry: what a worker process receives)."""
         frozen = freeze_options(self.resolved_options)
         where = os.path.abspath(self.data_dir) if self.data_dir is not None else None
-        return dataclasses.replace(self, resolved=frozen, data_dir=where)  # cwd-free folder
+        return dataclasses.replace(  # a cwd-free folder
+            self, resolved=frozen, data_dir=where, folder_data=self.is_folder_data()
+        )
 
     def identity(self, version: int = HASH_VERSION, folder: bool = True) -> dict[str, Any]:
         """The fields that change the trained weights (what :attr:`config_hash` hashes).
@@ -141,7 +155,7 @@ class RunConfig:
             "device": self.train.device,
         }
         out.update({k: v for k in speed if (v := getattr(self.train, k)) != defaults[k]})
-        if folder and self.data_dir is not None and folder_is_data(self.dataset):
+        if folder and version >= 3 and self.data_dir is not None and self.is_folder_data():
             out["data_dir"] = os.path.abspath(self.data_dir)  # absent from earlier hashes
         if self.train.lr_milestones:  # a protocol's decay; absent from every earlier hash
             out["lr_milestones"] = list(self.train.lr_milestones)

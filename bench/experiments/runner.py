@@ -91,7 +91,7 @@ def refuse_unfit_evaluations(suite: Suite, configs: list[RunConfig]) -> None:
     would refuse each of them only after its training. Each dataset is loaded once, for its
     image shape; a dataset that does not load, or a run whose model or device is unknown here,
     is left to its runs, which fail with their own message."""
-    shapes: dict[tuple[str, str | None], tuple[int, int, int] | None] = {}
+    shapes: dict[tuple[str, str | None], tuple[tuple[int, int, int], int] | None] = {}
     for cfg in configs:
         options = cfg.evaluation_options()
         if not set(SAMPLING_FAMILIES) & set(options.families or ()):
@@ -99,13 +99,15 @@ def refuse_unfit_evaluations(suite: Suite, configs: list[RunConfig]) -> None:
         where = (cfg.dataset, cfg.data_dir)
         if where not in shapes:
             try:
-                shapes[where] = data.load(*where).image_shape
+                loaded = data.load(*where)
+                shapes[where] = (loaded.image_shape, int(loaded.test_x.shape[0]))
             except Exception:  # the runs on it fail with this, each in its own row
                 shapes[where] = None
-        if (shape := shapes[where]) is None:
+        if (known := shapes[where]) is None:
             continue
+        shape, n_test = known
         try:
-            problem = planned_memory_problem(options, shape, cfg.model, cfg.train.device)
+            problem = planned_memory_problem(options, shape, cfg.model, cfg.train.device, n_test)
         except UsageError:
             continue
         if problem:

@@ -303,11 +303,13 @@ class Validator(TomlChecker):
         return specs
 
     def distinct_runs(self, specs: list[ModelSpec]) -> None:
-        """Two labels with one model and the same options (defaults written out count as unset)
+        """Two labels with one model and the same options, compared resolved (every option
+        with its value, as the run's hash has them: a default written out is the default)
         would make the same runs, which the store keeps once: refused, naming both."""
         seen: dict[tuple[str, Any], str] = {}
         for spec in specs:
-            key = (spec.model, spec.options)
+            resolved = registry.resolved_options(spec.model, spec.options_dict)
+            key = (spec.model, freeze_options(resolved))
             if key in seen:
                 raise self.fail(
                     "models",

@@ -30,13 +30,18 @@ __all__ = ["MetricOptions", "evaluate", "format_table", "planned_memory_problem"
 
 
 def planned_memory_problem(
-    options: MetricOptions, image_shape: Sequence[int], model: str, device: str
+    options: MetricOptions,
+    image_shape: Sequence[int],
+    model: str,
+    device: str,
+    n_test: int | None = None,
 ) -> str | None:
     """What :func:`evaluate` would refuse for memory (:func:`check_sample_memory`), asked
     before the model trains, so a run is refused at once rather than after its training: the
     registered ``model``'s class stands for the trained model (its declared samplers), the
-    ``device`` name (``auto`` resolved) for its device. None when it fits. An unknown model or
-    device is the registry's or :func:`~aebench.core.devices.resolve_device`'s
+    ``device`` name (``auto`` resolved) for its device, ``n_test`` (the test split's size, when
+    known) caps the default sample count as the evaluation will. None when it fits. An unknown
+    model or device is the registry's or :func:`~aebench.core.devices.resolve_device`'s
     :class:`UsageError`."""
     cls = models.get(model)[0]
     samplers: tuple[str, ...] = (options.sampler,) if options.sampler is not None else ()
@@ -44,7 +49,8 @@ def planned_memory_problem(
         declared = getattr(cls, "samplers", ())
         declared = tuple(declared) if isinstance(declared, (tuple, list)) else ()
         samplers = tuple(dict.fromkeys((getattr(cls, "default_sampler", "gaussian"), *declared)))
-    return sample_memory_problem(options, image_shape, len(samplers), resolve_device(device))
+    device_used = resolve_device(device)
+    return sample_memory_problem(options, image_shape, len(samplers), device_used, n_test)
 
 
 def evaluate(

@@ -50,6 +50,7 @@ class Latent(MetricFamily):
 
     name = "latent"
     options = ("seed", "iw_k", "iw_n", "batch_size")
+    version = 2  # 2: iw_gain, which runs stored before gain through `aebench eval --store`
     keys = (
         MetricKey("kl", "KL", "KL(q(z|x) ‖ p(z)) per test image", False, "nats", headline=True),
         MetricKey("elbo", "ELBO", "evidence lower bound per test image", True, "nats",

@@ -241,15 +241,20 @@ def memory_problem(
 
 
 def sample_memory_problem(
-    options: Any, image_shape: Sequence[int], n_samplers: int, device: Any
+    options: Any,
+    image_shape: Sequence[int],
+    n_samplers: int,
+    device: Any,
+    n_test: int | None = None,
 ) -> str | None:
     """:func:`memory_problem` of an evaluation with ``options`` (a
     :class:`~aebench.metrics.options.MetricOptions`) of ``n_samplers`` samplers on images of
-    ``image_shape`` on ``device`` (a ``torch.device``: the default ``n_samples`` depends on it);
-    None when it fits or no family that draws samples is asked for."""
+    ``image_shape`` on ``device`` (a ``torch.device``: the default ``n_samples`` depends on it,
+    and on ``n_test``, the test split's size, when known); None when it fits or no family
+    that draws samples is asked for."""
     if not set(SAMPLING_FAMILIES) & set(options.families or ()):
         return None
-    n_samples = options.resolved_n_samples(device)
+    n_samples = options.resolved_n_samples(device, n_test)
     return memory_problem(n_samples, feature_width(options.backbone), image_shape, n_samplers)
 
 
@@ -258,7 +263,7 @@ def check_sample_memory(ctx: Any) -> None:
     :class:`~aebench.metrics.context.EvalContext`) whose generated sets would not fit
     :data:`MAX_GENERATION_BYTES`; only families that draw samples count."""
     problem = sample_memory_problem(
-        ctx.options, ctx.data.image_shape, len(ctx.samplers()), ctx.device
+        ctx.options, ctx.data.image_shape, len(ctx.samplers()), ctx.device, ctx.test.shape[0]
     )
     if problem:
         raise UsageError(problem)

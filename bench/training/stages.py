@@ -79,17 +79,15 @@ def _refuse_extending_a_begun_stage(
 ) -> None:
     """A larger budget for a run whose later stage has begun would train stage 1 on after
     stage 2 trained on its codes: a run of neither length. One line, before anything trains
-    (while stage 1 is unfinished the whole run may still grow)."""
-    for index, stage in enumerate(model.stages(), start=2):
-        path = stage_checkpoint(checkpoint, stage)
-        if path is None or not path.is_file():
-            continue
-        was = (load_checkpoint(path)[1].get("train") or {}).get("epochs")
-        now = stage_settings(config, index, stage).epochs
-        if was != now:
-            raise UsageError(
-                f"stage {stage.name!r} of this run has begun ({path.name}, {was} epochs "
-                f"planned, now {now}), so a longer run would train stage 1 on after it: "
-                "resume with the original --epochs, or pass --overwrite to train the longer "
-                "run from the start"
-            )
+    (while stage 1 is unfinished the whole run may still grow). Stage 1's own planned epochs
+    decide, since a later stage's, rounded up from a share of them, may not change."""
+    begun = [s for s in model.stages() if (p := stage_checkpoint(checkpoint, s)) and p.is_file()]
+    if not begun or checkpoint is None or not checkpoint.is_file():
+        return
+    was = (load_checkpoint(checkpoint)[1].get("train") or {}).get("epochs")
+    if was != config.epochs:
+        raise UsageError(
+            f"stage {begun[0].name!r} of this run has begun, on a run of {was} epochs: a run "
+            f"of {config.epochs} would train stage 1 on after it; resume with the original "
+            "--epochs, or pass --overwrite to train the longer run from the start"
+        )
