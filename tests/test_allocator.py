@@ -62,3 +62,23 @@ def test_default_allocator_can_be_kept():
     assert plain["state"] == "default"
     # glibc's own behaviour: a block this large gets its own mapping
     assert plain["during"]["mmapped"] >= 8 << 20
+
+
+def test_allocation_failures_are_told_from_other_errors():
+    """One rule for the commands that turn a failed allocation into one line (building a
+    model, `aebench speed`): torch's own refusal of an impossible tensor counts, a shape
+    error does not."""
+    import torch
+
+    from aebench.core.devices import is_allocation_failure
+
+    try:
+        torch.empty(2**62, dtype=torch.uint8)
+    except RuntimeError as err:
+        real = err
+    assert is_allocation_failure(real) and is_allocation_failure(MemoryError())
+    assert is_allocation_failure(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"))
+    try:
+        torch.ones(2, 3) @ torch.ones(2, 3)
+    except RuntimeError as err:
+        assert not is_allocation_failure(err)

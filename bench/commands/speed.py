@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = run_speed(opts, progress=not args.json)
     except RuntimeError as err:  # torch's allocators: CPU and CUDA (OutOfMemoryError)
-        if "alloc" not in str(err).lower() and "out of memory" not in str(err).lower():
+        from aebench.core.devices import is_allocation_failure
+
+        if not is_allocation_failure(err):
             raise
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise UsageError(

@@ -28,3 +28,13 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def is_allocation_failure(err: BaseException) -> bool:
+    """Whether ``err`` is a failed memory allocation: Python's ``MemoryError``, or torch's
+    allocators' ``RuntimeError`` (CPU: "can't allocate memory"; CUDA's ``OutOfMemoryError``:
+    "out of memory ... Tried to allocate"), which callers turn into one line."""
+    if isinstance(err, MemoryError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("alloc" in text or "out of memory" in text)

@@ -18,7 +18,7 @@ from aebench import data, models
 from aebench.config.run import RunConfig
 from aebench.core.allocator import allocator_state
 from aebench.core.atomic import atomic_write
-from aebench.core.devices import resolve_device, seed_everything
+from aebench.core.devices import is_allocation_failure, resolve_device, seed_everything
 from aebench.core.errors import UsageError
 from aebench.core.images import pair_rows, save_grid
 from aebench.metrics.evaluation import MetricOptions, evaluate
@@ -99,8 +99,8 @@ def build_model(name: str, config: dict[str, Any], device: torch.device) -> Gene
         )
     try:
         return models.create(name, **config)
-    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as err:
-        if isinstance(err, RuntimeError) and "alloc" not in str(err).lower():
+    except (MemoryError, RuntimeError) as err:
+        if not is_allocation_failure(err):
             raise
         raise UsageError(f"model {name!r} could not be allocated ({size})") from None
 
