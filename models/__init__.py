@@ -34,6 +34,7 @@ from aebench.models.registry import (
     resolved_options,
     supports_arch,
     unregister,
+    upgrade_options,
 )
 
 __all__ = [
@@ -52,4 +53,5 @@ __all__ = [
     "resolved_options",
     "supports_arch",
     "unregister",
+    "upgrade_options",
 ]

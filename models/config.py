@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from aebench.core.errors import UsageError
 from aebench.core.values import MAX_INT, describe, is_int, is_real
@@ -103,6 +104,17 @@ class ModelConfig:
     hidden: tuple[int, ...] = (512, 256)  #: hidden layer sizes (arch mlp only)
     lr: float = 1e-3
 
+    #: options a model had once and has no more → what replaced them (the refusal says so)
+    RETIRED_OPTIONS: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def upgrade_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` a run recorded with an older aebench, in today's names and meanings
+        (every option given, as a run's resolved options or a model's ``config.json`` hold
+        them). A model that retired an option maps it here; the default keeps them as they
+        are."""
+        return dict(options)
+
     @property
     def likelihood(self) -> str:
         """The family of the decoder likelihood p(x|z) that a model's ELBO and NLL are measured
@@ -120,10 +132,11 @@ class ModelConfig:
         defaults = cls.defaults()
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
+            retired = cls.RETIRED_OPTIONS.get(unknown[0])
+            known = f"options: {', '.join(sorted(defaults))}"
             raise OptionError(
                 unknown[0],
-                f"model {model!r} has no option {unknown[0]!r}; "
-                f"options: {', '.join(sorted(defaults))}",
+                f"model {model!r} has no option {unknown[0]!r}; {retired or known}",
             )
         try:
             fixed = {k: check_option(k, v, defaults[k]) for k, v in kwargs.items()}

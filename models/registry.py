@@ -130,6 +130,17 @@ def likelihood_of(name: str | None, options: Mapping[str, Any]) -> str:
         return ""
 
 
+def upgrade_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option of a run of model ``name`` recorded by an older aebench (its resolved
+    options, a ``config.json``'s ``model_config``), in today's names and meanings
+    (:meth:`ModelConfig.upgrade_options`); as they are for a model not registered here or
+    without a config class."""
+    if name not in MODELS:
+        return dict(options)
+    config_cls = config_class_of(get(name)[0])
+    return dict(options) if config_cls is None else config_cls.upgrade_options(options)
+
+
 def resolved_options(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Every option model ``name`` trains with, defaults included: its config class's defaults
     (or, without one, its constructor's keyword defaults), then the defaults registered with

@@ -3,6 +3,7 @@ item 3): never retrains, never loses a row, resumes after a kill."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -227,3 +228,52 @@ def test_an_unknown_family_or_a_bad_combination_is_one_line(finished, tmp_path, 
     line = one_line_error(capsys, ["eval", "--store", str(finished), "--suite", "other"])
     assert "other" in line
     assert finished.read_bytes() == before
+
+
+def _as_before_mmd_weight(data: dict) -> dict:
+    """An info-vae run's config as aebench recorded it before 2026-12-06: the paper's λ as
+    ``lam`` (the MMD weighed α + lam − 1) in its resolved options, hashed as it was then."""
+    from aebench.config.run import RunConfig, freeze_options
+
+    old = {k: v for k, v in data.items() if k != "config_hash"}
+    resolved = dict(old["resolved_options"])
+    resolved["lam"] = resolved.pop("mmd_weight") + 1.0 - resolved["alpha"]
+    old["resolved_options"] = resolved
+    then = dataclasses.replace(RunConfig.from_dict(data), resolved=freeze_options(resolved))
+    old["config_hash"] = then.config_hash
+    return old
+
+
+def test_an_info_vae_run_stored_with_the_papers_lambda_is_re_evaluated_not_retrained(
+    tmp_path, domain_net, capsys
+):
+    """A store and run folder written before info-vae's ``lam`` (the paper's λ) became
+    ``mmd_weight``: the store upgrades to schema 10, the suite finds the run done, and
+    ``eval --store`` accepts its folder (config.json still says ``lam``) and rebuilds it."""
+    suite, db = tmp_path / "info.toml", tmp_path / "s.sqlite"
+    suite.write_text(tiny_suite("info", ["info-vae"], [0], steps=2))
+    assert main(["run", str(suite), "--store", str(db), "--quiet"]) == 0
+    with sqlite3.connect(db) as conn:
+        (run_id, text, folder) = conn.execute("SELECT id, config, artifacts FROM runs").fetchone()
+        old = _as_before_mmd_weight(json.loads(text))
+        conn.execute("UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+                     (old["config_hash"], json.dumps(old), run_id))  # fmt: skip
+        conn.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+        conn.execute("PRAGMA user_version = 9")
+        conn.execute("DELETE FROM evaluations WHERE family = 'latent'")
+    conn.close()
+    config_json = (db.parent / folder) / "config.json"
+    saved = json.loads(config_json.read_text())
+    model_config = dict(saved["model_config"])
+    model_config["lam"] = model_config.pop("mmd_weight") + 1.0
+    config_json.write_text(json.dumps({**saved, **old, "model_config": model_config}))
+    weights = file_hashes(db.parent / folder)["model.safetensors"]
+    capsys.readouterr()
+    assert main(["run", str(suite), "--store", str(db)]) == 0  # upgrades the store first
+    assert "already done" in capsys.readouterr().out
+    with Store.open(db, readonly=True) as store:
+        (row,) = store.runs()
+    assert row["config"]["resolved_options"]["mmd_weight"] == 999.0
+    assert main(["eval", "--store", str(db)]) == 0
+    assert "1 run(s) gained metrics" in capsys.readouterr().out
+    assert file_hashes(db.parent / folder)["model.safetensors"] == weights  # not retrained

@@ -278,3 +278,45 @@ def test_a_signal_in_the_last_step_still_stops_the_run(tmp_path, model_name):
     history, _ = fit_stages(fresh(), dataset, config, model_name, checkpoint=path, resume=True)
     assert [(h.get("stage"), h["epoch"]) for h in history][:2] == [(None, 1), (None, 2)]
     assert len([h for h in history if h.get("stage") is None]) == 2  # stage 1 not trained on
+
+
+def test_an_info_vae_checkpoint_recorded_with_the_papers_lambda_resumes(tmp_path):
+    """A checkpoint written before info-vae's ``lam`` (the paper's λ, the MMD weighed
+    α + λ − 1) became ``mmd_weight``: the same weights (lam = 1000 is mmd_weight = 999) resume;
+    other weights (lam = 50) are another run's and are refused, the file left alone."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from aebench import data, models
+    from aebench.training.checkpoint import META_KEY
+    from aebench.training.settings import TrainConfig
+    from aebench.training.trainer import Trainer
+
+    d = data.load("mnist-5k")
+    small = data.ImageData(d.name, d.train_x[:256], d.train_y[:256], d.test_x[:64], d.test_y[:64])
+    path = tmp_path / "ck.safetensors"
+
+    def trainer(epochs: int) -> Trainer:
+        model = models.create("info-vae", latent_dim=4)
+        return Trainer(model, small, TrainConfig(epochs=epochs, quiet=True), "info-vae",
+                       checkpoint=path)  # fmt: skip
+
+    trainer(1).fit()
+
+    def write_old(lam: float) -> None:
+        with safe_open(str(path), "pt") as f:
+            header = f.metadata()
+        meta = json.loads(header[META_KEY])
+        meta["model_config"].pop("mmd_weight", None)
+        meta["model_config"]["lam"] = lam
+        save_file(load_file(path), str(path), metadata={META_KEY: json.dumps(meta)})
+
+    write_old(50.0)
+    before = path.read_bytes()
+    with pytest.raises(UsageError, match=r"belongs to another run \(model_config differs"):
+        trainer(2).fit(resume=True)
+    assert path.read_bytes() == before
+    write_old(1000.0)
+    assert [h["epoch"] for h in trainer(2).fit(resume=True)] == [1, 2]

@@ -690,3 +690,48 @@ def test_schema_9_puts_the_image_folder_into_its_runs_hashes(
     assert rows[configs[1].run_name]["config_hash"] == configs[1].config_hash
     other = dataclasses.replace(folder, data_dir=str(tmp_path / "digits-b"))
     assert here.config_hash in done and other.config_hash not in done
+
+
+def _recorded_before_mmd_weight(cfg: RunConfig, overrides: dict, lam: float) -> dict:
+    """``cfg``'s stored config as aebench wrote it before 2026-12-06: info-vae's MMD weight
+    recorded as the paper's ``lam`` (weight α + lam − 1), hashed as it was then."""
+    data = json.loads(cfg.to_json())
+    resolved = {k: v for k, v in data["resolved_options"].items() if k != "mmd_weight"}
+    data["resolved_options"] = {**resolved, "lam": lam}
+    data["model_options"] = overrides
+    then = dataclasses.replace(cfg, model_options=overrides, resolved=tuple(sorted(
+        data["resolved_options"].items())))  # fmt: skip
+    data["config_hash"] = then.config_hash
+    return data
+
+
+def test_schema_10_writes_info_vaes_retired_lam_as_its_mmd_weight(
+    db: Path, configs: list[RunConfig]
+) -> None:
+    """info-vae's ``lam`` (the paper's λ) became ``mmd_weight`` (α + λ − 1). An old default run
+    (lam = 1000) is today's default run (mmd_weight = 999): same hash, found done, no lam left;
+    one with alpha = 0.5 keeps its weight 999.5 written out; other runs keep their hashes."""
+    base = dataclasses.replace(configs[0], model="info-vae", label="info-vae")
+    half = dataclasses.replace(base, label="info-half", model_options={"alpha": 0.5})
+    fill(db, [base, half, configs[1]], 3)
+    old = {
+        base.run_name: _recorded_before_mmd_weight(base, {}, 1000.0),
+        half.run_name: _recorded_before_mmd_weight(half, {"alpha": 0.5}, 1000.0),
+    }
+    with sqlite3.connect(db) as conn:
+        for name, data in old.items():
+            row = (data["config_hash"], json.dumps(data), name)
+            conn.execute("UPDATE runs SET config_hash = ?, config = ? WHERE run_name = ?", row)
+    conn.close()
+    _as_schema(db, 9)
+    with Store.open(db) as store, store.lock():
+        assert store.schema_version == store_mod.SCHEMA_VERSION
+    with Store.open(db, readonly=True) as store:
+        rows = {r["run_name"]: r for r in store.runs()}
+        done = store.done_hashes(base.suite)
+    assert base.config_hash in done and rows[base.run_name]["config_hash"] == base.config_hash
+    assert "lam" not in rows[base.run_name]["config"]["resolved_options"]
+    moved = RunConfig.from_dict(rows[half.run_name]["config"])
+    assert moved.options == {"alpha": 0.5, "mmd_weight": 999.5}
+    assert moved.resolved_options["mmd_weight"] == 999.5 and half.config_hash not in done
+    assert rows[configs[1].run_name]["config_hash"] == configs[1].config_hash

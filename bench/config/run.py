@@ -254,7 +254,26 @@ class RunConfig:
                 f"run config {cfg.run_name}: recorded hash {str(recorded)[:12]} does not match "
                 f"its fields ({cfg.short_hash}); the config was edited"
             )
-        return cfg
+        return cfg.upgraded()
+
+    def upgraded(self) -> RunConfig:
+        """This config with model options an older aebench recorded in today's names and
+        meanings (:func:`aebench.models.upgrade_options`), so its hash is the one the same run
+        gets today; itself when nothing changed. The overrides gain every option whose value
+        the upgrade made differ from today's default."""
+        if self.resolved is None or self.model not in models.available():
+            return self
+        before = self.resolved_options
+        after = models.upgrade_options(self.model, before)
+        if after == before:
+            return self
+        overrides = models.upgrade_options(self.model, self.options)
+        overrides = {k: v for k, v in overrides.items() if k in after}
+        today = models.resolved_options(self.model, overrides)
+        overrides.update({k: v for k, v in after.items() if today.get(k) != v})
+        return dataclasses.replace(
+            self, model_options=freeze_options(overrides), resolved=freeze_options(after)
+        )
 
     def hashes_to(self, recorded: Any) -> bool:
         """Whether ``recorded`` is this config's hash, now or under identity version 2 (what

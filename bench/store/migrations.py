@@ -31,6 +31,12 @@ was measured with the run, in the environment the run's row records; older rows 
 
 Schema 9 puts the folder of a dataset whose folder is its data (``image-folder``) into its runs'
 hashes (:func:`v8_to_v9`); other runs keep theirs.
+
+Schema 10 (2026-12-06) writes model options a model has retired in today's names and meanings
+(:meth:`aebench.models.config.ModelConfig.upgrade_options`): ``info-vae``'s ``lam``, the paper's
+λ, became ``mmd_weight``, the MMD's own weight α + λ − 1. Each such run's config and hash are
+rewritten (:func:`v9_to_v10`), so the same run trained today counts as done; its run folder's
+``config.json`` is read through the same upgrade.
 """
 
 from __future__ import annotations
@@ -233,6 +239,41 @@ def v8_to_v9(conn: sqlite3.Connection) -> None:
             cfg = RunConfig.from_dict(data)  # checks the recorded hash (without the folder)
         except (ValueError, TypeError, AttributeError, UsageError) as err:
             raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
+        conn.execute(
+            "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
+            (cfg.config_hash, cfg.to_json(), run_id),
+        )
+
+
+def v9_to_v10(conn: sqlite3.Connection) -> None:
+    """Runs holding an option their model has retired (:meth:`RunConfig.upgraded`): config and
+    hash rewritten in today's terms, after their recorded hash is checked."""
+    from aebench import models
+    from aebench.config.run import RunConfig
+
+    rows = conn.execute("SELECT id, suite, run_name, config FROM runs").fetchall()
+    for run_id, suite, name, text in rows:
+        try:
+            data = _stored_config(text)
+            recorded = data.get("resolved_options")
+            model = data.get("model")
+            if not isinstance(recorded, dict) or not isinstance(model, str):
+                continue  # nothing recorded to upgrade
+            if models.upgrade_options(model, recorded) == recorded:
+                continue
+            cfg = RunConfig.from_dict(data)  # checks the recorded hash, then upgrades
+        except (ValueError, TypeError, AttributeError, UsageError) as err:
+            raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
+        clash = conn.execute(
+            "SELECT run_name FROM runs WHERE suite = ? AND config_hash = ? AND id != ?",
+            (suite, cfg.config_hash, run_id),
+        ).fetchone()
+        if clash is not None:
+            raise UsageError(
+                f"cannot upgrade the store: runs {clash[0]} and {name} of suite {suite!r} are the "
+                "same run once their retired options are written in today's terms; export and "
+                "split it"
+            )
         conn.execute(
             "UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
             (cfg.config_hash, cfg.to_json(), run_id),

@@ -103,7 +103,8 @@ def load_run(
     """Rebuild the model of a saved run and load its weights; returns ``(model, config)``."""
     config = read_config(run_dir)
     try:
-        model = models.create(config["model"], **config["model_config"])
+        options = models.upgrade_options(config["model"], config["model_config"])
+        model = models.create(config["model"], **options)
     except TypeError as err:  # a plugin model without a config class: unknown keyword
         raise UsageError(f"{Path(run_dir) / CONFIG}: model_config does not fit: {err}") from None
     weights = Path(run_dir) / WEIGHTS

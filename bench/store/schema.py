@@ -27,11 +27,12 @@ from aebench.store.migrations import (
     v6_to_v7,
     v7_to_v8,
     v8_to_v9,
+    v9_to_v10,
 )
 
 DEFAULT_STORE = Path("runs") / "aebench.sqlite"
 STORE_ENV = "AEBENCH_STORE"
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 #: Written into the SQLite header (offset 68) so a foreign database is recognised without
 #: opening it through SQLite at all. ASCII "AEB1".
 APPLICATION_ID = 0x41454231
@@ -116,6 +117,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     6: v6_to_v7,
     7: v7_to_v8,
     8: v8_to_v9,
+    9: v9_to_v10,
 }
 
 

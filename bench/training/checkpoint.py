@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from aebench import models
 from aebench.core.atomic import atomic_write
 from aebench.core.errors import UsageError
 
@@ -224,13 +225,16 @@ def restore_state(
     interrupted epoch (None at an epoch boundary). Every field is checked first; any problem is
     a one-line :class:`UsageError`."""
     mine = identity(trainer)
+    theirs = dict(meta)
+    if isinstance(meta.get("model_config"), dict):  # options a model retired since, upgraded
+        theirs["model_config"] = models.upgrade_options(mine["model_name"], meta["model_config"])
     for key in ("model_name", "model_config", "n_train", "dataset"):
         if key == "dataset" and key not in meta:
             continue  # checkpoints before 2026-12 did not record the dataset's name
-        if meta.get(key) != mine[key]:
+        if theirs.get(key) != mine[key]:
             raise UsageError(
                 f"checkpoint {path} belongs to another run ({key} differs: "
-                f"{meta.get(key)!r} vs {mine[key]!r})"
+                f"{theirs.get(key)!r} vs {mine[key]!r})"
             )
     try:
         _check_settings(meta.get("train"), mine["train"], path)
