@@ -244,20 +244,22 @@ def _as_before_mmd_weight(data: dict) -> dict:
     return old
 
 
-def test_an_info_vae_run_stored_with_the_papers_lambda_is_re_evaluated_not_retrained(
-    tmp_path, domain_net, capsys
-):
-    """A store and run folder written before info-vae's ``lam`` (the paper's λ) became
-    ``mmd_weight``: the store upgrades to schema 10, the suite finds the run done, and
-    ``eval --store`` accepts its folder (config.json still says ``lam``) and rebuilds it."""
+def _old_info_vae_store(tmp_path: Path, status: str = "done") -> tuple[Path, Path, int, Path]:
+    """A one-run info-vae store and run folder as aebench wrote them before ``lam`` (the
+    paper's λ) became ``mmd_weight``: schema 9, the row's and config.json's options and hashes
+    of then, the run's status ``status``. Returns the suite, store, run id and run folder."""
     suite, db = tmp_path / "info.toml", tmp_path / "s.sqlite"
     suite.write_text(tiny_suite("info", ["info-vae"], [0], steps=2))
     assert main(["run", str(suite), "--store", str(db), "--quiet"]) == 0
     with sqlite3.connect(db) as conn:
         (run_id, text, folder) = conn.execute("SELECT id, config, artifacts FROM runs").fetchone()
         old = _as_before_mmd_weight(json.loads(text))
-        conn.execute("UPDATE runs SET config_hash = ?, config = ? WHERE id = ?",
-                     (old["config_hash"], json.dumps(old), run_id))  # fmt: skip
+        then = Path(folder).parent / f"{Path(folder).name[:-12]}{old['config_hash'][:12]}"
+        (db.parent / folder).rename(db.parent / then)  # named by the hash of then
+        folder = str(then)
+        conn.execute("UPDATE runs SET config_hash = ?, config = ?, status = ?, artifacts = ? "
+                     "WHERE id = ?", (old["config_hash"], json.dumps(old), status, folder,
+                                      run_id))  # fmt: skip
         conn.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
         conn.execute("PRAGMA user_version = 9")
         conn.execute("DELETE FROM evaluations WHERE family = 'latent'")
@@ -267,7 +269,16 @@ def test_an_info_vae_run_stored_with_the_papers_lambda_is_re_evaluated_not_retra
     model_config = dict(saved["model_config"])
     model_config["lam"] = model_config.pop("mmd_weight") + 1.0
     config_json.write_text(json.dumps({**saved, **old, "model_config": model_config}))
-    weights = file_hashes(db.parent / folder)["model.safetensors"]
+    return suite, db, run_id, db.parent / folder
+
+
+def test_an_info_vae_run_stored_with_the_papers_lambda_is_re_evaluated_not_retrained(
+    tmp_path, domain_net, capsys
+):
+    """The store upgrades to schema 10, the suite finds the old run done, and ``eval --store``
+    accepts its folder (config.json still says ``lam``) and rebuilds the model from it."""
+    suite, db, _, folder = _old_info_vae_store(tmp_path)
+    weights = file_hashes(folder)["model.safetensors"]
     capsys.readouterr()
     assert main(["run", str(suite), "--store", str(db)]) == 0  # upgrades the store first
     assert "already done" in capsys.readouterr().out
@@ -276,4 +287,20 @@ def test_an_info_vae_run_stored_with_the_papers_lambda_is_re_evaluated_not_retra
     assert row["config"]["resolved_options"]["mmd_weight"] == 999.0
     assert main(["eval", "--store", str(db)]) == 0
     assert "1 run(s) gained metrics" in capsys.readouterr().out
-    assert file_hashes(db.parent / folder)["model.safetensors"] == weights  # not retrained
+    assert file_hashes(folder)["model.safetensors"] == weights  # not retrained
+
+
+def test_an_old_info_vae_run_killed_while_evaluated_finishes_in_its_own_folder(
+    tmp_path, domain_net
+):
+    """Killed while it was evaluated, before the upgrade: the upgrade gives the run a new
+    hash, and the run folder is named by the old one. ``aebench run`` evaluates the run in the
+    folder the store recorded instead of training it again in a new one."""
+    suite, db, _, folder = _old_info_vae_store(tmp_path, status="interrupted")
+    weights = file_hashes(folder)["model.safetensors"]
+    assert main(["run", str(suite), "--store", str(db), "--quiet"]) == 0
+    with Store.open(db, readonly=True) as store:
+        (row,) = store.runs()
+    assert row["status"] == "done" and Path(row["artifacts"]) == folder
+    assert file_hashes(folder)["model.safetensors"] == weights  # evaluated, not retrained
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no second folder

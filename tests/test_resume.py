@@ -282,10 +282,9 @@ def test_a_signal_in_the_last_step_still_stops_the_run(tmp_path, model_name):
 
 def test_an_info_vae_checkpoint_recorded_with_the_papers_lambda_resumes(tmp_path):
     """A checkpoint written before info-vae's ``lam`` (the paper's λ, the MMD weighed
-    α + λ − 1) became ``mmd_weight``: the same weights (lam = 1000 is mmd_weight = 999) resume;
-    other weights (lam = 50) are another run's and are refused, the file left alone."""
-    import json
-
+    α + λ − 1) became ``mmd_weight``: at α = 0.5 the same weights (lam = 1000 is
+    mmd_weight = 999.5) resume; other weights (lam = 999.5, i.e. 999) are another run's and
+    are refused, the file left alone."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -299,7 +298,7 @@ def test_an_info_vae_checkpoint_recorded_with_the_papers_lambda_resumes(tmp_path
     path = tmp_path / "ck.safetensors"
 
     def trainer(epochs: int) -> Trainer:
-        model = models.create("info-vae", latent_dim=4)
+        model = models.create("info-vae", latent_dim=4, alpha=0.5, mmd_weight=999.5)
         return Trainer(model, small, TrainConfig(epochs=epochs, quiet=True), "info-vae",
                        checkpoint=path)  # fmt: skip
 
@@ -313,7 +312,7 @@ def test_an_info_vae_checkpoint_recorded_with_the_papers_lambda_resumes(tmp_path
         meta["model_config"]["lam"] = lam
         save_file(load_file(path), str(path), metadata={META_KEY: json.dumps(meta)})
 
-    write_old(50.0)
+    write_old(999.5)
     before = path.read_bytes()
     with pytest.raises(UsageError, match=r"belongs to another run \(model_config differs"):
         trainer(2).fit(resume=True)

@@ -735,3 +735,31 @@ def test_schema_10_writes_info_vaes_retired_lam_as_its_mmd_weight(
     assert moved.options == {"alpha": 0.5, "mmd_weight": 999.5}
     assert moved.resolved_options["mmd_weight"] == 999.5 and half.config_hash not in done
     assert rows[configs[1].run_name]["config_hash"] == configs[1].config_hash
+
+
+def test_schema_10_leaves_rows_it_has_nothing_to_upgrade_in_as_they_were(
+    db: Path, configs: list[RunConfig]
+) -> None:
+    """A damaged row of another model (config ``null``) has nothing to upgrade: the store
+    still upgrades, and the row is left byte for byte; a damaged retired option in a config
+    read back is one line, not a traceback."""
+    fill(db, configs, 2)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET config = 'null' WHERE run_name = ?", (configs[1].run_name,))
+    conn.close()
+    _as_schema(db, 9)
+    with Store.open(db) as store, store.lock():
+        assert store.schema_version == store_mod.SCHEMA_VERSION
+    with sqlite3.connect(db) as conn:
+        (text,) = conn.execute(
+            "SELECT config FROM runs WHERE run_name = ?", (configs[1].run_name,)
+        ).fetchone()
+    conn.close()
+    assert text == "null"
+    info = json.loads(dataclasses.replace(configs[0], model="info-vae").to_json())
+    info.pop("config_hash")
+    info["resolved_options"] = {**info["resolved_options"], "lam": "x"}
+    info["resolved_options"].pop("mmd_weight")
+    with pytest.raises(UsageError, match="malformed run config") as err:
+        RunConfig.from_dict(info)
+    assert "\n" not in str(err.value)

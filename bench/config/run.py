@@ -210,12 +210,14 @@ class RunConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+    def from_dict(cls, data: Mapping[str, Any], upgrade: bool = True) -> RunConfig:
         """Rebuild a config stored by :meth:`to_dict` (the store, a run folder's config).
 
         Also reads the flat layout stores held before the config tree (``budget``,
         ``batch_size``, ``seed``, ``device`` at the top). Raises :class:`UsageError` if the
-        data is malformed or was edited so that its recorded hash no longer matches.
+        data is malformed or was edited so that its recorded hash no longer matches. Options
+        a model has retired come back in today's terms (:meth:`upgraded`) unless ``upgrade``
+        is False (the store's older schema upgrades, which check hashes of their time).
         """
         try:
             if "train" in data:
@@ -254,7 +256,10 @@ class RunConfig:
                 f"run config {cfg.run_name}: recorded hash {str(recorded)[:12]} does not match "
                 f"its fields ({cfg.short_hash}); the config was edited"
             )
-        return cfg.upgraded()
+        try:
+            return cfg.upgraded() if upgrade else cfg
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"malformed run config: {err!r}") from None
 
     def upgraded(self) -> RunConfig:
         """This config with model options an older aebench recorded in today's names and

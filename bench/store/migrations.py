@@ -86,7 +86,7 @@ def v1_to_v2(conn: sqlite3.Connection) -> None:
         try:
             data = _stored_config(text)
             recorded = data.pop("config_hash", None)
-            cfg = RunConfig.from_dict(data)
+            cfg = RunConfig.from_dict(data, upgrade=False)
             v1_hash = _v1_hash(cfg, data.get("metrics"))
         except (ValueError, TypeError, UsageError) as err:
             raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
@@ -138,7 +138,7 @@ def v2_to_v3(conn: sqlite3.Connection) -> None:
                 continue
             data["model_options"] = {**options, **missing}
             data.pop("config_hash", None)  # re-derived below, from the options it trained with
-            cfg = RunConfig.from_dict(data)
+            cfg = RunConfig.from_dict(data, upgrade=False)
         except (ValueError, TypeError, AttributeError, UsageError) as err:
             raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
         clash = conn.execute(
@@ -184,7 +184,7 @@ def v4_to_v5(conn: sqlite3.Connection) -> None:
                     "--plugin FILE ...) and run the command again"
                 )
             data.pop("resolved_options", None)
-            cfg = RunConfig.from_dict(data)  # checks the recorded (version 2) hash first
+            cfg = RunConfig.from_dict(data, upgrade=False)  # checks the version-2 hash
             new_hash = cfg.config_hash
         except (ValueError, TypeError, AttributeError, UsageError) as err:
             raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
@@ -236,7 +236,7 @@ def v8_to_v9(conn: sqlite3.Connection) -> None:
             data = _stored_config(text)
             if not (folder_is_data(str(data.get("dataset"))) and data.get("data_dir")):
                 continue
-            cfg = RunConfig.from_dict(data)  # checks the recorded hash (without the folder)
+            cfg = RunConfig.from_dict(data, upgrade=False)  # checks the folder-less hash
         except (ValueError, TypeError, AttributeError, UsageError) as err:
             raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
         conn.execute(
@@ -255,14 +255,14 @@ def v9_to_v10(conn: sqlite3.Connection) -> None:
     for run_id, suite, name, text in rows:
         try:
             data = _stored_config(text)
-            recorded = data.get("resolved_options")
-            model = data.get("model")
-            if not isinstance(recorded, dict) or not isinstance(model, str):
-                continue  # nothing recorded to upgrade
+            recorded, model = data.get("resolved_options"), data.get("model")
             if models.upgrade_options(model, recorded) == recorded:
                 continue
+        except (ValueError, TypeError, AttributeError, UsageError):
+            continue  # nothing here to upgrade (a damaged row stays as it was)
+        try:
             cfg = RunConfig.from_dict(data)  # checks the recorded hash, then upgrades
-        except (ValueError, TypeError, AttributeError, UsageError) as err:
+        except UsageError as err:
             raise UsageError(f"cannot upgrade the store: run {run_id} ({name}): {err}") from None
         clash = conn.execute(
             "SELECT run_name FROM runs WHERE suite = ? AND config_hash = ? AND id != ?",

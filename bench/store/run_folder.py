@@ -105,7 +105,7 @@ def load_run(
     try:
         options = models.upgrade_options(config["model"], config["model_config"])
         model = models.create(config["model"], **options)
-    except TypeError as err:  # a plugin model without a config class: unknown keyword
+    except (TypeError, ValueError) as err:  # an unknown keyword; a damaged retired option
         raise UsageError(f"{Path(run_dir) / CONFIG}: model_config does not fit: {err}") from None
     weights = Path(run_dir) / WEIGHTS
     try:
