@@ -83,13 +83,19 @@ def test_vae_kl_term_is_the_closed_form_of_its_posterior():
 
 
 def test_models_declare_their_samplers():
+    """Every built-in model names its samplers and its default in its own class (not by
+    inheritance, which would let a new model silently take its parent's), every name a
+    registered sampler, the default among them."""
     vae, ae = models.create("vae"), models.create("ae")
     assert vae.default_sampler == "prior" and vae.samplers[0] == "prior"
     assert ae.default_sampler == "gaussian" and "gmm" in ae.samplers
     from aebench.metrics import samplers
 
-    for m in (vae, ae, models.create("vae-gan")):
-        assert all(name in samplers.available() for name in m.samplers)
+    for name in BUILTIN:
+        cls = models.get(name)[0]
+        assert {"samplers", "default_sampler"} <= set(vars(cls)), name
+        assert cls.default_sampler in cls.samplers, name
+        assert all(s in samplers.available() for s in cls.samplers), name
 
 
 @pytest.mark.parametrize("name", BUILTIN)

@@ -23,6 +23,8 @@ from aebench.models.registry import register
 @register("ae")
 class AE(GenerativeAutoencoder):
     family = "deterministic AE"
+    default_sampler = "gaussian"  #: one Gaussian fitted to the training codes
+    samplers = ("gaussian", "normal", "gmm")
     fits_prior = True
 
     def __init__(

@@ -21,6 +21,8 @@ by MSS whichever estimator trains. Read that one as the model's total correlatio
 weights sum to 1/N, so its TC reads high by about (d − 1)·log N nats, a shift that leaves the
 gradient alone but the value unreadable (docs/models.md).
 
+Samplers: ``prior`` (decoded N(0, I) draws, the default, as the VAE) and ``gmm``.
+
 Defaults and where they come from: α = γ = 1 and β = 6, the authors' example command; MWS.
 Adam at lr 1e-3, as in the authors' code.
 
@@ -98,6 +100,8 @@ def decompose(pairs: torch.Tensor, z: torch.Tensor, log_w: torch.Tensor) -> dict
 class BetaTCVAE(VAE):
     config_class = BetaTCVAEConfig
     _name = "beta-tcvae"
+    default_sampler = "prior"  #: N(0, I), as the VAE
+    samplers = ("prior", "gmm")
 
     def dataset_size(self, batch: int) -> int:
         """N: the training set's size as the harness reports it; the batch's own size outside

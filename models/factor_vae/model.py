@@ -71,6 +71,8 @@ class FactorVAE(VAE):
     batches_per_step = 2
     config_class = FactorVAEConfig
     _name = "factor-vae"
+    default_sampler = "prior"  #: N(0, I), as the VAE
+    samplers = ("prior", "gmm")
 
     def __init__(
         self,

@@ -15,7 +15,8 @@ multiplier beside the information preference) and as ``wae-mmd``'s ``mmd_weight`
 map as λ = α + λ_paper − 1. The MMD is the unbiased estimate between the batch's
 reparameterised codes and as many prior draws, with the multi-scale inverse multiquadratic
 kernel of ``models/mmd.py``, the code ``wae-mmd`` uses. The loss reports ``recon``, ``kl``
-(closed form, per image) and ``mmd``.
+(closed form, per image) and ``mmd``. Samplers: ``prior`` (decoded N(0, I) draws, the default)
+and ``gmm``.
 
 Defaults and where they come from: α = 0 and λ = 999, the paper's MMD-InfoVAE setting
 (α = 0, λ_paper = 1000: a large weight because a batch's MMD² is small next to the per-image
@@ -49,6 +50,8 @@ from aebench.models.vae.model import VAE
 class InfoVAE(VAE):
     config_class = InfoVAEConfig
     _name = "info-vae"
+    default_sampler = "prior"  #: N(0, I), the prior the MMD pulls the codes to
+    samplers = ("prior", "gmm")
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         mu, logvar = self.moments(x)

@@ -11,7 +11,7 @@ latent metrics, which see only ``posterior``, ``prior`` and ``log_likelihood``, 
 standard ELBO and the importance-weighted NLL (``iw_k`` samples: 500 by default, 5,000 under the
 ``burda2015-mnist`` protocol), so the gap between the bound and the ELBO stays visible
 (``iw_gain``: the two on the same test images and draws).
-Samples decode draws from the prior N(0, I), as the VAE's do.
+Samplers: ``prior`` (decoded N(0, I) draws, the default, as the VAE's) and ``gmm``.
 
 Defaults: K = 5 (the paper trains with 1, 5 and 50: ``-o k=50``), Adam at lr 1e-3.
 
@@ -42,6 +42,8 @@ LOG_2PI = math.log(2 * math.pi)
 class IWAE(VAE):
     config_class = IWAEConfig
     _name = "iwae"
+    default_sampler = "prior"  #: N(0, I), as the VAE
+    samplers = ("prior", "gmm")
 
     @property
     def decodes_per_image(self) -> int:

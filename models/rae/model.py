@@ -148,6 +148,8 @@ class RAEGP(RAEL2):
 
     loss_needs_grad = True  # the penalty differentiates the decoder, in evaluation too
     _name = "rae-gp"
+    default_sampler = "gmm"  #: the ex-post GMM, as rae-l2
+    samplers = ("gmm", "gaussian")
 
     def __init__(
         self, encoder: nn.Module | None = None, decoder: nn.Module | None = None, **kwargs: Any

@@ -48,6 +48,7 @@ from aebench.models.vae.model import VAE
 class TwoStageVAE(VAE):
     family = "two-stage"
     config_class = TwoStageVAEConfig
+    default_sampler = "prior"  #: its own sample(): the second stage's codes, decoded
     samplers = ("prior", "normal", "gmm")
     _name = "two-stage-vae"
 

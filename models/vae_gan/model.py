@@ -66,6 +66,8 @@ from aebench.models.vae_gan.config import VAEGANConfig
 @register("vae-gan")
 class VAEGAN(VAE):
     family = "adversarial"
+    default_sampler = "prior"  #: N(0, I), as the VAE
+    samplers = ("prior", "gmm")
 
     def __init__(
         self,

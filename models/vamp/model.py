@@ -49,6 +49,8 @@ LOG_2PI = math.log(2 * math.pi)
 class VampVAE(VAE):
     config_class = VampConfig
     _name = "vamp"
+    default_sampler = "prior"  #: the learned mixture of the pseudo-inputs' posteriors
+    samplers = ("prior", "gmm")
 
     def __init__(
         self, encoder: nn.Module | None = None, decoder: nn.Module | None = None, **kwargs: Any
