@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import platform
 import re
 import shutil
 import subprocess
@@ -305,6 +306,13 @@ def test_header_says_where_the_numbers_come_from(report) -> None:
     for needle in ("report-test", "mnist-5k", "1 epochs", "3 (0, 1, 2)", "cpu", "0123456789ab"):
         assert needle in md, needle
     assert "Packages: numpy 9.1, scikit-learn 9.2" in md.replace("*", "")
+    # the CPU as the run folders recorded it (the runs' host is not this one): its model, and
+    # the instruction set PyTorch's kernels chose there, on which the last digits depend
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
+    cpu = f"{names[0] if names else platform.machine()} "
+    assert f"CPU: {cpu}({torch.backends.cpu.get_cpu_capability()} kernels)" in md.replace("*", "")
 
 
 # -- figures ---------------------------------------------------------------------------------

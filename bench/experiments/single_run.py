@@ -7,7 +7,6 @@ and the suite runner, so both produce identical run folders.
 from __future__ import annotations
 
 import contextlib
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from aebench.store.run_folder import (
     save_run,
     write_json_atomic,
 )
+from aebench.store.schema import cpu_name
 from aebench.training.probe import step_on_copy
 from aebench.training.stages import fit_stages
 
@@ -43,10 +43,13 @@ N_GRID_RECON = 32
 
 def run_environment(device: torch.device) -> dict[str, Any]:
     """What produced the numbers: the store's environment record (git commit, versions,
-    device, threads, host) plus the CPU, the CPU allocator setting (bench/core/allocator.py) and, on
-    CUDA, the GPU name."""
+    device, threads, host) plus the CPU's model and the instruction set PyTorch's CPU kernels
+    use on it (``cpu_capability``: AVX2, AVX512, ...; another one sums in another order, so
+    the same seed gives numbers that differ in their last digits), the CPU allocator setting
+    (bench/core/allocator.py) and, on CUDA, the GPU name."""
     env = store_environment(str(device))
-    env["cpu"] = platform.processor() or platform.machine()
+    env["cpu"] = cpu_name()
+    env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     env["allocator"] = allocator_state()
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)

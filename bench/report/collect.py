@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import platform
 import re
 import socket
 import sqlite3
@@ -324,8 +325,10 @@ def _header(suite: str, rows: list[dict[str, Any]]) -> dict[str, str]:
     env = _artifact_env(rows)
     hosts = {r.get("host") for r in rows}
     cpu = str(env.get("cpu") or "")
-    if hosts == {socket.gethostname()}:
-        cpu = cpu_name()  # the runs were made on this machine: name its CPU properly
+    if cpu in ("", platform.machine()) and hosts == {socket.gethostname()}:
+        cpu = cpu_name()  # runs before 2026-12-06 recorded only the architecture; made here
+    if cpu and env.get("cpu_capability"):
+        cpu = f"{cpu} ({env['cpu_capability']} kernels)"
     ended = sorted(str(r["ended_at"]) for r in rows if r.get("ended_at"))
     date = f"{ended[0][:10]} – {ended[-1][:10]}" if ended else "unknown"
     if ended and ended[0][:10] == ended[-1][:10]:
