@@ -266,7 +266,7 @@ class RunConfig:
         meanings (:func:`aebench.models.upgrade_options`), so its hash is the one the same run
         gets today; itself when nothing changed. The overrides gain every option whose value
         the upgrade made differ from today's default."""
-        if self.resolved is None or self.model not in models.available():
+        if self.resolved is None:
             return self
         before = self.resolved_options
         after = models.upgrade_options(self.model, before)

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aebench.core.errors import UsageError
-from aebench.store.artifacts import resolve_artifacts, stored_artifacts
+from aebench.store.artifacts import stored_artifacts
 from aebench.store.files import (
     _check_header,
     _connect,
@@ -230,19 +230,6 @@ class Store(StoreQueries, WriterLock):
                 )
                 added += cur.rowcount
             return added
-
-    def artifacts_dir(self, cfg: RunConfig) -> Path:
-        """Where a run's files (model, images, history) go: beside the store, one per run; the
-        folder an earlier attempt of this run recorded, where it still exists, so a run whose
-        hash an upgrade rewrote (schemas 9, 10) resumes from its checkpoint there."""
-        row = self._conn.execute(
-            "SELECT artifacts FROM runs WHERE suite = ? AND config_hash = ?",
-            (cfg.suite, cfg.config_hash),
-        ).fetchone()
-        earlier = resolve_artifacts(row[0], self.path) if row is not None else None
-        if earlier is not None and Path(earlier).is_dir():
-            return Path(earlier)
-        return self.path.parent / "artifacts" / cfg.suite / f"{cfg.run_name}-{cfg.short_hash}"
 
     def mark_running(
         self,

@@ -21,12 +21,27 @@ from aebench.store.schema import STATUSES
 if TYPE_CHECKING:
     import pandas as pd
 
+    from aebench.config.run import RunConfig
+
 
 class StoreQueries:
     """The read-only half of :class:`aebench.store.database.Store`."""
 
     _conn: sqlite3.Connection
     path: Path
+
+    def artifacts_dir(self, cfg: RunConfig) -> Path:
+        """Where a run's files (model, images, history) go: beside the store, one per run; the
+        folder an earlier attempt of this run recorded, where it still exists, so a run whose
+        hash an upgrade rewrote (schemas 9, 10) resumes from its checkpoint there."""
+        row = self._conn.execute(
+            "SELECT artifacts FROM runs WHERE suite = ? AND config_hash = ?",
+            (cfg.suite, cfg.config_hash),
+        ).fetchone()
+        earlier = resolve_artifacts(row[0], self.path) if row is not None else None
+        if earlier is not None and Path(earlier).is_dir():
+            return Path(earlier)
+        return self.path.parent / "artifacts" / cfg.suite / f"{cfg.run_name}-{cfg.short_hash}"
 
     def done_hashes(self, suite: str | None = None) -> set[str]:
         """Config hashes of runs finished ``done`` (in ``suite``, or in any suite)."""
